@@ -1,0 +1,373 @@
+//! The command line (docs/contracts.md): parses arguments, loads the config, opens the store,
+//! runs the pipeline, prints what the user needs and maps the outcome to the exit code.
+//!
+//! Exit codes: 0 all good; 1 the run finished but some sources or outputs failed (or `parse`
+//! could not read its input); 2 fatal (config invalid, store unusable, usage); 3 another run
+//! holds the lock.
+
+use std::fs::{File, TryLockError};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use chrono::Utc;
+use clap::{Parser, Subcommand, ValueEnum};
+use url::Url;
+
+use crate::config::{Config, Location, Settings};
+use crate::fetch::{FetchOutcome, Fetcher, Validators};
+use crate::pipeline::{self, Ctx, RunReport};
+use crate::store::SqliteStore;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "feedloom",
+    version,
+    about = "Pull feeds, normalise every item, republish merged feeds"
+)]
+struct Cli {
+    /// The config file.
+    #[arg(
+        long,
+        global = true,
+        env = "FEEDLOOM_CONFIG",
+        default_value = "config.toml"
+    )]
+    config: PathBuf,
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// One run for cron: fetch the due sources, store their items, republish what changed.
+    Refresh {
+        /// Fetch every source, due or not (still with conditional requests).
+        #[arg(long)]
+        force: bool,
+        /// Only this source (repeatable).
+        #[arg(long = "source", value_name = "NAME")]
+        sources: Vec<String>,
+        /// Print a machine-readable run report on stdout.
+        #[arg(long, value_enum)]
+        report: Option<ReportFormat>,
+    },
+    /// Rewrite every output from the store without fetching.
+    Publish,
+    /// Parse and normalise one document and print it; stores nothing.
+    Parse {
+        /// A file path or an http(s) URL.
+        input: String,
+        /// Print the JSON contract form.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the config file.
+    Check,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ReportFormat {
+    Json,
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("feedloom: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("feedloom: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let default = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "error",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FEEDLOOM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("feedloom={default}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+async fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Check => Ok(check(&cli.config)),
+        Command::Parse { input, json } => parse(&input, json).await,
+        Command::Refresh {
+            force,
+            sources,
+            report,
+        } => refresh(&cli.config, force, sources, report).await,
+        Command::Publish => publish(&cli.config).await,
+    }
+}
+
+fn load(path: &Path) -> Result<Config, u8> {
+    Config::load(path).map_err(|e| {
+        eprintln!("{e}");
+        2
+    })
+}
+
+fn check(path: &Path) -> u8 {
+    match load(path) {
+        Ok(c) => {
+            println!(
+                "{}: ok ({} sources, {} feeds)",
+                path.display(),
+                c.sources.len(),
+                c.feeds.len()
+            );
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+/// Holds the run lock: an OS lock on a file beside the database, so a crashed run never blocks
+/// the next one.
+struct RunLock {
+    _file: File,
+}
+
+fn lock(config: &Config) -> Result<Option<RunLock>> {
+    let path = PathBuf::from(format!("{}.lock", config.settings.database));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("open lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(RunLock { _file: file })),
+        Err(TryLockError::WouldBlock) => Ok(None),
+        Err(TryLockError::Error(e)) => Err(e).with_context(|| format!("lock {}", path.display())),
+    }
+}
+
+async fn open(config: Config) -> Result<Arc<Ctx<SqliteStore>>> {
+    if config.settings.database.contains("://") {
+        anyhow::bail!(
+            "database {:?}: only SQLite files are supported by this build",
+            config.settings.database
+        );
+    }
+    let store = SqliteStore::open(Path::new(&config.settings.database))?;
+    std::fs::create_dir_all(&config.settings.output_dir).with_context(|| {
+        format!(
+            "output_dir {} is not writable",
+            config.settings.output_dir.display()
+        )
+    })?;
+    let fetcher = Fetcher::new(&config.settings)?;
+    Ok(Arc::new(Ctx {
+        config: Arc::new(config),
+        store,
+        fetcher,
+    }))
+}
+
+async fn refresh(
+    path: &Path,
+    force: bool,
+    only: Vec<String>,
+    report_format: Option<ReportFormat>,
+) -> Result<u8> {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    for name in &only {
+        if config.source(name).is_none() {
+            eprintln!(
+                "feedloom: --source {name}: no such source in {}",
+                path.display()
+            );
+            return Ok(2);
+        }
+    }
+    let Some(_lock) = lock(&config)? else {
+        eprintln!(
+            "feedloom: another run holds the lock on {}.lock; not starting",
+            config.settings.database
+        );
+        return Ok(3);
+    };
+    let ctx = open(config).await?;
+    let started = Utc::now();
+    let clock = std::time::Instant::now();
+    let sources = pipeline::refresh(ctx.clone(), &only, force, started).await?;
+    let pruned = pipeline::prune(&ctx, started).await?;
+    let publish = pipeline::publish_all(&ctx, started).await?;
+    let report = RunReport {
+        started,
+        millis: clock.elapsed().as_millis() as u64,
+        sources,
+        pruned,
+        publish,
+    };
+    for s in report.failed_sources() {
+        eprintln!(
+            "feedloom: source {}: {}",
+            s.source,
+            s.error.as_deref().unwrap_or("failed")
+        );
+    }
+    for f in &report.publish.failed {
+        eprintln!("feedloom: {f}");
+    }
+    if let Some(ReportFormat::Json) = report_format {
+        print_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
+    }
+    let failed = report.failed_sources().next().is_some() || !report.publish.failed.is_empty();
+    Ok(u8::from(failed))
+}
+
+async fn publish(path: &Path) -> Result<u8> {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let Some(_lock) = lock(&config)? else {
+        eprintln!("feedloom: another run holds the lock; not publishing");
+        return Ok(3);
+    };
+    let ctx = open(config).await?;
+    let report = pipeline::publish_all(&ctx, Utc::now()).await?;
+    for f in &report.failed {
+        eprintln!("feedloom: {f}");
+    }
+    Ok(u8::from(!report.failed.is_empty()))
+}
+
+async fn parse(input: &str, json: bool) -> Result<u8> {
+    let (location, url) = if input.starts_with("http://") || input.starts_with("https://") {
+        match Url::parse(input) {
+            Ok(u) => (Location::Http(u.clone()), Some(u)),
+            Err(e) => {
+                eprintln!("feedloom: parse {input}: not a URL: {e}");
+                return Ok(1);
+            }
+        }
+    } else if let Some(p) = input
+        .strip_prefix("file:")
+        .and_then(|_| Url::parse(input).ok())
+        .and_then(|u| u.to_file_path().ok())
+    {
+        (Location::File(p), None)
+    } else {
+        (Location::File(PathBuf::from(input)), None)
+    };
+    // A person naming a document on the command line may name a local server.
+    let settings = Settings {
+        allow_private_networks: true,
+        ..Settings::default()
+    };
+    let fetcher = Fetcher::new(&settings)?;
+    let fetched = match fetcher.fetch(&location, &Validators::default()).await {
+        Ok(FetchOutcome::Modified(f)) => f,
+        Ok(FetchOutcome::NotModified { .. }) => {
+            eprintln!("feedloom: parse {input}: unexpected 304 Not Modified");
+            return Ok(1);
+        }
+        Err(e) => {
+            eprintln!("feedloom: parse {e}");
+            return Ok(1);
+        }
+    };
+    let final_url = url.and_then(|_| Url::parse(&fetched.final_location).ok());
+    let parsed = match pipeline::parse_document(
+        &fetched.body,
+        fetched.content_type.as_deref(),
+        final_url,
+        None,
+        Utc::now(),
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("feedloom: parse {input}: {e}");
+            return Ok(1);
+        }
+    };
+    let mut text = String::new();
+    if json {
+        // Through Value so keys come out sorted: stable, diffable output.
+        let value = serde_json::to_value(&parsed)?;
+        text = serde_json::to_string_pretty(&value)?;
+        text.push('\n');
+    } else {
+        use std::fmt::Write as _;
+        let f = &parsed.feed;
+        writeln!(
+            text,
+            "{} ({}, {} via {}): {} items",
+            f.title.as_deref().unwrap_or("(untitled)"),
+            f.format.as_str(),
+            f.encoding,
+            f.encoding_from,
+            parsed.items.len()
+        )?;
+        for it in &parsed.items {
+            writeln!(
+                text,
+                "  {}  {}  {}",
+                it.date()
+                    .map_or_else(|| "(no date)".into(), |d| d.to_rfc3339()),
+                it.title,
+                it.link.as_deref().unwrap_or("")
+            )?;
+        }
+    }
+    print_stdout(&text)?;
+    Ok(0)
+}
+
+/// Writes to stdout; a closed pipe (`feedloom parse x | head`) is not an error.
+fn print_stdout(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,278 @@
+//! HTTP(S) with reqwest: conditional GET (`If-None-Match`, `If-Modified-Since`), gzip/br/deflate,
+//! a total timeout, a cap on the decoded body (counted while streaming, so a compression bomb
+//! stops at the cap), a redirect cap that never downgrades https to http, and a guard that
+//! refuses loopback, private and link-local addresses (also after redirects and DNS) unless
+//! `allow_private_networks` is set.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use reqwest::header::{
+    CONTENT_LENGTH, CONTENT_TYPE, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
+    RETRY_AFTER,
+};
+use reqwest::{StatusCode, redirect};
+use url::{Host, Url};
+
+use super::{FetchError, FetchOutcome, Fetched, Validators};
+use crate::config::Settings;
+
+#[derive(Clone)]
+pub struct HttpFetcher {
+    client: reqwest::Client,
+    allow_private: bool,
+    max_body_bytes: u64,
+    timeout: Duration,
+}
+
+/// True for addresses a public feed never lives on: loopback, private, link-local, CGNAT,
+/// unspecified, multicast, documentation and unique-local ranges.
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || o[0] == 0
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+fn private_literal(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => is_private(IpAddr::V4(ip)),
+        Some(Host::Ipv6(ip)) => is_private(IpAddr::V6(ip)),
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost"),
+        None => true,
+    }
+}
+
+/// A resolver that drops private addresses, so a public name pointing at 127.0.0.1 is refused.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| !is_private(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!(
+                    "{host} resolves only to private or loopback addresses \
+                     (set settings.allow_private_networks = true to allow them)"
+                )
+                .into());
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Fails only when another provider is installed already, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+impl HttpFetcher {
+    pub fn new(settings: &Settings) -> Result<HttpFetcher, FetchError> {
+        install_crypto_provider();
+        let max_redirects = settings.max_redirects;
+        let allow_private = settings.allow_private_networks;
+        let policy = redirect::Policy::custom(move |attempt| {
+            let prev = attempt.previous().last().cloned();
+            let next = attempt.url().clone();
+            if attempt.previous().len() > max_redirects {
+                attempt.error(format!("more than {max_redirects} redirects"))
+            } else if !matches!(next.scheme(), "http" | "https") {
+                attempt.error(format!("redirect to a {} URL", next.scheme()))
+            } else if prev.is_some_and(|p| p.scheme() == "https") && next.scheme() == "http" {
+                attempt.error("redirect from https to http")
+            } else if !allow_private && private_literal(&next) {
+                attempt.error("redirect to a private or loopback address")
+            } else {
+                attempt.follow()
+            }
+        });
+        let mut builder = reqwest::Client::builder()
+            .user_agent(settings.user_agent.clone())
+            .timeout(settings.fetch_timeout)
+            .connect_timeout(settings.fetch_timeout.min(Duration::from_secs(10)))
+            .redirect(policy)
+            .gzip(true)
+            .brotli(true)
+            .deflate(true)
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(4);
+        if !allow_private {
+            builder = builder.dns_resolver(Arc::new(PublicOnly));
+        }
+        let client = builder.build().map_err(|source| FetchError::Network {
+            url: String::new(),
+            source,
+        })?;
+        Ok(HttpFetcher {
+            client,
+            allow_private,
+            max_body_bytes: settings.max_body_bytes,
+            timeout: settings.fetch_timeout,
+        })
+    }
+
+    pub async fn fetch(&self, url: &Url, old: &Validators) -> Result<FetchOutcome, FetchError> {
+        if !self.allow_private && private_literal(url) {
+            return Err(FetchError::Refused {
+                url: url.to_string(),
+                reason: "private or loopback address (set settings.allow_private_networks = true \
+                         to allow it)"
+                    .into(),
+            });
+        }
+        let mut req = self.client.get(url.clone());
+        if let Some(etag) = &old.etag {
+            req = req.header(IF_NONE_MATCH, etag);
+        }
+        if let Some(lm) = &old.last_modified {
+            req = req.header(IF_MODIFIED_SINCE, lm);
+        }
+        let net = |source: reqwest::Error| self.map_error(url, source);
+        let mut resp = req.send().await.map_err(net)?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let validators = Validators {
+            etag: header(&headers, ETAG),
+            last_modified: header(&headers, LAST_MODIFIED),
+        };
+        if status == StatusCode::NOT_MODIFIED {
+            // A 304 need not repeat the validators; keep the ones we sent.
+            let validators = if validators.is_empty() {
+                old.clone()
+            } else {
+                validators
+            };
+            return Ok(FetchOutcome::NotModified { validators });
+        }
+        if !status.is_success() {
+            return Err(FetchError::Status {
+                url: url.to_string(),
+                code: status.as_u16(),
+                retry_after: header(&headers, RETRY_AFTER).and_then(|v| parse_retry_after(&v)),
+            });
+        }
+        let final_url = resp.url().to_string();
+        let too_large = || FetchError::TooLarge {
+            url: url.to_string(),
+            limit: self.max_body_bytes,
+        };
+        // Content-Length counts encoded bytes; it is only a first, cheap check.
+        if let Some(len) = header(&headers, CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok())
+            && len > self.max_body_bytes
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(net)? {
+            if (body.len() + chunk.len()) as u64 > self.max_body_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(FetchOutcome::Modified(Fetched {
+            body: body.into(),
+            content_type: header(&headers, CONTENT_TYPE),
+            final_location: final_url,
+            validators,
+            status: status.as_u16(),
+        }))
+    }
+
+    fn map_error(&self, url: &Url, source: reqwest::Error) -> FetchError {
+        if source.is_timeout() {
+            FetchError::Timeout {
+                url: url.to_string(),
+                seconds: self.timeout.as_secs(),
+            }
+        } else {
+            FetchError::Network {
+                url: url.to_string(),
+                source,
+            }
+        }
+    }
+}
+
+fn header(headers: &HeaderMap, name: reqwest::header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// `Retry-After` as seconds: a number of seconds or an HTTP date (RFC 9110 §10.2.3).
+/// Malformed values give `None`.
+pub fn parse_retry_after(v: &str) -> Option<u64> {
+    if let Ok(n) = v.trim().parse::<u64>() {
+        return Some(n);
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
+    let secs = (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds();
+    Some(secs.max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_ranges() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.4",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "2606:4700::1111", "8.8.8.8"] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("120"), Some(120));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(0));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}

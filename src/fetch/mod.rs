@@ -1,0 +1,116 @@
+//! `(&Source, &Validators) → FetchOutcome`: bytes from a source, never parsed here.
+//!
+//! HTTP(S) goes through [`http`] (conditional GET, timeout, body cap, redirect cap, private-address
+//! guard); local paths and `file://` URLs through [`file`], which derives validators from the
+//! file's size and mtime so an unchanged file is "not modified" too.
+
+pub mod file;
+pub mod http;
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Location, Settings};
+
+/// What the source said last time, sent back for a conditional request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+}
+
+/// A body that came back.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub body: Bytes,
+    /// The `Content-Type` header (HTTP only).
+    pub content_type: Option<String>,
+    /// Where the body came from after redirects (a URL or a path).
+    pub final_location: String,
+    pub validators: Validators,
+    /// HTTP status (200 for files).
+    pub status: u16,
+}
+
+#[derive(Debug)]
+pub enum FetchOutcome {
+    Modified(Fetched),
+    NotModified { validators: Validators },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{url}: HTTP status {code}")]
+    Status {
+        url: String,
+        code: u16,
+        /// Seconds from a `Retry-After` header, when one came.
+        retry_after: Option<u64>,
+    },
+    #[error("{url}: body exceeds {limit} bytes")]
+    TooLarge { url: String, limit: u64 },
+    #[error("{url}: no answer within {seconds} s")]
+    Timeout { url: String, seconds: u64 },
+    #[error("{url}: refused: {reason}")]
+    Refused { url: String, reason: String },
+    #[error("{url}: {source}")]
+    Network {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Fetches sources over HTTP(S) and from files. Cheap to clone (shares one connection pool).
+#[derive(Clone)]
+pub struct Fetcher {
+    http: http::HttpFetcher,
+    max_body_bytes: u64,
+}
+
+impl Fetcher {
+    pub fn new(settings: &Settings) -> Result<Fetcher, FetchError> {
+        Ok(Fetcher {
+            http: http::HttpFetcher::new(settings)?,
+            max_body_bytes: settings.max_body_bytes,
+        })
+    }
+
+    /// Fetches one location, conditionally when `validators` has something.
+    pub async fn fetch(
+        &self,
+        location: &Location,
+        validators: &Validators,
+    ) -> Result<FetchOutcome, FetchError> {
+        match location {
+            Location::Http(url) => self.http.fetch(url, validators).await,
+            Location::File(path) => {
+                let path = path.clone();
+                let validators = validators.clone();
+                let limit = self.max_body_bytes;
+                tokio::task::spawn_blocking(move || file::fetch(&path, &validators, limit))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(FetchError::Io {
+                            path: PathBuf::new(),
+                            source: std::io::Error::other(e),
+                        })
+                    })
+            }
+        }
+    }
+}

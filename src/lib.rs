@@ -1,0 +1,23 @@
+//! feedloom: pulls feeds, normalises every item, republishes merged feeds.
+//!
+//! ```text
+//!  config ─┐
+//!          ▼
+//!  fetch ─▶ decode ─▶ parse ─▶ normalize ─▶ store ─▶ select ─▶ publish ─▶ public/*.{rss,atom,json}
+//!  (bytes)  (UTF-8)   (RawFeed) (Item)      (SQLite)  (per [[feed]])
+//! ```
+//!
+//! Each stage is a module with plain functions; only [`pipeline`] composes them, and the CLI
+//! ([`cli`]) drives the pipeline. A stage never imports another stage.
+
+pub mod cli;
+pub mod config;
+pub mod decode;
+pub mod fetch;
+pub mod model;
+pub mod normalize;
+pub mod parse;
+pub mod pipeline;
+pub mod publish;
+pub mod select;
+pub mod store;

@@ -1,0 +1,232 @@
+//! HTML in items: the allow-list sanitiser (always the last step), plain text out of HTML, and
+//! HTML out of plain text.
+//!
+//! Sanitising keeps a conservative set of structural tags (ammonia's defaults plus `srcset`),
+//! drops `script`/`style` with their content, event handlers and every URL that is not
+//! http(s) or mailto, resolves relative `href`/`src`/`srcset` against the item's base, strips
+//! tracking parameters from them and adds `rel="noopener noreferrer"` to links.
+
+use std::borrow::Cow;
+
+use ego_tree::NodeRef;
+use scraper::{Html, Node};
+use url::Url;
+
+use super::url::absolute;
+
+/// Sanitises `html`; relative URLs are resolved against `base` or dropped when there is none.
+pub fn sanitize(html: &str, base: Option<&Url>) -> String {
+    let filter_base = base.cloned();
+    let mut b = ammonia::Builder::default();
+    b.add_tag_attributes("img", &["srcset", "loading"])
+        .add_tag_attributes("a", &["hreflang"])
+        .add_generic_attributes(&["lang", "dir"])
+        .url_schemes(["http", "https", "mailto"].into_iter().collect())
+        .attribute_filter(move |_element, attribute, value| match attribute {
+            "href" | "src" | "cite" => {
+                if value.trim_start().starts_with("mailto:") {
+                    return Some(Cow::Borrowed(value));
+                }
+                absolute(value, filter_base.as_ref()).map(|u| Cow::Owned(u.to_string()))
+            }
+            "srcset" => {
+                let parts: Vec<String> = value
+                    .split(',')
+                    .filter_map(|cand| {
+                        let mut it = cand.split_whitespace();
+                        let url = absolute(it.next()?, filter_base.as_ref())?;
+                        let rest: Vec<&str> = it.collect();
+                        Some(if rest.is_empty() {
+                            url.to_string()
+                        } else {
+                            format!("{url} {}", rest.join(" "))
+                        })
+                    })
+                    .collect();
+                (!parts.is_empty()).then(|| Cow::Owned(parts.join(", ")))
+            }
+            _ => Some(Cow::Borrowed(value)),
+        });
+    match base {
+        Some(u) => b.url_relative(ammonia::UrlRelative::RewriteWithBase(u.clone())),
+        None => b.url_relative(ammonia::UrlRelative::Deny),
+    };
+    b.clean(html).to_string().trim().to_string()
+}
+
+fn is_block(name: &str) -> bool {
+    matches!(
+        name,
+        "p" | "div"
+            | "section"
+            | "article"
+            | "header"
+            | "footer"
+            | "aside"
+            | "nav"
+            | "blockquote"
+            | "pre"
+            | "ul"
+            | "ol"
+            | "li"
+            | "dl"
+            | "dt"
+            | "dd"
+            | "table"
+            | "tr"
+            | "figure"
+            | "figcaption"
+            | "h1"
+            | "h2"
+            | "h3"
+            | "h4"
+            | "h5"
+            | "h6"
+            | "hr"
+            | "main"
+            | "address"
+            | "details"
+            | "summary"
+    )
+}
+
+fn walk(node: NodeRef<'_, Node>, out: &mut String) {
+    for child in node.children() {
+        match child.value() {
+            Node::Text(t) => out.push_str(t),
+            Node::Element(e) => {
+                let name = e.name();
+                if matches!(name, "script" | "style" | "noscript" | "template" | "title") {
+                    continue;
+                }
+                if name == "br" {
+                    out.push('\n');
+                    continue;
+                }
+                let block = is_block(name);
+                if block {
+                    out.push_str("\n\n");
+                }
+                walk(child, out);
+                if block {
+                    out.push_str("\n\n");
+                } else if matches!(name, "td" | "th") {
+                    out.push(' ');
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The text of an HTML fragment: entities decoded, tags dropped, blocks separated by a blank
+/// line, runs of spaces collapsed.
+pub fn text_of(html: &str) -> String {
+    let doc = Html::parse_fragment(html);
+    let mut raw = String::with_capacity(html.len());
+    walk(doc.tree.root(), &mut raw);
+    tidy_text(&raw)
+}
+
+/// Collapses white space inside lines and runs of blank lines, trims the whole.
+pub fn tidy_text(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut blank_run = 0;
+    for line in raw.lines() {
+        let line = collapse(line);
+        if line.is_empty() {
+            blank_run += 1;
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(if blank_run > 0 { "\n\n" } else { "\n" });
+        }
+        blank_run = 0;
+        out.push_str(&line);
+    }
+    out
+}
+
+/// Collapses every run of white space (NBSP included) to one space and trims.
+pub fn collapse(s: &str) -> String {
+    s.split(|c: char| c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// HTML from plain text: a paragraph per blank-line block, `<br>` between its lines.
+pub fn plain_to_html(text: &str) -> String {
+    tidy_text(text)
+        .split("\n\n")
+        .map(|para| {
+            let lines: Vec<String> = para
+                .lines()
+                .map(|l| html_escape::encode_text(l).into_owned())
+                .collect();
+            format!("<p>{}</p>", lines.join("<br>"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Whether a string looks like HTML markup rather than plain text.
+pub fn looks_like_html(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.windows(2)
+        .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'/' || w[1] == b'!'))
+        || s.contains("&") && s.contains(';')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_drops_script_handlers_and_bad_urls() {
+        let base = Url::parse("https://ex.kz/news/a").unwrap();
+        let out = sanitize(
+            "<p onclick=\"x()\">Hi <a href=\"/b?utm_source=x&amp;id=2\">b</a>\
+             <a href=\"javascript:alert(1)\">j</a><img src=\"p.jpg\" srcset=\"p2.jpg 2x, javascript:x 3x\">\
+             <script>alert(1)</script><iframe src=\"https://evil\"></iframe></p>",
+            Some(&base),
+        );
+        assert!(
+            !out.contains("onclick") && !out.contains("script") && !out.contains("iframe"),
+            "{out}"
+        );
+        assert!(!out.contains("javascript"), "{out}");
+        assert!(out.contains("href=\"https://ex.kz/b?id=2\""), "{out}");
+        assert!(out.contains("rel=\"noopener noreferrer\""), "{out}");
+        assert!(out.contains("src=\"https://ex.kz/news/p.jpg\""), "{out}");
+        assert!(
+            out.contains("srcset=\"https://ex.kz/news/p2.jpg 2x\""),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn relative_urls_without_base_are_dropped() {
+        let out = sanitize("<a href=\"/x\">x</a>", None);
+        assert!(!out.contains("href"), "{out}");
+    }
+
+    #[test]
+    fn text_keeps_block_boundaries() {
+        assert_eq!(
+            text_of(
+                "<h1>T&amp;C</h1><p>One  <b>two</b></p><ul><li>a</li><li>b</li></ul><script>x</script>"
+            ),
+            "T&C\n\nOne two\n\na\n\nb"
+        );
+        assert_eq!(text_of("a<br>b&nbsp;c"), "a\nb c");
+    }
+
+    #[test]
+    fn plain_text_becomes_paragraphs() {
+        assert_eq!(
+            plain_to_html("A <b>\nB\n\n\nC"),
+            "<p>A &lt;b&gt;<br>B</p>\n<p>C</p>"
+        );
+    }
+}

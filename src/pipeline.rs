@@ -1,0 +1,356 @@
+//! The only place the stages meet: `refresh_source` (fetch → decode → parse → normalize →
+//! store), `refresh` (the due sources, concurrently), `publish_all` (select → render → write).
+//! `feedloom refresh` and the daemon both call these.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tracing::{debug, info, warn};
+use url::Url;
+
+use crate::config::{Config, Location, Source};
+use crate::decode;
+use crate::fetch::{FetchOutcome, Fetcher};
+use crate::model::Parsed;
+use crate::normalize::{self, Rules};
+use crate::parse::{self, ParseError};
+use crate::publish::{self, Context, PublishError, SourceInfo};
+use crate::select;
+use crate::store::{ItemQuery, SourceState, Store, StoreError, UpsertCounts};
+
+/// What `refresh_source` and friends need.
+pub struct Ctx<S> {
+    pub config: Arc<Config>,
+    pub store: S,
+    pub fetcher: Fetcher,
+}
+
+/// How one source's refresh went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    NotDue,
+    NotModified,
+    Fetched,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceReport {
+    pub source: String,
+    pub outcome: Outcome,
+    #[serde(flatten)]
+    pub counts: UpsertCounts,
+    /// Items the source's document listed (before the per-source cap).
+    pub items: usize,
+    pub millis: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PublishReport {
+    pub written: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub failed: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub started: DateTime<Utc>,
+    pub millis: u64,
+    pub sources: Vec<SourceReport>,
+    pub pruned: u64,
+    pub publish: PublishReport,
+}
+
+impl RunReport {
+    pub fn failed_sources(&self) -> impl Iterator<Item = &SourceReport> {
+        self.sources.iter().filter(|s| s.outcome == Outcome::Failed)
+    }
+}
+
+/// Decodes, parses and normalises one document: the library path of `feedloom parse --json`.
+pub fn parse_document(
+    body: &[u8],
+    content_type: Option<&str>,
+    location: Option<Url>,
+    source: Option<&Source>,
+    now: DateTime<Utc>,
+) -> Result<Parsed, ParseError> {
+    let decoded = decode::decode(body, content_type);
+    let raw = parse::parse(&decoded.text)?;
+    let rules = Rules {
+        location,
+        encoding: decoded.encoding,
+        encoding_from: decoded.from.as_str().to_string(),
+        strip_patterns: source
+            .map(|s| s.strip_patterns.as_slice())
+            .unwrap_or_default(),
+    };
+    Ok(normalize::normalize(raw, &rules, now))
+}
+
+fn is_due(source: &Source, state: Option<&SourceState>, now: DateTime<Utc>) -> bool {
+    let Some(last) = state.and_then(|s| s.last_fetch_at) else {
+        return true;
+    };
+    let interval = chrono::Duration::from_std(source.interval).unwrap_or(chrono::Duration::MAX);
+    last.checked_add_signed(interval)
+        .is_none_or(|due| due <= now)
+}
+
+/// Refreshes one source. Never fails as a whole: a failure is recorded in the source's state
+/// and reported; nothing stored is lost.
+pub async fn refresh_source<S: Store>(
+    ctx: &Ctx<S>,
+    source: &Source,
+    force: bool,
+    now: DateTime<Utc>,
+) -> Result<SourceReport, StoreError> {
+    let started = Instant::now();
+    let old = ctx.store.source_state(&source.name).await?;
+    let mut report = SourceReport {
+        source: source.name.clone(),
+        outcome: Outcome::NotDue,
+        counts: UpsertCounts::default(),
+        items: 0,
+        millis: 0,
+        error: None,
+    };
+    if !force && !is_due(source, old.as_ref(), now) {
+        debug!(source = %source.name, "not due");
+        return Ok(report);
+    }
+    let mut state = old.unwrap_or_default();
+    let location = source.location.to_string();
+    // Validators belong to a location: a changed URL starts afresh.
+    if state.url != location {
+        state.validators = Default::default();
+        state.url = location;
+    }
+    state.last_fetch_at = Some(now);
+    let result = fetch_and_store(ctx, source, &mut state, now, &mut report).await;
+    report.millis = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(()) => {
+            state.last_success_at = Some(now);
+            state.error_count = 0;
+            state.last_error = None;
+            info!(source = %source.name, outcome = ?report.outcome, new = report.counts.new,
+                  updated = report.counts.updated, ms = report.millis, "refreshed");
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            warn!(source = %source.name, error = %msg, "refresh failed");
+            state.error_count = state.error_count.saturating_add(1);
+            state.last_error = Some(msg.clone());
+            report.outcome = Outcome::Failed;
+            report.error = Some(msg);
+        }
+    }
+    ctx.store.record_fetch(&source.name, &state).await?;
+    Ok(report)
+}
+
+/// Why a source's refresh failed.
+#[derive(Debug, thiserror::Error)]
+enum SourceError {
+    #[error("fetch {0}")]
+    Fetch(#[from] crate::fetch::FetchError),
+    #[error("parse {location}: {source}")]
+    Parse {
+        location: String,
+        #[source]
+        source: ParseError,
+    },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+async fn fetch_and_store<S: Store>(
+    ctx: &Ctx<S>,
+    source: &Source,
+    state: &mut SourceState,
+    now: DateTime<Utc>,
+    report: &mut SourceReport,
+) -> Result<(), SourceError> {
+    let outcome = ctx.fetcher.fetch(&source.location, &state.validators).await;
+    if let Err(crate::fetch::FetchError::Status { code, .. }) = &outcome {
+        state.last_status = Some(*code);
+    }
+    match outcome? {
+        FetchOutcome::NotModified { validators } => {
+            state.validators = validators;
+            state.last_status = Some(304);
+            ctx.store.touch_listed(&source.name, now).await?;
+            report.outcome = Outcome::NotModified;
+        }
+        FetchOutcome::Modified(fetched) => {
+            state.last_status = Some(fetched.status);
+            let location = match &source.location {
+                Location::Http(_) => Url::parse(&fetched.final_location).ok(),
+                Location::File(_) => None,
+            };
+            let body = fetched.body;
+            let content_type = fetched.content_type;
+            let src = source.clone();
+            // Parsing and normalising are CPU work: keep them off the async workers.
+            let parsed = tokio::task::spawn_blocking(move || {
+                parse_document(&body, content_type.as_deref(), location, Some(&src), now)
+            })
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+            .map_err(|e| SourceError::Parse {
+                location: fetched.final_location.clone(),
+                source: e,
+            })?;
+            report.items = parsed.items.len();
+            let mut items = parsed.items;
+            let cap = ctx.config.settings.max_items_per_source;
+            if items.len() > cap {
+                // Keep the newest; undated items count as newest (they are just seen).
+                items.sort_by_key(|i| std::cmp::Reverse(i.date().unwrap_or(now)));
+                items.truncate(cap);
+                warn!(source = %source.name, listed = report.items, kept = cap,
+                      "more items than max_items_per_source: kept the newest");
+            }
+            report.counts = ctx.store.upsert_items(&source.name, &items, now).await?;
+            state.validators = fetched.validators;
+            state.feed = Some(parsed.feed);
+            report.outcome = Outcome::Fetched;
+        }
+    }
+    Ok(())
+}
+
+/// Refreshes the chosen sources (all when `only` is empty) that are due, or all of them with
+/// `force`, `settings.concurrency` at a time.
+pub async fn refresh<S: Store + Clone + 'static>(
+    ctx: Arc<Ctx<S>>,
+    only: &[String],
+    force: bool,
+    now: DateTime<Utc>,
+) -> Result<Vec<SourceReport>, StoreError> {
+    let sem = Arc::new(Semaphore::new(ctx.config.settings.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (n, source) in ctx.config.sources.iter().enumerate() {
+        if !only.is_empty() && !only.contains(&source.name) {
+            continue;
+        }
+        let ctx = ctx.clone();
+        let sem = sem.clone();
+        let source = source.clone();
+        tasks.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            (n, refresh_source(&ctx, &source, force, now).await)
+        });
+    }
+    let mut reports = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (n, report) = joined.map_err(|e| StoreError::Task(e.to_string()))?;
+        reports.push((n, report?));
+    }
+    reports.sort_by_key(|(n, _)| *n);
+    Ok(reports.into_iter().map(|(_, r)| r).collect())
+}
+
+/// Deletes items past retention (never while their source lists them) and beyond
+/// `max_items_per_source`.
+pub async fn prune<S: Store>(ctx: &Ctx<S>, now: DateTime<Utc>) -> Result<u64, StoreError> {
+    let retention =
+        chrono::Duration::from_std(ctx.config.settings.retention).unwrap_or(chrono::Duration::MAX);
+    let cutoff = now.checked_sub_signed(retention).unwrap_or_default();
+    ctx.store
+        .prune(cutoff, ctx.config.settings.max_items_per_source)
+        .await
+}
+
+/// What outputs need to know about every configured source.
+async fn source_infos<S: Store>(ctx: &Ctx<S>) -> Result<HashMap<String, SourceInfo>, StoreError> {
+    let mut out = HashMap::new();
+    for s in &ctx.config.sources {
+        let state = ctx.store.source_state(&s.name).await?;
+        let feed = state.and_then(|st| st.feed);
+        let feed_url = match &s.location {
+            Location::Http(u) => Some(u.to_string()),
+            Location::File(_) => feed
+                .as_ref()
+                .and_then(|f| f.id.clone())
+                .filter(|id| id.starts_with("http://") || id.starts_with("https://")),
+        };
+        out.insert(
+            s.name.clone(),
+            SourceInfo {
+                name: s.name.clone(),
+                title: feed
+                    .as_ref()
+                    .and_then(|f| f.title.clone())
+                    .unwrap_or_else(|| s.name.clone()),
+                link: feed.as_ref().and_then(|f| f.link.clone()),
+                feed_url,
+                id: feed.as_ref().and_then(|f| f.id.clone()),
+                updated: feed.as_ref().and_then(|f| f.updated),
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Renders every output of every `[[feed]]` from the store and writes the ones whose bytes
+/// changed.
+pub async fn publish_all<S: Store>(
+    ctx: &Ctx<S>,
+    now: DateTime<Utc>,
+) -> Result<PublishReport, StoreError> {
+    let settings = &ctx.config.settings;
+    let pctx = Context {
+        base_url: settings.base_url.clone(),
+        sources: source_infos(ctx).await?,
+        ttl_minutes: (settings.default_interval.as_secs() / 60).max(1),
+        hubs: settings.websub_hubs.clone(),
+    };
+    let priorities: select::Priorities = ctx
+        .config
+        .sources
+        .iter()
+        .map(|s| (s.name.clone(), s.priority))
+        .collect();
+    let mut report = PublishReport::default();
+    for feed in &ctx.config.feeds {
+        let since = feed
+            .max_age
+            .and_then(|a| chrono::Duration::from_std(a).ok())
+            .and_then(|a| now.checked_sub_signed(a));
+        let candidates = ctx
+            .store
+            .items(&ItemQuery {
+                sources: Some(feed.sources.iter().cloned().collect()),
+                since,
+                limit: None,
+            })
+            .await?;
+        let items = select::select(feed, candidates, &priorities, now);
+        for format in &feed.formats {
+            let path = settings
+                .output_dir
+                .join(format!("{}.{}", feed.name, format.extension()));
+            let name = path.display().to_string();
+            let written = publish::render(feed, &items, &pctx, *format)
+                .and_then(|bytes| publish::write_atomic(&path, &bytes));
+            match written {
+                Ok(true) => report.written.push(name),
+                Ok(false) => report.unchanged.push(name),
+                Err(e @ PublishError::Io { .. }) | Err(e @ PublishError::Render { .. }) => {
+                    warn!(output = %name, error = %e, "publish failed");
+                    report.failed.push(e.to_string());
+                }
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,244 @@
+//! `(&OutputFeed, &[StoredItem], &Context, Format) → bytes`, pure; then [`write_atomic`], which
+//! writes a temp file in the output folder, fsyncs it and renames it over the old one, and
+//! does nothing when the bytes would not change.
+//!
+//! Deterministic: the same stored items always render the same bytes. Feed-level dates are
+//! the newest item's, never the run's time, so an unchanged feed keeps its ETag.
+
+mod atom;
+mod json_feed;
+mod rss;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use url::Url;
+
+use crate::config::{Format, OutputFeed};
+use crate::store::StoredItem;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("render {feed}.{format}: {message}")]
+    Render {
+        feed: String,
+        format: &'static str,
+        message: String,
+    },
+    #[error("write {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a source is, for attribution in merged outputs.
+#[derive(Debug, Clone, Default)]
+pub struct SourceInfo {
+    pub name: String,
+    /// The source feed's own title, else its configured name.
+    pub title: String,
+    /// The site's address.
+    pub link: Option<String>,
+    /// The source feed's public address (http(s) only; file sources have none).
+    pub feed_url: Option<String>,
+    /// The source feed's own id (Atom `id`), when it has one.
+    pub id: Option<String>,
+    /// The source feed's own updated date.
+    pub updated: Option<DateTime<Utc>>,
+}
+
+/// Everything rendering needs besides the feed and its items.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The public address of the output folder, ending in `/`.
+    pub base_url: Url,
+    pub sources: HashMap<String, SourceInfo>,
+    /// Minutes a reader may cache the feed (RSS `<ttl>`).
+    pub ttl_minutes: u64,
+    pub hubs: Vec<Url>,
+}
+
+impl Context {
+    /// The public address of one output file.
+    pub fn file_url(&self, feed: &OutputFeed, format: Format) -> String {
+        self.base_url
+            .join(&format!("{}.{}", feed.name, format.extension()))
+            .map(|u| u.to_string())
+            .unwrap_or_default()
+    }
+
+    fn source(&self, name: &str) -> Cow<'_, SourceInfo> {
+        match self.sources.get(name) {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(SourceInfo {
+                name: name.to_string(),
+                title: name.to_string(),
+                ..SourceInfo::default()
+            }),
+        }
+    }
+}
+
+/// The id an item has in merged outputs: namespaced by source, so two sources can never
+/// collide. An absolute IRI (`urn:feedloom:<source>:<id>`), percent-encoded where needed.
+pub fn output_id(source: &str, id: &str) -> String {
+    let mut out = String::with_capacity(id.len() + source.len() + 14);
+    out.push_str("urn:feedloom:");
+    out.push_str(source);
+    out.push(':');
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:/@!$&'()*+,;=".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The date an item is published under: published, else updated, else first seen.
+fn item_date(it: &StoredItem) -> DateTime<Utc> {
+    it.item
+        .published
+        .or(it.item.updated)
+        .unwrap_or(it.sort_date)
+}
+
+/// The date an item last changed: updated, else its published date.
+fn item_updated(it: &StoredItem) -> DateTime<Utc> {
+    it.item
+        .updated
+        .unwrap_or_else(|| item_date(it))
+        .max(item_date(it))
+}
+
+/// The newest item's change date; the epoch for an empty feed (never the run's time).
+fn feed_updated(items: &[StoredItem]) -> DateTime<Utc> {
+    items.iter().map(item_updated).max().unwrap_or_default()
+}
+
+/// The item's link, else its source's site, else the feed's own address.
+fn item_link(it: &StoredItem, ctx: &Context) -> String {
+    it.item
+        .link
+        .clone()
+        .or_else(|| ctx.sources.get(&it.source).and_then(|s| s.link.clone()))
+        .unwrap_or_else(|| ctx.base_url.to_string())
+}
+
+/// Removes characters XML 1.0 forbids (C0 controls but tab/CR/LF, U+FFFE, U+FFFF).
+fn xml_safe(s: &str) -> Cow<'_, str> {
+    let bad = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
+    if s.chars().any(bad) {
+        Cow::Owned(s.chars().filter(|c| !bad(*c)).collect())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// A plain title for an item that has none: the start of its summary.
+fn item_title(it: &StoredItem) -> String {
+    if !it.item.title.is_empty() {
+        return it.item.title.clone();
+    }
+    let s = it.item.summary.as_deref().unwrap_or("");
+    let t: String = s.chars().take(80).collect();
+    if t.is_empty() {
+        "(untitled)".into()
+    } else if t.len() < s.len() {
+        format!("{}…", t.trim_end())
+    } else {
+        t
+    }
+}
+
+/// Renders one output file.
+pub fn render(
+    feed: &OutputFeed,
+    items: &[StoredItem],
+    ctx: &Context,
+    format: Format,
+) -> Result<Vec<u8>, PublishError> {
+    let fail = |message: String| PublishError::Render {
+        feed: feed.name.clone(),
+        format: format.extension(),
+        message,
+    };
+    match format {
+        Format::Rss => rss::render(feed, items, ctx).map_err(fail),
+        Format::Atom => atom::render(feed, items, ctx).map_err(fail),
+        Format::Json => json_feed::render(feed, items, ctx).map_err(fail),
+    }
+}
+
+/// Writes `bytes` to `path` atomically; returns false (and writes nothing) when the file
+/// already holds exactly these bytes.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<bool, PublishError> {
+    let io = |source| PublishError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Ok(old) = std::fs::read(path)
+        && old == bytes
+    {
+        return Ok(false);
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".feedloom-")
+        .tempfile_in(dir)
+        .map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    // Readers of a served folder need read access; tempfile creates 0600.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io)?;
+    }
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_ids_are_absolute_and_escaped() {
+        assert_eq!(output_id("a", "ca-news-1"), "urn:feedloom:a:ca-news-1");
+        assert_eq!(
+            output_id("b", "https://x.kz/?p=1#c d"),
+            "urn:feedloom:b:https://x.kz/%3Fp=1%23c%20d"
+        );
+        assert_eq!(output_id("b", "Ж"), "urn:feedloom:b:%D0%96");
+    }
+
+    #[test]
+    fn xml_safe_drops_controls() {
+        assert_eq!(xml_safe("a\u{1}b\tc\u{ffff}"), "ab\tc");
+    }
+
+    #[test]
+    fn write_atomic_skips_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.rss");
+        assert!(write_atomic(&p, b"one").unwrap());
+        assert!(!write_atomic(&p, b"one").unwrap());
+        assert!(write_atomic(&p, b"two").unwrap());
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp files left"
+        );
+    }
+}

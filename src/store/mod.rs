@@ -1,0 +1,128 @@
+//! What feedloom remembers: per-source fetch state and every normalised item, keyed by
+//! (source, id). One trait, [`Store`], with an embedded SQLite backend (the default); a
+//! PostgreSQL backend for several instances goes behind the same trait.
+
+pub mod sqlite;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::fetch::Validators;
+use crate::model::{FeedMeta, Item};
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database {path}: stored data is unreadable: {source}")]
+    Corrupt {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("database {path}: schema version {found} is newer than this feedloom knows ({known})")]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// What is known of a source between runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SourceState {
+    /// The location last fetched.
+    pub url: String,
+    pub validators: Validators,
+    pub last_fetch_at: Option<DateTime<Utc>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// Consecutive failed fetches.
+    pub error_count: u32,
+    pub last_error: Option<String>,
+    pub last_status: Option<u16>,
+    /// The feed-level facts of the last good document (for attribution in outputs).
+    pub feed: Option<FeedMeta>,
+}
+
+/// How an upsert changed the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UpsertCounts {
+    pub new: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// An item as stored, with its source and bookkeeping.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredItem {
+    pub source: String,
+    pub item: Item,
+    pub first_seen: DateTime<Utc>,
+    /// published, else updated, else first seen.
+    pub sort_date: DateTime<Utc>,
+}
+
+/// Which items to read, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ItemQuery {
+    /// Only these sources (all when `None`).
+    pub sources: Option<Vec<String>>,
+    /// Only items dated at or after this.
+    pub since: Option<DateTime<Utc>>,
+    /// At most this many (all when `None`).
+    pub limit: Option<usize>,
+}
+
+/// What a store does. Futures are `Send` so the daemon can run them on any worker.
+pub trait Store: Send + Sync {
+    fn source_state(
+        &self,
+        source: &str,
+    ) -> impl Future<Output = Result<Option<SourceState>, StoreError>> + Send;
+
+    fn record_fetch(
+        &self,
+        source: &str,
+        state: &SourceState,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Stores a source's current items: new ones inserted, changed ones replaced (first-seen time
+    /// kept), all marked as listed; items of the source absent from `items` are marked unlisted.
+    fn upsert_items(
+        &self,
+        source: &str,
+        items: &[Item],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<UpsertCounts, StoreError>> + Send;
+
+    /// Marks a source's listed items as seen now (after a "not modified" answer).
+    fn touch_listed(
+        &self,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn items(
+        &self,
+        query: &ItemQuery,
+    ) -> impl Future<Output = Result<Vec<StoredItem>, StoreError>> + Send;
+
+    /// Deletes items no longer listed by their source and unseen since `unseen_since`, and
+    /// beyond the newest `keep_per_source` of each source. Returns how many went.
+    fn prune(
+        &self,
+        unseen_since: DateTime<Utc>,
+        keep_per_source: usize,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}

@@ -1,0 +1,18 @@
+//! feedloom's one integration-test binary (`cargo test --test it`).
+//!
+//! Where new tests go:
+//! - `cli_parse`: golden `parse --json` outputs; add `<case>.xml` (or `.json`) under
+//!   `tests/fixtures/parse/formats/`, run `FEEDLOOM_BLESS=1 cargo test --test it cli_parse`,
+//!   read the new `.expected.json` and commit both.
+//! - `config`: `tests/fixtures/config/invalid-*.toml` with the exact `feedloom check` text in
+//!   `invalid-*.expected.txt` (error messages are part of the interface).
+//! - `refresh`: whole runs of the real binary against a local HTTP server on 127.0.0.1.
+//! - `conformance`: the shipped config's outputs judged by `../shared/conformance/`.
+//!
+//! No test touches the internet.
+
+mod cli_parse;
+mod config;
+mod conformance;
+mod refresh;
+mod support;

@@ -1,0 +1,292 @@
+//! Whole `feedloom refresh` runs of the real binary against a real HTTP server on 127.0.0.1
+//! (wiremock), with real SQLite files in a temp folder.
+
+use std::io::Write;
+
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::support::{Workspace, repo, stderr, stdout};
+
+const RSS: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Loopback News</title><link>https://loopback.example/</link>
+<description>d</description><language>en</language>
+<item><title>First story</title><link>https://loopback.example/1?utm_source=rss</link>
+<guid isPermaLink="false">lb-1</guid><pubDate>Mon, 02 Jun 2025 10:00:00 GMT</pubDate>
+<description>&lt;p&gt;One &lt;script&gt;alert(1)&lt;/script&gt;&lt;/p&gt;</description></item>
+<item><title>Second story</title><link>https://loopback.example/2</link>
+<guid isPermaLink="false">lb-2</guid><pubDate>Mon, 02 Jun 2025 11:00:00 GMT</pubDate>
+<description>Two</description></item>
+</channel></rss>"#;
+
+fn config(sources: &[(&str, String)]) -> String {
+    let mut c =
+        String::from("[settings]\nallow_private_networks = true\nfetch_timeout = \"10s\"\n\n");
+    for (name, url) in sources {
+        c.push_str(&format!(
+            "[[source]]\nname = \"{name}\"\nurl = \"{url}\"\n\n"
+        ));
+    }
+    c.push_str("[[feed]]\nname = \"all\"\ntitle = \"All\"\n");
+    c
+}
+
+fn requests_to(reqs: &[Request], p: &str) -> Vec<Request> {
+    reqs.iter().filter(|r| r.url.path() == p).cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_get_200_then_304_and_outputs_unchanged() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/feed.xml"))
+        .and(header("if-none-match", "\"v1\""))
+        .respond_with(ResponseTemplate::new(304).insert_header("etag", "\"v1\""))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/feed.xml"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "application/rss+xml")
+                .insert_header("etag", "\"v1\"")
+                .insert_header("last-modified", "Mon, 02 Jun 2025 11:00:00 GMT")
+                .set_body_string(RSS),
+        )
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let ws = Workspace::new();
+    ws.write(
+        "config.toml",
+        &config(&[("lb", format!("{}/feed.xml", server.uri()))]),
+    );
+
+    let first = ws.run(&["refresh"]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(
+        stderr(&first).is_empty(),
+        "a good run is silent: {}",
+        stderr(&first)
+    );
+    let outputs = ws.outputs();
+    assert_eq!(outputs.len(), 3, "{outputs:?}");
+    let rss = ws.read("public/all.rss");
+    assert!(rss.contains("First story") && rss.contains("Second story"));
+    assert!(
+        rss.contains("https://loopback.example/1</link>"),
+        "utm_ stripped: {rss}"
+    );
+    assert!(!rss.contains("alert(1)"), "script sanitised away");
+    let mtimes = ws.output_mtimes();
+
+    let second = ws.run(&["refresh", "--force", "--report", "json"]).await;
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&second)).unwrap();
+    assert_eq!(report["sources"][0]["outcome"], "not_modified", "{report}");
+    assert_eq!(
+        report["publish"]["written"].as_array().unwrap().len(),
+        0,
+        "{report}"
+    );
+
+    let reqs = requests_to(&server.received_requests().await.unwrap(), "/feed.xml");
+    assert_eq!(reqs.len(), 2);
+    assert!(reqs[0].headers.get("if-none-match").is_none());
+    assert_eq!(reqs[1].headers.get("if-none-match").unwrap(), "\"v1\"");
+    assert_eq!(
+        reqs[1].headers.get("if-modified-since").unwrap(),
+        "Mon, 02 Jun 2025 11:00:00 GMT"
+    );
+    assert!(
+        reqs[0]
+            .headers
+            .get("user-agent")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("feedloom/"),
+        "a real User-Agent"
+    );
+    assert_eq!(ws.outputs(), outputs, "second run changes no output");
+    let mtimes2 = ws.output_mtimes();
+    assert_eq!(mtimes, mtimes2, "unchanged files are not rewritten");
+
+    // Not due yet (default interval 30m): a plain refresh sends nothing.
+    let third = ws.run(&["refresh"]).await;
+    assert_eq!(third.status.code(), Some(0));
+    assert_eq!(
+        requests_to(&server.received_requests().await.unwrap(), "/feed.xml").len(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_and_windows_1251_and_a_failing_source() {
+    let server = MockServer::start().await;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(RSS.as_bytes()).unwrap();
+    Mock::given(path("/gzip.xml"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "application/rss+xml")
+                .insert_header("content-encoding", "gzip")
+                .set_body_bytes(gz.finish().unwrap()),
+        )
+        .mount(&server)
+        .await;
+    // The summit feed as publishers ship it: windows-1251 bytes, declared in the prolog and in
+    // the HTTP header.
+    let cp1251 = std::fs::read(repo().join("feeds/summit-rss.xml")).unwrap();
+    Mock::given(path("/cp1251.xml"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/xml; charset=windows-1251")
+                .set_body_bytes(cp1251),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(path("/gone.xml"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&server)
+        .await;
+    let ws = Workspace::new();
+    ws.write(
+        "config.toml",
+        &config(&[
+            ("gz", format!("{}/gzip.xml", server.uri())),
+            ("cyr", format!("{}/cp1251.xml", server.uri())),
+            ("gone", format!("{}/gone.xml", server.uri())),
+        ]),
+    );
+    let out = ws.run(&["refresh"]).await;
+    assert_eq!(out.status.code(), Some(1), "a failed source makes exit 1");
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "one line per failed source: {err}");
+    assert!(err.contains("gone") && err.contains("404"), "{err}");
+
+    let gz_req = requests_to(&server.received_requests().await.unwrap(), "/gzip.xml");
+    let accept = gz_req[0]
+        .headers
+        .get("accept-encoding")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(accept.contains("gzip") && accept.contains("br"), "{accept}");
+
+    for file in ["all.rss", "all.atom", "all.json"] {
+        let text = ws.read(&format!("public/{file}"));
+        assert!(
+            text.contains("First story"),
+            "{file}: gzip source published"
+        );
+        assert!(
+            text.contains("Визит лидера Туркменистана в Астану"),
+            "{file}: windows-1251 source published with its Cyrillic intact"
+        );
+        assert!(!text.contains("Р’РёР·РёС‚"), "{file}: no double decoding");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_that_starts_failing_keeps_its_stored_items() {
+    let server = MockServer::start().await;
+    Mock::given(path("/feed.xml"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(RSS))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/feed.xml"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>maintenance</html>"))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let ws = Workspace::new();
+    ws.write(
+        "config.toml",
+        &config(&[("lb", format!("{}/feed.xml", server.uri()))]),
+    );
+    assert_eq!(ws.run(&["refresh"]).await.status.code(), Some(0));
+    let before = ws.read("public/all.atom");
+    let out = ws.run(&["refresh", "--force"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("source lb") && err.contains("not a feed"),
+        "{err}"
+    );
+    assert_eq!(ws.read("public/all.atom"), before, "nothing stored is lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_sources_are_refused_unless_allowed() {
+    let server = MockServer::start().await;
+    Mock::given(path("/feed.xml"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(RSS))
+        .mount(&server)
+        .await;
+    let ws = Workspace::new();
+    ws.write(
+        "config.toml",
+        &format!(
+            "[[source]]\nname = \"lb\"\nurl = \"{}/feed.xml\"\n[[feed]]\nname = \"all\"\ntitle = \"All\"\n",
+            server.uri()
+        ),
+    );
+    let out = ws.run(&["refresh"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("private or loopback"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        server.received_requests().await.unwrap().is_empty(),
+        "nothing was sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_run_while_one_holds_the_lock_exits_3() {
+    let ws = Workspace::shipped();
+    // Hold the run lock as a running refresh would.
+    let lock = std::fs::File::create(ws.path().join("feedloom.db.lock")).unwrap();
+    lock.try_lock().unwrap();
+    let out = ws.run(&["refresh"]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("another run holds the lock"));
+    drop(lock);
+    // A lock left by a dead process is released by the OS: the next run goes ahead.
+    let out = ws.run(&["refresh"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_config_second_run_is_byte_identical() {
+    let ws = Workspace::shipped();
+    let first = ws.run(&["refresh"]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let names: Vec<String> = ws.outputs().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "all.atom",
+            "all.json",
+            "all.rss",
+            "central-asia.atom",
+            "central-asia.json",
+            "central-asia.rss"
+        ]
+    );
+    let before = ws.outputs();
+    let again = ws.run(&["refresh", "--force"]).await;
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(ws.outputs(), before);
+    // `publish` from the store alone renders the same bytes.
+    std::fs::remove_dir_all(ws.path().join("public")).unwrap();
+    let publish = ws.run(&["publish"]).await;
+    assert_eq!(publish.status.code(), Some(0), "{}", stderr(&publish));
+    assert_eq!(ws.outputs(), before);
+}
