@@ -18,6 +18,7 @@ use url::Url;
 
 use crate::config::{Config, Location, Settings};
 use crate::fetch::{FetchOutcome, Fetcher, Validators};
+use crate::normalize::language::Detector;
 use crate::pipeline::{self, Ctx, RunReport};
 use crate::store::SqliteStore;
 
@@ -200,10 +201,12 @@ async fn open(config: Config) -> Result<Arc<Ctx<SqliteStore>>> {
         )
     })?;
     let fetcher = Fetcher::new(&config.settings)?;
+    let detector = Arc::new(Detector::new(&config.settings.languages));
     Ok(Arc::new(Ctx {
         config: Arc::new(config),
         store,
         fetcher,
+        detector,
     }))
 }
 
@@ -321,6 +324,7 @@ async fn parse(input: &str, json: bool) -> Result<u8> {
         fetched.content_type.as_deref(),
         final_url,
         None,
+        &Detector::new(&settings.languages),
         Utc::now(),
     ) {
         Ok(p) => p,

@@ -170,7 +170,7 @@ pub struct Source {
     pub priority: i64,
     pub fulltext: bool,
     pub content_selector: Option<String>,
-    pub remove_selectors: Vec<String>,
+    pub remove_selectors: Vec<scraper::Selector>,
     pub strip_patterns: Vec<Regex>,
 }
 
@@ -364,6 +364,20 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
+/// The ISO 639-1 codes of the languages compiled into the detector.
+fn detectable_codes() -> Vec<String> {
+    let mut v: Vec<String> = lingua::Language::all()
+        .iter()
+        .map(|l| l.iso_code_639_1().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn detectable(code: &str) -> bool {
+    detectable_codes().iter().any(|c| c == code)
+}
+
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
@@ -496,11 +510,14 @@ impl Config {
             settings.languages = Vec::new();
             for l in langs {
                 let s = l.get_ref().trim().to_ascii_lowercase();
-                if s.len() < 2 || s.len() > 3 || !s.bytes().all(|b| b.is_ascii_lowercase()) {
+                if !detectable(&s) {
                     c.at(
                         l.span(),
-                        format!("{:?} is not an ISO 639-1 language code", l.get_ref()),
-                        "use two-letter codes such as \"ru\" or \"en\"",
+                        format!("{:?} is not a language this build can detect", l.get_ref()),
+                        format!(
+                            "use ISO 639-1 codes from: {}",
+                            detectable_codes().join(", ")
+                        ),
                     );
                 } else {
                     settings.languages.push(s);
@@ -615,6 +632,20 @@ impl Config {
                     ),
                 }
             }
+            let mut remove_selectors = Vec::new();
+            for v in &s.remove_selectors {
+                match scraper::Selector::parse(v.get_ref()) {
+                    Ok(sel) => remove_selectors.push(sel),
+                    Err(e) => c.at(
+                        v.span(),
+                        format!(
+                            "[[source]] {name:?}: remove_selectors: {:?} is not a CSS selector: {e}",
+                            v.get_ref()
+                        ),
+                        "write a CSS selector such as \"div.share\" or \"#comments\"",
+                    ),
+                }
+            }
             let tags: Vec<String> = s
                 .tags
                 .iter()
@@ -635,11 +666,7 @@ impl Config {
                         .as_ref()
                         .map(|v| v.get_ref().clone())
                         .filter(|v| !v.is_empty()),
-                    remove_selectors: s
-                        .remove_selectors
-                        .iter()
-                        .map(|v| v.get_ref().clone())
-                        .collect(),
+                    remove_selectors,
                     strip_patterns,
                 });
             }
@@ -671,10 +698,6 @@ impl Config {
                     .filter(|v| !v.get_ref().is_empty())
                     .map(|v| v.span()),
                 "content_selector",
-            );
-            planned(
-                s.remove_selectors.first().map(|v| v.span()),
-                "remove_selectors",
             );
         }
         if let Some(v) = rs

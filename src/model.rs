@@ -95,6 +95,9 @@ pub struct Item {
     /// BCP 47 tag, lowercase primary subtag.
     pub language: Option<String>,
     pub enclosures: Vec<Enclosure>,
+    /// The item's image: JSON Feed `image`, `media:thumbnail`, else the body's first image.
+    #[serde(default)]
+    pub image: Option<String>,
 }
 
 impl Item {

@@ -16,6 +16,7 @@ use crate::config::{Config, Location, Source};
 use crate::decode;
 use crate::fetch::{FetchOutcome, Fetcher};
 use crate::model::Parsed;
+use crate::normalize::language::Detector;
 use crate::normalize::{self, Rules};
 use crate::parse::{self, ParseError};
 use crate::publish::{self, Context, PublishError, SourceInfo};
@@ -27,6 +28,8 @@ pub struct Ctx<S> {
     pub config: Arc<Config>,
     pub store: S,
     pub fetcher: Fetcher,
+    /// Language detection among `settings.languages`.
+    pub detector: Arc<Detector>,
 }
 
 /// How one source's refresh went.
@@ -80,6 +83,7 @@ pub fn parse_document(
     content_type: Option<&str>,
     location: Option<Url>,
     source: Option<&Source>,
+    detector: &Detector,
     now: DateTime<Utc>,
 ) -> Result<Parsed, ParseError> {
     let decoded = decode::decode(body, content_type);
@@ -91,6 +95,10 @@ pub fn parse_document(
         strip_patterns: source
             .map(|s| s.strip_patterns.as_slice())
             .unwrap_or_default(),
+        remove_selectors: source
+            .map(|s| s.remove_selectors.as_slice())
+            .unwrap_or_default(),
+        detector: Some(detector),
     };
     Ok(normalize::normalize(raw, &rules, now))
 }
@@ -199,9 +207,17 @@ async fn fetch_and_store<S: Store>(
             let body = fetched.body;
             let content_type = fetched.content_type;
             let src = source.clone();
+            let detector = ctx.detector.clone();
             // Parsing and normalising are CPU work: keep them off the async workers.
             let parsed = tokio::task::spawn_blocking(move || {
-                parse_document(&body, content_type.as_deref(), location, Some(&src), now)
+                parse_document(
+                    &body,
+                    content_type.as_deref(),
+                    location,
+                    Some(&src),
+                    &detector,
+                    now,
+                )
             })
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?

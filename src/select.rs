@@ -220,6 +220,7 @@ mod tests {
                 categories: vec![],
                 language: None,
                 enclosures: vec![],
+                image: None,
             },
             first_seen: date,
             sort_date: date,

@@ -7,6 +7,8 @@
 //! tracking parameters from them and adds `rel="noopener noreferrer"` to links.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::LazyLock;
 
 use ego_tree::NodeRef;
 use scraper::{Html, Node};
@@ -14,15 +16,45 @@ use url::Url;
 
 use super::url::absolute;
 
+/// Video hosts whose embeds are kept (`<iframe src>` starting with one of these).
+const VIDEO_EMBEDS: &[&str] = &[
+    "https://www.youtube.com/embed/",
+    "https://www.youtube-nocookie.com/embed/",
+    "https://player.vimeo.com/video/",
+    "https://rutube.ru/play/embed/",
+    "https://vk.com/video_ext.php",
+    "https://vkvideo.ru/video_ext.php",
+];
+
+/// Whether an iframe points at an allowed video host.
+pub fn allowed_embed(src: &str) -> bool {
+    VIDEO_EMBEDS.iter().any(|p| src.starts_with(p))
+}
+
+/// The tags the sanitiser keeps: ammonia's default allow-list.
+static ALLOWED_TAGS: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| ammonia::Builder::default().clone_tags());
+
+/// Whether the sanitiser keeps elements of this name.
+pub fn allowed_tag(name: &str) -> bool {
+    ALLOWED_TAGS.contains(name)
+}
+
 /// Sanitises `html`; relative URLs are resolved against `base` or dropped when there is none.
 pub fn sanitize(html: &str, base: Option<&Url>) -> String {
     let filter_base = base.cloned();
     let mut b = ammonia::Builder::default();
-    b.add_tag_attributes("img", &["srcset", "loading"])
+    b.add_tags(["iframe"])
+        .add_tag_attributes(
+            "iframe",
+            &["src", "allowfullscreen", "width", "height", "title"],
+        )
+        .add_tag_attributes("img", &["srcset", "loading"])
         .add_tag_attributes("a", &["hreflang"])
         .add_generic_attributes(&["lang", "dir"])
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
-        .attribute_filter(move |_element, attribute, value| match attribute {
+        .attribute_filter(move |element, attribute, value| match attribute {
+            "src" if element == "iframe" => allowed_embed(value).then_some(Cow::Borrowed(value)),
             "href" | "src" | "cite" => {
                 if value.trim_start().starts_with("mailto:") {
                     return Some(Cow::Borrowed(value));
@@ -51,7 +83,30 @@ pub fn sanitize(html: &str, base: Option<&Url>) -> String {
         Some(u) => b.url_relative(ammonia::UrlRelative::RewriteWithBase(u.clone())),
         None => b.url_relative(ammonia::UrlRelative::Deny),
     };
-    b.clean(html).to_string().trim().to_string()
+    drop_empty_iframes(b.clean(html).to_string().trim())
+}
+
+/// Removes iframes whose `src` the sanitiser refused: an empty frame is nothing to show.
+fn drop_empty_iframes(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(start) = rest.find("<iframe") {
+        let Some(open_end) = rest[start..].find('>') else {
+            break;
+        };
+        let open = &rest[start..start + open_end];
+        let close = "</iframe>";
+        let Some(end) = rest[start..].find(close) else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        if open.contains(" src=") {
+            out.push_str(&rest[start..start + end + close.len()]);
+        }
+        rest = &rest[start + end + close.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn is_block(name: &str) -> bool {
@@ -170,12 +225,27 @@ pub fn plain_to_html(text: &str) -> String {
         .join("\n")
 }
 
-/// Whether a string looks like HTML markup rather than plain text.
+/// Whether a string looks like HTML markup rather than plain text: a tag (`<p`, `</`, `<!`)
+/// or a character reference (`&amp;`, `&#8212;`, `&#x2014;`).
 pub fn looks_like_html(s: &str) -> bool {
     let b = s.as_bytes();
-    b.windows(2)
-        .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'/' || w[1] == b'!'))
-        || s.contains("&") && s.contains(';')
+    let tag = b
+        .windows(2)
+        .any(|w| w[0] == b'<' && (w[1].is_ascii_alphabetic() || w[1] == b'/' || w[1] == b'!'));
+    tag || b
+        .iter()
+        .enumerate()
+        .any(|(i, c)| *c == b'&' && is_reference(&b[i + 1..]))
+}
+
+fn is_reference(rest: &[u8]) -> bool {
+    let (digit, body): (fn(&u8) -> bool, &[u8]) = match rest {
+        [b'#', b'x' | b'X', tail @ ..] => (u8::is_ascii_hexdigit, tail),
+        [b'#', tail @ ..] => (u8::is_ascii_digit, tail),
+        _ => (u8::is_ascii_alphanumeric, rest),
+    };
+    let n = body.iter().take(32).take_while(|c| digit(c)).count();
+    n > 0 && body.get(n) == Some(&b';')
 }
 
 #[cfg(test)]
@@ -206,6 +276,23 @@ mod tests {
     }
 
     #[test]
+    fn only_video_embeds_survive() {
+        let out = sanitize(
+            "<iframe src=\"https://www.youtube.com/embed/x\" onload=\"y()\"></iframe>\
+             <iframe src=\"https://evil.example/\"></iframe><iframe src=\"javascript:x\"></iframe>",
+            None,
+        );
+        assert!(
+            out.contains("<iframe src=\"https://www.youtube.com/embed/x\"></iframe>"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("evil") && !out.contains("javascript") && !out.contains("onload"),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn relative_urls_without_base_are_dropped() {
         let out = sanitize("<a href=\"/x\">x</a>", None);
         assert!(!out.contains("href"), "{out}");
@@ -220,6 +307,14 @@ mod tests {
             "T&C\n\nOne two\n\na\n\nb"
         );
         assert_eq!(text_of("a<br>b&nbsp;c"), "a\nb c");
+    }
+
+    #[test]
+    fn html_or_text() {
+        assert!(looks_like_html("<p>x</p>"));
+        assert!(looks_like_html("Tom &amp; Jerry"));
+        assert!(looks_like_html("&#8212; and &#x2014;"));
+        assert!(!looks_like_html("AT&T profits & losses; 3 < 4"));
     }
 
     #[test]

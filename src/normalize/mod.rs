@@ -1,11 +1,17 @@
 //! `(RawFeed, &Rules, now) → Parsed`: pure, no I/O, `now` passed in.
 //!
-//! A fixed order of steps per item: base URL → title → link → dates → authors → content →
-//! summary → categories → language → enclosures → id; sanitising is the last thing done to
+//! A fixed order of steps per item: base URL → title → link → dates → authors → body
+//! (structure, repeated title, boilerplate, credits: [`body`]) → summary (the lead) →
+//! categories → language → enclosures → image → id; sanitising is the last thing done to
 //! content. `feedloom parse --json` prints exactly what this returns.
+//!
+//! Normalising is idempotent: an item that went through it comes out of it unchanged.
 
+pub mod body;
+pub mod boilerplate;
 pub mod date;
 pub mod html;
+pub mod language;
 pub mod url;
 
 use std::collections::{HashMap, HashSet};
@@ -28,6 +34,10 @@ pub struct Rules<'a> {
     pub encoding_from: String,
     /// Per-source regexes of boilerplate lines (`strip_patterns`).
     pub strip_patterns: &'a [Regex],
+    /// Per-source CSS selectors of elements to remove from bodies (`remove_selectors`).
+    pub remove_selectors: &'a [scraper::Selector],
+    /// Detects an item's language when it does not say it.
+    pub detector: Option<&'a language::Detector>,
 }
 
 /// Longest summary, in characters, before it is cut at a word boundary.
@@ -91,6 +101,24 @@ fn plain_title(t: &str, is_html: bool) -> String {
         html::collapse(t)
     };
     truncate(&text, TITLE_CHARS)
+}
+
+/// Whether a summary is only the start of the body (or the body itself): compared without
+/// case, punctuation or a trailing "…"/"[...]"/"Read more".
+fn is_excerpt(summary: &str, body: Option<&str>) -> bool {
+    let Some(body) = body else {
+        return false;
+    };
+    let squash = |s: &str| -> String { fold(s).chars().filter(|c| c.is_alphanumeric()).collect() };
+    let s = squash(summary);
+    let b = squash(body);
+    // An excerpt's last word may be cut ("логистики и…"): drop it before comparing.
+    let cut = summary
+        .trim_end()
+        .trim_end_matches(['…', '.', ']', '['])
+        .rsplit_once(char::is_whitespace)
+        .map_or(s.clone(), |(head, _)| squash(head));
+    !s.is_empty() && (b.starts_with(&s) || (cut.chars().count() >= 20 && b.starts_with(&cut)))
 }
 
 /// Cuts `s` to at most `max` characters at a word boundary, adding "…" when cut.
@@ -167,35 +195,49 @@ fn item(
         })
         .collect();
 
-    // Content: the fullest body the source gave, as HTML.
-    let (body, body_is_html) = match (&it.content, &it.summary) {
+    // Body: the fullest one the source gave, in one clean structure, then sanitised.
+    let (source_body, body_is_html) = match (&it.content, &it.summary) {
         (Some(c), _) => (Some(c.as_str()), it.content_is_html),
         (None, Some(s)) => (Some(s.as_str()), it.summary_is_html),
         (None, None) => (None, false),
     };
-    let body_html = body.map(|b| {
-        let b = strip_lines(b, rules.strip_patterns);
-        if body_is_html && html::looks_like_html(&b) {
-            b.into_owned()
-        } else {
-            html::plain_to_html(&b)
-        }
-    });
-    let content_html = body_html
-        .as_deref()
-        .map(|h| html::sanitize(h, content_base.as_ref()))
+    let body_rules = body::BodyRules {
+        title: &title,
+        strip_patterns: rules.strip_patterns,
+        remove_selectors: rules.remove_selectors,
+    };
+    let body = source_body
+        .map(|b| body::normalize_body(b, body_is_html && html::looks_like_html(b), &body_rules));
+    let content_html = body
+        .as_ref()
+        .map(|b| html::sanitize(&b.html, content_base.as_ref()))
         .filter(|h| !h.is_empty());
 
-    // Summary: plain text of the summary the source wrote, else of the content.
-    let summary_text = match &it.summary {
-        Some(s) if it.summary_is_html || html::looks_like_html(s) => html::text_of(s),
-        Some(s) => html::tidy_text(s),
-        None => content_html
-            .as_deref()
-            .map(html::text_of)
-            .unwrap_or_default(),
+    // Summary: the summary the source wrote when it is its own text (an editor's abstract),
+    // else the lead paragraph: a summary that is only the start of the story (an excerpt, or
+    // the body itself) gives way to the lead, so every shape of a story gets the same summary.
+    let source_summary = it.summary.as_deref().map(|s| {
+        // Plain-text summaries (JSON Feed, Atom type="text") are taken at their word.
+        if it.summary_is_html {
+            html::collapse(&html::text_of(s))
+        } else {
+            html::collapse(s)
+        }
+    });
+    let body_text = content_html
+        .as_deref()
+        .map(|h| html::collapse(&html::text_of(h)));
+    let lead = body.as_ref().and_then(|b| b.lead.clone());
+    let summary_text = match (source_summary, lead) {
+        (Some(s), Some(_))
+            if it.content.is_some() && !s.is_empty() && !is_excerpt(&s, body_text.as_deref()) =>
+        {
+            s
+        }
+        (_, Some(lead)) => lead,
+        (Some(s), None) => s,
+        (None, None) => String::new(),
     };
-    let summary_text = strip_lines(&summary_text, rules.strip_patterns);
     let summary =
         Some(truncate(&html::collapse(&summary_text), SUMMARY_CHARS)).filter(|s| !s.is_empty());
 
@@ -207,11 +249,17 @@ fn item(
             categories.push(c);
         }
     }
-    let language = it
-        .language
-        .as_deref()
-        .and_then(language_tag)
-        .or_else(|| feed_language.map(str::to_string));
+    // Language: the item's own, else detected from its title and lead, else the feed's. A
+    // detected language that the feed's tag names more precisely (en → en-us) takes its tag.
+    let language = it.language.as_deref().and_then(language_tag).or_else(|| {
+        let sample = format!("{title}. {}", summary.as_deref().unwrap_or(""));
+        let detected = rules.detector.and_then(|d| d.detect(&sample));
+        match (detected, feed_language) {
+            (Some(d), Some(f)) if f.split('-').next() == Some(d.as_str()) => Some(f.to_string()),
+            (Some(d), _) => Some(d),
+            (None, f) => f.map(str::to_string),
+        }
+    });
     let mut enclosures: Vec<Enclosure> = Vec::new();
     for e in &it.enclosures {
         if let Some(u) = url::absolute(&e.url, base.as_ref())
@@ -228,6 +276,12 @@ fn item(
             });
         }
     }
+    let image = it
+        .image
+        .as_deref()
+        .or(body.as_ref().and_then(|b| b.first_image.as_deref()))
+        .and_then(|src| url::absolute(src, content_base.as_ref()))
+        .map(|u| u.to_string());
     Item {
         id: String::new(),
         title,
@@ -240,30 +294,13 @@ fn item(
         categories,
         language,
         enclosures,
+        image,
     }
 }
 
 /// Case folding for comparisons: lowercase, ё → е.
 pub fn fold(s: &str) -> String {
     s.to_lowercase().replace('ё', "е")
-}
-
-/// Removes lines that match one of the source's `strip_patterns`.
-fn strip_lines<'s>(s: &'s str, patterns: &[Regex]) -> std::borrow::Cow<'s, str> {
-    if patterns.is_empty() {
-        return std::borrow::Cow::Borrowed(s);
-    }
-    let kept: Vec<&str> = s
-        .lines()
-        .filter(|line| {
-            let hit = patterns.iter().find(|p| p.is_match(line));
-            if let Some(p) = hit {
-                tracing::debug!(rule = %p, line = %line, "strip_patterns removed a line");
-            }
-            hit.is_none()
-        })
-        .collect();
-    std::borrow::Cow::Owned(kept.join("\n"))
 }
 
 /// Ids: the source's guid/id when present and unique in the document, else the canonical link
@@ -414,5 +451,117 @@ mod tests {
         assert_eq!(language_tag("ru-RU").as_deref(), Some("ru-ru"));
         assert_eq!(language_tag("en_US").as_deref(), Some("en-us"));
         assert_eq!(language_tag("русский"), None);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Lines of the kinds real bodies are made of, hostile ones included.
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just("Визит лидера в Астану".to_string()),
+            Just("Эксперты обсуждают перспективы сотрудничества двух стран.".to_string()),
+            Just("A short heading line".to_string()),
+            Just("  • Транспорт и логистика".to_string()),
+            Just("- first point".to_string()),
+            Just("— Мы довольны, — сказал он.".to_string()),
+            Just("1. one".to_string()),
+            Just("2. two".to_string()),
+            Just("Фото: ТАСС".to_string()),
+            Just("Поделиться:".to_string()),
+            Just("Read more about it in our explainer.".to_string()),
+            Just("<p>Para with <a href=\"/rel?utm_source=x\">link</a>.</p>".to_string()),
+            Just("<p><strong>Bold heading</strong></p>".to_string()),
+            Just("<h1>Title here</h1>".to_string()),
+            Just("<ul><li>a</li><li>b</li></ul>".to_string()),
+            Just("<img src=\"/a.jpg\"><br>".to_string()),
+            Just("<img src=x onerror=alert(1)>".to_string()),
+            Just("<script>alert(1)</script>".to_string()),
+            Just("<a href=\"javascript:alert(1)\">x</a>".to_string()),
+            Just("<svg><script>alert(1)</script></svg>".to_string()),
+            Just("<iframe src=\"https://evil.example/\"></iframe>".to_string()),
+            Just("<table><tr><td>1</td></tr></table>".to_string()),
+            Just("<blockquote>Quote &amp; more</blockquote>".to_string()),
+            "[\\PC&<>\"' ]{0,40}",
+        ]
+    }
+
+    /// The first thing in `html` that could run in a reader: a script-capable element, an
+    /// event handler, or a URL with a dangerous scheme.
+    fn unsafe_markup(html: &str) -> Option<String> {
+        let doc = scraper::Html::parse_fragment(html);
+        for node in doc.tree.root().descendants() {
+            let Some(e) = node.value().as_element() else {
+                continue;
+            };
+            if matches!(
+                e.name(),
+                "script" | "style" | "svg" | "math" | "object" | "embed" | "base" | "form"
+            ) || (e.name() == "iframe" && !e.attr("src").is_some_and(html::allowed_embed))
+            {
+                return Some(format!("<{}>", e.name()));
+            }
+            for (k, v) in e.attrs() {
+                let v = v.trim().to_ascii_lowercase();
+                if k.starts_with("on")
+                    || k == "style"
+                    || ["javascript:", "data:", "vbscript:"]
+                        .iter()
+                        .any(|s| v.starts_with(s) || v.contains(&format!(", {s}")))
+                {
+                    return Some(format!("{k}={v}"));
+                }
+            }
+        }
+        None
+    }
+
+    fn raw_item(title: String, body: String, is_html: bool) -> RawItem {
+        RawItem {
+            title: Some(title),
+            link: Some("https://example.org/news/1?utm_medium=x".into()),
+            content: Some(body),
+            content_is_html: is_html,
+            ..RawItem::default()
+        }
+    }
+
+    fn again(it: &Item) -> RawItem {
+        RawItem {
+            guid: Some(it.id.clone()),
+            title: Some(it.title.clone()),
+            link: it.link.clone(),
+            summary: it.summary.clone(),
+            content: it.content_html.clone(),
+            content_is_html: true,
+            language: it.language.clone(),
+            image: it.image.clone(),
+            ..RawItem::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn normalising_is_idempotent_and_safe(
+            title in prop_oneof![Just("Визит лидера в Астану".to_string()), "[\\PC]{0,30}"],
+            lines in proptest::collection::vec(line(), 0..14),
+            is_html in any::<bool>(),
+        ) {
+            let now: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+            let rules = Rules::default();
+            let feed = |items| RawFeed { items, ..RawFeed::default() };
+            let once = normalize(feed(vec![raw_item(title, lines.join("\n"), is_html)]), &rules, now);
+            let it = &once.items[0];
+            let html = it.content_html.clone().unwrap_or_default();
+            prop_assert!(unsafe_markup(&html).is_none(), "{:?} in {}", unsafe_markup(&html), html);
+            let twice = normalize(feed(vec![again(it)]), &rules, now);
+            prop_assert_eq!(&twice.items[0], it);
+        }
     }
 }

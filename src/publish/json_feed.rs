@@ -36,6 +36,8 @@ struct JsonItem<'a> {
     content_html: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     summary: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image: Option<&'a str>,
     date_published: String,
     date_modified: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -113,6 +115,7 @@ pub fn render(feed: &OutputFeed, items: &[StoredItem], ctx: &Context) -> Result<
                     title: item_title(it),
                     content_html: i.content_html.as_deref(),
                     summary: i.summary.as_deref(),
+                    image: i.image.as_deref(),
                     date_published: rfc3339(item_date(it)),
                     date_modified: rfc3339(item_updated(it)),
                     authors: i

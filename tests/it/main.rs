@@ -6,6 +6,7 @@
 //!   read the new `.expected.json` and commit both.
 //! - `config`: `tests/fixtures/config/invalid-*.toml` with the exact `feedloom check` text in
 //!   `invalid-*.expected.txt` (error messages are part of the interface).
+//! - `normalize`: the summit article in every shape, no false removals, idempotence.
 //! - `refresh`: whole runs of the real binary against a local HTTP server on 127.0.0.1.
 //! - `conformance`: the shipped config's outputs judged by `../shared/conformance/`.
 //!
@@ -14,5 +15,6 @@
 mod cli_parse;
 mod config;
 mod conformance;
+mod normalize;
 mod refresh;
 mod support;

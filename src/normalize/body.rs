@@ -1,0 +1,1182 @@
+//! An item's body, whatever shape the source gave it (HTML with ads and share blocks, plain
+//! text, HTML carrying text in `<br>` blobs), → one clean structure: paragraphs, `<h2>`/`<h3>`
+//! section headings, lists, figures with captions, and what cannot be restructured safely
+//! (tables, quotes, code) kept as it was.
+//!
+//! The body is read into [`Block`]s, the rules run on blocks (never inside a sentence), and the
+//! blocks are written back as HTML for the sanitiser, which always runs after this.
+//!
+//! Rules, in order: junk elements and tracking pixels dropped, lazy images promoted; text lines
+//! read as paragraphs, bullets, numbered items; boilerplate blocks (share widgets, calls to
+//! action: [`super::boilerplate`]) and the source's `strip_patterns` removed; photo credits
+//! made captions; the title repeated at the start removed; short unpunctuated lines that
+//! introduce paragraphs made headings; empty blocks dropped. The order makes the whole
+//! idempotent: no later rule changes what an earlier one looked at.
+
+use std::collections::HashSet;
+
+use ego_tree::{NodeId, NodeRef};
+use regex::Regex;
+use scraper::{Html, Node, Selector};
+
+use super::boilerplate;
+
+/// What the body rules need besides the body.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyRules<'a> {
+    /// The item's title (plain text), to find it repeated at the top.
+    pub title: &'a str,
+    /// Per-source regexes; a block whose text matches one is removed.
+    pub strip_patterns: &'a [Regex],
+    /// Per-source CSS selectors of elements to remove.
+    pub remove_selectors: &'a [Selector],
+}
+
+/// The normalised body.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Body {
+    /// Structured HTML, not yet sanitised (relative URLs still relative).
+    pub html: String,
+    /// The lead paragraph as plain text.
+    pub lead: Option<String>,
+    /// The first image's `src` as written (maybe relative).
+    pub first_image: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    /// A section heading (`<h2>`).
+    Heading,
+    /// A sub-heading (`<h3>`).
+    SubHeading,
+    Para,
+    List {
+        ordered: bool,
+        items: Vec<String>,
+    },
+    Figure {
+        img: Option<String>,
+        caption: Option<String>,
+    },
+    /// Kept as it came: tables, quotes, code, nested lists, allowed embeds.
+    Raw,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Block {
+    kind: Kind,
+    /// Inline HTML of a heading or paragraph; the whole element for `Raw`.
+    html: String,
+    /// Plain text, white space collapsed.
+    text: String,
+    /// A paragraph from a text line or a bold-only paragraph: may become a heading.
+    heading_candidate: bool,
+    /// Marked as a credit by the source (`class="photo-credit"`).
+    credit_hint: bool,
+}
+
+impl Block {
+    fn new(kind: Kind, html: String, text: String) -> Block {
+        Block {
+            kind,
+            html,
+            text,
+            heading_candidate: false,
+            credit_hint: false,
+        }
+    }
+
+    fn para(html: String, text: String) -> Block {
+        Block::new(Kind::Para, html, text)
+    }
+
+    /// A block kept as it came; its text is read from its markup.
+    fn raw(html: String) -> Block {
+        let text = plain(&html);
+        Block::new(Kind::Raw, html, text)
+    }
+}
+
+/// Normalises a body given as HTML (`is_html`) or as plain text.
+pub fn normalize_body(input: &str, is_html: bool, rules: &BodyRules<'_>) -> Body {
+    let mut blocks = if is_html {
+        html_blocks(input, rules.remove_selectors)
+    } else {
+        text_blocks(input)
+    };
+    blocks.retain(|b| keep(b, rules.strip_patterns));
+    make_captions(&mut blocks);
+    remove_repeated_title(&mut blocks, rules.title);
+    make_headings(&mut blocks);
+    blocks.retain(|b| !is_empty(b));
+    let lead = blocks
+        .iter()
+        .filter(|b| b.kind == Kind::Para)
+        .find(|b| b.text.chars().count() >= 40)
+        .or_else(|| blocks.iter().find(|b| b.kind == Kind::Para))
+        .map(|b| b.text.clone());
+    let first_image = blocks.iter().find_map(|b| match &b.kind {
+        Kind::Figure { img: Some(img), .. } => attr_of(img, "src"),
+        _ => None,
+    });
+    Body {
+        html: render(&blocks),
+        lead,
+        first_image,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plain text → blocks
+
+/// A line of text: inline HTML and its plain text.
+#[derive(Debug, Clone)]
+struct Line {
+    html: String,
+    text: String,
+}
+
+fn text_blocks(text: &str) -> Vec<Block> {
+    let mut groups: Vec<Vec<Line>> = vec![Vec::new()];
+    for raw in text.lines() {
+        let t = super::html::collapse(raw);
+        if t.is_empty() {
+            if !groups.last().is_some_and(Vec::is_empty) {
+                groups.push(Vec::new());
+            }
+            continue;
+        }
+        let html = html_escape::encode_text(&t).into_owned();
+        groups
+            .last_mut()
+            .expect("groups starts non-empty")
+            .push(Line { html, text: t });
+    }
+    let mut blocks = Vec::new();
+    for g in groups {
+        lines_to_blocks(g, &mut blocks);
+    }
+    blocks
+}
+
+/// A bullet at the start of a line: strong ones (•, ·, ▪, ●, *) make a list item on their own;
+/// dashes (-, –, —) also open direct speech in Russian, so they need company (see
+/// [`lines_to_blocks`]).
+fn bullet(text: &str) -> Option<(bool, &str)> {
+    let mut chars = text.char_indices();
+    let (_, c) = chars.next()?;
+    let strong = matches!(c, '•' | '·' | '▪' | '●' | '◦' | '*');
+    let weak = matches!(c, '-' | '–' | '—');
+    if !strong && !weak {
+        return None;
+    }
+    let rest = &text[c.len_utf8()..];
+    // "-5 degrees", "*emphasis*": a bullet is followed by a space.
+    if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let rest = rest.trim_start();
+    (!rest.is_empty()).then_some((strong, rest))
+}
+
+/// "1. text", "2) text": the number and the rest.
+fn numbered(text: &str) -> Option<(u32, &str)> {
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 || digits > 3 {
+        return None;
+    }
+    let n: u32 = text[..digits].parse().ok()?;
+    let rest = text[digits..].strip_prefix(['.', ')'])?;
+    if !rest.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let rest = rest.trim_start();
+    (!rest.is_empty()).then_some((n, rest))
+}
+
+fn ends_sentence(text: &str) -> bool {
+    let t = text.trim_end_matches(['"', '»', '”', '\'', ')', '’']);
+    t.ends_with(['.', '!', '?', '…', ':', ';', ','])
+}
+
+/// Drops the bullet or number from a line's inline HTML, keeping its markup.
+fn strip_marker(line: &Line, rest: &str) -> String {
+    let skip = line.text.len() - rest.len();
+    let marker = &line.text[..skip];
+    let mut html = line.html.as_str();
+    // The marker is plain text at the start of the line (maybe after opening tags).
+    let lead = html.len() - html.trim_start().len();
+    html = &html[lead..];
+    let escaped = html_escape::encode_text(marker.trim_end()).into_owned();
+    if let Some(after) = html.strip_prefix(escaped.as_str()) {
+        after.trim_start().to_string()
+    } else {
+        html_escape::encode_text(rest).into_owned()
+    }
+}
+
+/// One group of consecutive lines (no blank line between) → blocks.
+fn lines_to_blocks(lines: Vec<Line>, out: &mut Vec<Block>) {
+    // A hard-wrapped sentence continues on a line that starts in lower case.
+    let mut units: Vec<Line> = Vec::new();
+    for line in lines {
+        if let Some(prev) = units.last_mut()
+            && bullet(&prev.text).is_none()
+            && !ends_sentence(&prev.text)
+            && line.text.chars().next().is_some_and(char::is_lowercase)
+        {
+            prev.html.push(' ');
+            prev.html.push_str(&line.html);
+            prev.text.push(' ');
+            prev.text.push_str(&line.text);
+            continue;
+        }
+        units.push(line);
+    }
+    let mut i = 0;
+    while i < units.len() {
+        // Bullets: strong ones always; dashes when two or more follow each other and they read
+        // as a list (introduced by a colon, or none of them ends a sentence).
+        let run: Vec<(bool, &str)> = units[i..].iter().map_while(|u| bullet(&u.text)).collect();
+        let intro_colon = out
+            .last()
+            .is_some_and(|b: &Block| b.text.trim_end().ends_with(':'));
+        let is_list = !run.is_empty()
+            && (run.iter().all(|(strong, _)| *strong)
+                || (run.len() >= 2 && (intro_colon || run.iter().all(|(_, r)| !ends_sentence(r)))));
+        if is_list {
+            let items = units[i..i + run.len()]
+                .iter()
+                .zip(&run)
+                .map(|(u, (_, rest))| strip_marker(u, rest))
+                .collect();
+            push_list(out, false, items);
+            i += run.len();
+            continue;
+        }
+        // Numbered items: two or more, counting up by one.
+        let nums: Vec<(u32, &str)> = units[i..].iter().map_while(|u| numbered(&u.text)).collect();
+        let counting = nums.windows(2).all(|w| w[1].0 == w[0].0 + 1);
+        if nums.len() >= 2 && counting {
+            let items = units[i..i + nums.len()]
+                .iter()
+                .zip(&nums)
+                .map(|(u, (_, rest))| strip_marker(u, rest))
+                .collect();
+            push_list(out, true, items);
+            i += nums.len();
+            continue;
+        }
+        let u = &units[i];
+        // A line that is bold from end to end is styled, not emphasised: unwrap it.
+        let html = bold_only(&u.html).unwrap_or_else(|| u.html.clone());
+        let mut b = Block::para(html, u.text.clone());
+        b.heading_candidate = true;
+        out.push(b);
+        i += 1;
+    }
+}
+
+fn push_list(out: &mut Vec<Block>, ordered: bool, items: Vec<String>) {
+    let text = items
+        .iter()
+        .map(|i| super::html::collapse(&super::html::text_of(i)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    out.push(Block::new(
+        Kind::List { ordered, items },
+        String::new(),
+        text,
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTML → blocks
+
+/// Elements dropped with everything inside them.
+fn is_junk(name: &str) -> bool {
+    matches!(
+        name,
+        "script"
+            | "style"
+            | "noscript"
+            | "template"
+            | "object"
+            | "embed"
+            | "applet"
+            | "form"
+            | "input"
+            | "button"
+            | "select"
+            | "textarea"
+            | "link"
+            | "meta"
+            | "base"
+            | "head"
+            | "title"
+            | "frame"
+            | "frameset"
+            | "svg"
+            | "math"
+    )
+}
+
+/// Elements kept whole (after sanitising): their structure is not ours to redo.
+fn is_raw(name: &str) -> bool {
+    matches!(
+        name,
+        "table" | "blockquote" | "pre" | "dl" | "video" | "audio" | "iframe" | "details" | "hr"
+    )
+}
+
+fn is_container(name: &str) -> bool {
+    matches!(
+        name,
+        "div"
+            | "section"
+            | "article"
+            | "main"
+            | "header"
+            | "footer"
+            | "aside"
+            | "nav"
+            | "center"
+            | "body"
+            | "html"
+            | "address"
+            | "fieldset"
+            | "picture"
+    )
+}
+
+fn dimension(v: Option<&str>) -> Option<u32> {
+    v?.trim().trim_end_matches("px").parse().ok()
+}
+
+/// Known counters and beacons; also anything sized 1×1 (or 0).
+const PIXEL_HINTS: &[&str] = &[
+    "pixel",
+    "counter",
+    "beacon",
+    "/track",
+    "tracker",
+    "1x1",
+    "spacer.gif",
+    "feedburner.com/~r",
+    "feeds.feedburner.com/~ff",
+    "stats.wordpress.com",
+    "pixel.wp.com",
+    "mc.yandex.ru",
+    "google-analytics.com",
+    "doubleclick.net",
+];
+
+fn is_tracking_pixel(e: &scraper::node::Element) -> bool {
+    let (w, h) = (dimension(e.attr("width")), dimension(e.attr("height")));
+    if w.is_some_and(|w| w <= 1) || h.is_some_and(|h| h <= 1) {
+        return true;
+    }
+    let style = e
+        .attr("style")
+        .unwrap_or("")
+        .to_ascii_lowercase()
+        .replace(' ', "");
+    if style.contains("display:none") || style.contains("width:1px") || style.contains("height:1px")
+    {
+        return true;
+    }
+    let src = image_src(e).unwrap_or_default().to_ascii_lowercase();
+    src.is_empty() || PIXEL_HINTS.iter().any(|p| src.contains(p))
+}
+
+/// The real source of an image: lazy-loading attributes win over a placeholder `src`.
+fn image_src(e: &scraper::node::Element) -> Option<String> {
+    let src = e.attr("src").map(str::trim).filter(|s| !s.is_empty());
+    let lazy = [
+        "data-src",
+        "data-lazy-src",
+        "data-original",
+        "data-lazy",
+        "data-url",
+    ]
+    .iter()
+    .find_map(|a| e.attr(a))
+    .map(str::trim)
+    .filter(|s| !s.is_empty());
+    let placeholder = src.is_none_or(|s| {
+        let l = s.to_ascii_lowercase();
+        l.starts_with("data:")
+            || l.contains("placeholder")
+            || l.contains("blank.")
+            || l.contains("lazy")
+    });
+    if placeholder { lazy.or(src) } else { src }.map(String::from)
+}
+
+/// Serialises an inline subtree, dropping junk and pixels and promoting lazy images.
+fn serialize(node: NodeRef<'_, Node>, drop: &HashSet<NodeId>, out: &mut String) {
+    if drop.contains(&node.id()) {
+        return;
+    }
+    match node.value() {
+        Node::Text(t) => out.push_str(&html_escape::encode_text(&**t)),
+        Node::Element(e) => {
+            let name = e.name();
+            if is_junk(name) {
+                return;
+            }
+            if name == "img" {
+                if is_tracking_pixel(e) {
+                    return;
+                }
+                out.push_str(&img_html(e));
+                return;
+            }
+            if name == "iframe" {
+                if let Some(src) = e.attr("src").filter(|s| super::html::allowed_embed(s)) {
+                    out.push_str(&format!(
+                        "<iframe src=\"{}\" allowfullscreen></iframe>",
+                        html_escape::encode_double_quoted_attribute(src)
+                    ));
+                }
+                return;
+            }
+            if !is_inline_kept(name) {
+                for c in node.children() {
+                    serialize(c, drop, out);
+                }
+                return;
+            }
+            out.push('<');
+            out.push_str(name);
+            for (k, v) in e.attrs() {
+                out.push(' ');
+                out.push_str(k);
+                out.push_str("=\"");
+                out.push_str(&html_escape::encode_double_quoted_attribute(v));
+                out.push('"');
+            }
+            out.push('>');
+            if is_void(name) {
+                return;
+            }
+            for c in node.children() {
+                serialize(c, drop, out);
+            }
+            out.push_str("</");
+            out.push_str(name);
+            out.push('>');
+        }
+        _ => {}
+    }
+}
+
+/// Elements kept as elements when serialising: those the sanitiser allows. Others are unwrapped
+/// here (their content kept), so that what this stage sees is what readers get.
+fn is_inline_kept(name: &str) -> bool {
+    super::html::allowed_tag(name)
+}
+
+fn is_void(name: &str) -> bool {
+    matches!(
+        name,
+        "br" | "img" | "hr" | "wbr" | "source" | "area" | "col" | "track" | "input"
+    )
+}
+
+fn img_html(e: &scraper::node::Element) -> String {
+    let mut s = String::from("<img");
+    if let Some(src) = image_src(e) {
+        s.push_str(&format!(
+            " src=\"{}\"",
+            html_escape::encode_double_quoted_attribute(&src)
+        ));
+    }
+    let srcset = e.attr("data-srcset").or_else(|| e.attr("srcset"));
+    for (k, v) in [
+        ("srcset", srcset),
+        ("alt", e.attr("alt")),
+        ("title", e.attr("title")),
+        ("width", e.attr("width")),
+        ("height", e.attr("height")),
+    ] {
+        if let Some(v) = v {
+            s.push_str(&format!(
+                " {k}=\"{}\"",
+                html_escape::encode_double_quoted_attribute(v)
+            ));
+        }
+    }
+    s.push('>');
+    s
+}
+
+fn attr_of(tag_html: &str, attr: &str) -> Option<String> {
+    let frag = Html::parse_fragment(tag_html);
+    frag.tree.root().descendants().find_map(|n| {
+        n.value()
+            .as_element()
+            .and_then(|e| e.attr(attr))
+            .map(String::from)
+    })
+}
+
+fn inner_html(node: NodeRef<'_, Node>, drop: &HashSet<NodeId>) -> String {
+    let mut s = String::new();
+    for c in node.children() {
+        serialize(c, drop, &mut s);
+    }
+    s.trim().to_string()
+}
+
+fn outer_html(node: NodeRef<'_, Node>, drop: &HashSet<NodeId>) -> String {
+    let mut s = String::new();
+    serialize(node, drop, &mut s);
+    s
+}
+
+fn plain(html: &str) -> String {
+    super::html::collapse(&super::html::text_of(html))
+}
+
+/// Collects inline content (text, links, emphasis) between blocks; `<br>` splits it in lines,
+/// two `<br>` in a row in groups.
+#[derive(Default)]
+struct Inline {
+    groups: Vec<Vec<String>>,
+    current: String,
+}
+
+impl Inline {
+    fn push_html(&mut self, html: &str) {
+        self.current.push_str(html);
+    }
+
+    fn line_break(&mut self) {
+        let line = std::mem::take(&mut self.current);
+        let group = match self.groups.last_mut() {
+            Some(g) => g,
+            None => {
+                self.groups.push(Vec::new());
+                self.groups.last_mut().expect("just pushed")
+            }
+        };
+        if line.trim().is_empty() {
+            // A blank line (`<br><br>`): a new group.
+            if !group.is_empty() {
+                self.groups.push(Vec::new());
+            }
+        } else {
+            group.push(line);
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<Block>, paragraph: bool) {
+        self.line_break();
+        let groups = std::mem::take(&mut self.groups);
+        let lines: usize = groups.iter().map(Vec::len).sum();
+        if lines == 0 {
+            return;
+        }
+        if lines == 1 && paragraph {
+            // A plain paragraph: no text rules but the bold-heading one.
+            let html = groups.concat().concat().trim().to_string();
+            out.push(html_paragraph(html));
+            return;
+        }
+        for g in groups {
+            let lines = g
+                .into_iter()
+                .map(|h| {
+                    let html = h.trim().to_string();
+                    Line {
+                        text: plain(&html),
+                        html,
+                    }
+                })
+                .filter(|l| !l.text.is_empty() || l.html.contains("<img"))
+                .collect();
+            lines_to_blocks(lines, out);
+        }
+    }
+}
+
+/// A `<p>`'s content as a block: an image alone is a figure; a paragraph that is bold from
+/// end to end may be a heading (decided later) and is unwrapped otherwise.
+fn html_paragraph(html: String) -> Block {
+    let text = plain(&html);
+    if text.is_empty() && html.contains("<img") {
+        return Block::new(
+            Kind::Figure {
+                img: Some(html),
+                caption: None,
+            },
+            String::new(),
+            text,
+        );
+    }
+    let mut b = Block::para(html, text);
+    if let Some(inner) = bold_only(&b.html) {
+        b.html = inner;
+        b.heading_candidate = true;
+    }
+    b
+}
+
+/// The content of `<strong>…</strong>` / `<b>…</b>` (with any attributes) when that element is
+/// all there is.
+fn bold_only(html: &str) -> Option<String> {
+    if !html.contains("<b") && !html.contains("<B") && !html.contains("<strong") {
+        return None;
+    }
+    let frag = Html::parse_fragment(html);
+    let root = frag.root_element();
+    let mut only = None;
+    for c in root.children() {
+        match c.value() {
+            Node::Text(t) if t.trim().is_empty() => {}
+            Node::Element(e) if matches!(e.name(), "b" | "strong") && only.is_none() => {
+                only = Some(c);
+            }
+            _ => return None,
+        }
+    }
+    let inner = inner_html(only?, &HashSet::new());
+    Some(inner.trim().to_string())
+}
+
+fn html_blocks(html: &str, remove: &[Selector]) -> Vec<Block> {
+    let doc = Html::parse_fragment(html);
+    let mut drop = HashSet::new();
+    for sel in remove {
+        for el in doc.select(sel) {
+            tracing::debug!(selector = ?sel, "remove_selectors removed an element");
+            drop.insert(el.id());
+        }
+    }
+    // Markup with no block element at all is text with a few tags: its newlines are breaks.
+    let newline_breaks = !doc.tree.root().descendants().any(|n| {
+        n.value()
+            .as_element()
+            .is_some_and(|e| is_block_name(e.name()))
+    });
+    let mut blocks = Vec::new();
+    let mut inline = Inline::default();
+    let ctx = Walk {
+        drop: &drop,
+        newline_breaks,
+    };
+    walk(doc.tree.root(), &ctx, &mut blocks, &mut inline);
+    inline.flush(&mut blocks, false);
+    blocks
+}
+
+fn has_class(e: &scraper::node::Element, words: &[&str]) -> bool {
+    e.attr("class")
+        .is_some_and(|c| words.iter().any(|w| c.to_ascii_lowercase().contains(w)))
+}
+
+fn is_block_name(name: &str) -> bool {
+    matches!(
+        name,
+        "p" | "br" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "ul" | "ol" | "li" | "figure"
+    ) || is_raw(name)
+        || is_container(name)
+}
+
+/// An inline element wrapped around blocks (`<a><div>…</div></a>`) is walked like a container:
+/// a paragraph cannot hold blocks.
+fn has_block_inside(node: NodeRef<'_, Node>) -> bool {
+    node.descendants().skip(1).any(|d| {
+        d.value()
+            .as_element()
+            .is_some_and(|e| is_block_name(e.name()))
+    })
+}
+
+struct Walk<'a> {
+    drop: &'a HashSet<NodeId>,
+    /// Text newlines are line breaks (the body has no block markup).
+    newline_breaks: bool,
+}
+
+fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &mut Inline) {
+    let drop = ctx.drop;
+    for child in node.children() {
+        if drop.contains(&child.id()) {
+            continue;
+        }
+        let e = match child.value() {
+            Node::Text(t) if ctx.newline_breaks && t.contains('\n') => {
+                for (n, piece) in t.split('\n').enumerate() {
+                    if n > 0 {
+                        inline.line_break();
+                    }
+                    inline.push_html(&html_escape::encode_text(piece));
+                }
+                continue;
+            }
+            Node::Text(_) => {
+                let mut s = String::new();
+                serialize(child, drop, &mut s);
+                inline.push_html(&s);
+                continue;
+            }
+            Node::Element(e) => e,
+            _ => continue,
+        };
+        let name = e.name();
+        match name {
+            _ if is_junk(name) => {}
+            "br" => inline.line_break(),
+            "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
+                inline.flush(out, false);
+                let html = inner_html(child, drop);
+                let text = plain(&html);
+                let kind = if matches!(name, "h1" | "h2" | "h3") {
+                    Kind::Heading
+                } else {
+                    Kind::SubHeading
+                };
+                out.push(Block::new(kind, html, text));
+            }
+            "p" => {
+                inline.flush(out, false);
+                let credit = has_class(e, &["credit", "caption", "copyright"]);
+                let start = out.len();
+                let mut inner = Inline::default();
+                for c in child.children() {
+                    match c.value() {
+                        Node::Element(el) if el.name() == "br" => inner.line_break(),
+                        _ if drop.contains(&c.id()) => {}
+                        _ => {
+                            let mut s = String::new();
+                            serialize(c, drop, &mut s);
+                            inner.push_html(&s);
+                        }
+                    }
+                }
+                inner.flush(out, true);
+                if credit {
+                    for b in &mut out[start..] {
+                        b.credit_hint = true;
+                    }
+                }
+            }
+            "ul" | "ol" => {
+                inline.flush(out, false);
+                let nested = child.descendants().skip(1).any(|d| {
+                    d.value()
+                        .as_element()
+                        .is_some_and(|x| matches!(x.name(), "ul" | "ol" | "table" | "p" | "div"))
+                });
+                if nested {
+                    let html = outer_html(child, drop);
+                    out.push(Block::raw(html));
+                } else {
+                    let items: Vec<String> = child
+                        .children()
+                        .filter(|c| c.value().as_element().is_some_and(|x| x.name() == "li"))
+                        .map(|li| inner_html(li, drop))
+                        .filter(|h| !plain(h).is_empty() || h.contains("<img"))
+                        .collect();
+                    if !items.is_empty() {
+                        push_list(out, name == "ol", items);
+                    }
+                }
+            }
+            "figure" => {
+                inline.flush(out, false);
+                let img = child
+                    .descendants()
+                    .find(|d| d.value().as_element().is_some_and(|x| x.name() == "img"))
+                    .and_then(|d| {
+                        let el = d.value().as_element()?;
+                        (!drop.contains(&d.id()) && !is_tracking_pixel(el)).then(|| img_html(el))
+                    });
+                let caption = child
+                    .descendants()
+                    .find(|d| {
+                        d.value()
+                            .as_element()
+                            .is_some_and(|x| x.name() == "figcaption")
+                    })
+                    .map(|d| inner_html(d, drop))
+                    .filter(|c| !plain(c).is_empty());
+                let other = child.descendants().any(|d| {
+                    d.value()
+                        .as_element()
+                        .is_some_and(|x| matches!(x.name(), "iframe" | "video" | "audio" | "table"))
+                });
+                if other {
+                    let html = outer_html(child, drop);
+                    out.push(Block::raw(html));
+                } else if img.is_some() || caption.is_some() {
+                    let text = caption.as_deref().map(plain).unwrap_or_default();
+                    out.push(Block::new(
+                        Kind::Figure { img, caption },
+                        String::new(),
+                        text,
+                    ));
+                }
+            }
+            "img" => {
+                if is_tracking_pixel(e) {
+                    tracing::debug!(src = ?e.attr("src"), "dropped a tracking pixel");
+                    continue;
+                }
+                inline.flush(out, false);
+                out.push(Block::new(
+                    Kind::Figure {
+                        img: Some(img_html(e)),
+                        caption: None,
+                    },
+                    String::new(),
+                    String::new(),
+                ));
+            }
+            _ if is_raw(name) => {
+                inline.flush(out, false);
+                let html = outer_html(child, drop);
+                if !html.is_empty() {
+                    out.push(Block::raw(html));
+                }
+            }
+            _ if is_container(name)
+                || name == "li"
+                || name == "figcaption"
+                || (!is_void(name) && has_block_inside(child)) =>
+            {
+                inline.flush(out, false);
+                let start = out.len();
+                walk(child, ctx, out, inline);
+                inline.flush(out, false);
+                if has_class(e, &["credit", "caption", "copyright"]) {
+                    for b in &mut out[start..] {
+                        b.credit_hint = true;
+                    }
+                }
+            }
+            _ => {
+                // Inline: links, emphasis, spans, code...
+                let mut s = String::new();
+                serialize(child, drop, &mut s);
+                inline.push_html(&s);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rules on blocks
+
+/// Text compared for sameness: case and ё folded, punctuation and quotes ignored.
+fn comparable(s: &str) -> String {
+    super::fold(s)
+        .chars()
+        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Removes the title wherever it is repeated among the first blocks of text (once or twice, as
+/// text or as a heading): before the fourth block that is not the title.
+fn remove_repeated_title(blocks: &mut Vec<Block>, title: &str) {
+    let title = comparable(title);
+    if title.split_whitespace().count() < 2 {
+        return;
+    }
+    let mut others = 0;
+    let mut i = 0;
+    while i < blocks.len() && others < 4 {
+        let b = &blocks[i];
+        if matches!(b.kind, Kind::Para | Kind::Heading | Kind::SubHeading) && !b.text.is_empty() {
+            if comparable(&b.text) == title {
+                tracing::debug!(rule = "repeated-title", text = %b.text, "removed");
+                blocks.remove(i);
+                continue;
+            }
+            others += 1;
+        }
+        i += 1;
+    }
+}
+
+/// Whether a block stays: boilerplate and the source's patterns go.
+fn keep(b: &Block, strip: &[Regex]) -> bool {
+    if !matches!(b.kind, Kind::Para | Kind::Heading | Kind::SubHeading) {
+        return true;
+    }
+    if let Some(p) = strip.iter().find(|p| p.is_match(&b.text)) {
+        tracing::debug!(rule = %format!("strip_patterns: {p}"), text = %b.text, "removed");
+        return false;
+    }
+    let links = link_text(&b.html);
+    if let Some(rule) = boilerplate::matches(&b.text, &links) {
+        tracing::debug!(rule, text = %b.text, "removed boilerplate");
+        return false;
+    }
+    true
+}
+
+/// The text inside links of an inline fragment.
+fn link_text(html: &str) -> String {
+    if !html.contains("<a") {
+        return String::new();
+    }
+    let frag = Html::parse_fragment(html);
+    let mut s = String::new();
+    for n in frag.tree.root().descendants() {
+        if n.value().as_element().is_some_and(|e| e.name() == "a") {
+            for t in n.descendants() {
+                if let Node::Text(t) = t.value() {
+                    s.push_str(t);
+                    s.push(' ');
+                }
+            }
+        }
+    }
+    super::html::collapse(&s)
+}
+
+/// Photo credits become the caption of the image before them (or a caption of their own).
+fn make_captions(blocks: &mut Vec<Block>) {
+    let mut i = 0;
+    while i < blocks.len() {
+        let b = &blocks[i];
+        let is_credit = b.kind == Kind::Para
+            && (boilerplate::is_credit(&b.text)
+                || (b.credit_hint && b.text.chars().count() <= 200));
+        if !is_credit {
+            i += 1;
+            continue;
+        }
+        let caption = b.html.clone();
+        let text = b.text.clone();
+        if i > 0
+            && let Kind::Figure {
+                caption: cap @ None,
+                ..
+            } = &mut blocks[i - 1].kind
+        {
+            *cap = Some(caption);
+            blocks[i - 1].text = text;
+            blocks.remove(i);
+            continue;
+        }
+        blocks[i] = Block::new(
+            Kind::Figure {
+                img: None,
+                caption: Some(caption),
+            },
+            String::new(),
+            text,
+        );
+        i += 1;
+    }
+}
+
+/// A heading candidate becomes `<h2>` when it is short, has no sentence punctuation at its end,
+/// starts like a heading and introduces a paragraph or a list.
+fn make_headings(blocks: &mut [Block]) {
+    for i in 0..blocks.len() {
+        let b = &blocks[i];
+        if !(b.kind == Kind::Para && b.heading_candidate) {
+            continue;
+        }
+        let words = b.text.split_whitespace().count();
+        let first = b.text.chars().next();
+        let heading_like = (2..=20).contains(&words)
+            && b.text.chars().count() <= 150
+            && !ends_sentence(&b.text)
+            && first.is_some_and(|c| c.is_uppercase() || c.is_ascii_digit() || "\"«“".contains(c))
+            && !b.html.contains("<img");
+        let introduces = blocks.get(i + 1).is_some_and(|n| {
+            matches!(n.kind, Kind::Para | Kind::List { .. }) && !is_short_candidate(n)
+        });
+        if heading_like && introduces {
+            blocks[i].kind = Kind::Heading;
+        }
+    }
+}
+
+/// Another short heading-like line: two in a row are a list of lines, not a heading.
+fn is_short_candidate(b: &Block) -> bool {
+    b.heading_candidate
+        && b.kind == Kind::Para
+        && !ends_sentence(&b.text)
+        && b.text.chars().count() <= 150
+}
+
+fn is_empty(b: &Block) -> bool {
+    match &b.kind {
+        Kind::Para | Kind::Heading | Kind::SubHeading => {
+            b.text.is_empty() && !b.html.contains("<img") && !b.html.contains("<iframe")
+        }
+        Kind::List { items, .. } => items.is_empty(),
+        Kind::Figure { img, caption } => img.is_none() && caption.is_none(),
+        Kind::Raw => b.html.trim().is_empty() || (b.text.is_empty() && !has_media(&b.html)),
+    }
+}
+
+fn has_media(html: &str) -> bool {
+    ["<img", "<iframe", "<video", "<audio", "<hr"]
+        .iter()
+        .any(|t| html.contains(t))
+}
+
+fn render(blocks: &[Block]) -> String {
+    let mut out = Vec::with_capacity(blocks.len());
+    for b in blocks {
+        out.push(match &b.kind {
+            Kind::Heading => format!("<h2>{}</h2>", b.html),
+            Kind::SubHeading => format!("<h3>{}</h3>", b.html),
+            Kind::Para => format!("<p>{}</p>", b.html),
+            Kind::List { ordered, items } => {
+                let tag = if *ordered { "ol" } else { "ul" };
+                let lis: String = items.iter().map(|i| format!("<li>{i}</li>")).collect();
+                format!("<{tag}>{lis}</{tag}>")
+            }
+            Kind::Figure { img, caption } => {
+                let mut s = String::from("<figure>");
+                if let Some(img) = img {
+                    s.push_str(img);
+                }
+                if let Some(c) = caption {
+                    s.push_str(&format!("<figcaption>{c}</figcaption>"));
+                }
+                s.push_str("</figure>");
+                s
+            }
+            Kind::Raw => b.html.clone(),
+        });
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(input: &str, is_html: bool, title: &str) -> Body {
+        normalize_body(
+            input,
+            is_html,
+            &BodyRules {
+                title,
+                strip_patterns: &[],
+                remove_selectors: &[],
+            },
+        )
+    }
+
+    #[test]
+    fn plain_text_structure() {
+        let b = body(
+            "Big news today\n\nThe lead paragraph says what happened.\nBig news today\n\nWhat comes next\n\nA paragraph about it.\n\nThe plan includes:\n\n  • one\n  • two\n\n1. first\n2. second\n\nФото: ТАСС\n\nПоделиться:",
+            false,
+            "Big news today",
+        );
+        assert_eq!(
+            b.html,
+            "<p>The lead paragraph says what happened.</p>\n<h2>What comes next</h2>\n<p>A paragraph about it.</p>\n<p>The plan includes:</p>\n<ul><li>one</li><li>two</li></ul>\n<ol><li>first</li><li>second</li></ol>\n<figure><figcaption>Фото: ТАСС</figcaption></figure>"
+        );
+        assert_eq!(
+            b.lead.as_deref(),
+            Some("The lead paragraph says what happened.")
+        );
+    }
+
+    #[test]
+    fn dialogue_dashes_stay_paragraphs() {
+        let b = body(
+            "— Мы довольны итогами, — сказал министр.\n— Что дальше? — спросили его.",
+            false,
+            "x y",
+        );
+        assert!(!b.html.contains("<li>"), "{}", b.html);
+    }
+
+    #[test]
+    fn hard_wrapped_text_is_joined() {
+        let b = body(
+            "This sentence was wrapped at\nseventy-two columns by a mailer.",
+            false,
+            "x y",
+        );
+        assert_eq!(
+            b.html,
+            "<p>This sentence was wrapped at seventy-two columns by a mailer.</p>"
+        );
+    }
+
+    #[test]
+    fn html_with_junk() {
+        let b = body(
+            "<p><strong>Lead paragraph of the story, long enough to be the lead.</strong></p>\
+             <h1>Title Here Now</h1><p><strong>A section heading</strong></p><p>Text of the section.</p>\
+             <p>  • a<br>  • b</p><div class=\"ad\" id=\"adfox\"></div><script>x()</script>\
+             <p><img src=\"/p.jpg\"></p><p class=\"photo-credit\">Photo by Jane Doe</p>\
+             <img width=\"1\" height=\"1\" src=\"https://counter.example.com/p.gif\">\
+             <div class=\"share\">Share: <a href=\"https://x\">X</a> <a href=\"https://fb\">Facebook</a></div>",
+            true,
+            "Title Here Now",
+        );
+        assert_eq!(
+            b.html,
+            "<p>Lead paragraph of the story, long enough to be the lead.</p>\n<h2>A section heading</h2>\n<p>Text of the section.</p>\n<ul><li>a</li><li>b</li></ul>\n<figure><img src=\"/p.jpg\"><figcaption>Photo by Jane Doe</figcaption></figure>"
+        );
+        assert_eq!(b.first_image.as_deref(), Some("/p.jpg"));
+    }
+
+    #[test]
+    fn lazy_images_and_embeds() {
+        let b = body(
+            "<p>Text here.</p><img src=\"data:image/gif;base64,R0l\" data-src=\"/real.jpg\" width=\"600\">\
+             <iframe src=\"https://www.youtube.com/embed/abc\"></iframe><iframe src=\"https://evil.example/x\"></iframe>",
+            true,
+            "x y",
+        );
+        assert!(
+            b.html.contains("<img src=\"/real.jpg\" width=\"600\">"),
+            "{}",
+            b.html
+        );
+        assert!(b.html.contains("youtube.com/embed/abc"), "{}", b.html);
+        assert!(!b.html.contains("evil"), "{}", b.html);
+    }
+
+    #[test]
+    fn read_more_inside_a_sentence_stays() {
+        let html = "<p>The vote followed weeks of talks. Read more about the budget in our <a href=\"/e\">explainer</a>.</p>\
+                    <p>Read more about the budget in our <a href=\"/e\">explainer</a>.</p>";
+        let b = body(html, true, "x y");
+        assert_eq!(b.html.matches("<p>").count(), 2, "{}", b.html);
+    }
+
+    #[test]
+    fn per_source_selectors_and_patterns() {
+        let sel = [Selector::parse("div.related, #comments").unwrap()];
+        let pat = [Regex::new(r"^Источник: ").unwrap()];
+        let b = normalize_body(
+            "<p>Story text here.</p><div class=\"related\"><p>Другие новости</p></div>\
+             <p>Источник: агентство</p><div id=\"comments\">3 комментария</div>",
+            true,
+            &BodyRules {
+                title: "x y",
+                strip_patterns: &pat,
+                remove_selectors: &sel,
+            },
+        );
+        assert_eq!(b.html, "<p>Story text here.</p>");
+    }
+
+    #[test]
+    fn normal_html_is_untouched() {
+        let html = "<p>First paragraph with <a href=\"https://e/x\">a link</a>.</p>\n<h2>Heading</h2>\n<ul><li>one</li><li>two</li></ul>\n<pre><code>let x = 1;</code></pre>\n<table><tbody><tr><td>1</td></tr></tbody></table>";
+        let b = body(html, true, "x y");
+        assert_eq!(b.html, html);
+    }
+}
