@@ -121,16 +121,21 @@ fn is_excerpt(summary: &str, body: Option<&str>) -> bool {
     !s.is_empty() && (b.starts_with(&s) || (cut.chars().count() >= 20 && b.starts_with(&cut)))
 }
 
-/// Cuts `s` to at most `max` characters at a word boundary, adding "…" when cut.
+/// Cuts `s` to at most `max` user-perceived characters (grapheme clusters), at a word boundary
+/// when there is one in the second half, adding "…" when cut. Never splits a grapheme.
 pub fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
+    use unicode_segmentation::UnicodeSegmentation;
+    let Some((end, _)) = s.grapheme_indices(true).nth(max) else {
         return s.to_string();
-    }
-    let cut: String = s.chars().take(max).collect();
+    };
+    let cut = &s[..end];
     let at = cut
-        .rfind(char::is_whitespace)
-        .filter(|i| *i > max / 2)
-        .unwrap_or(cut.len());
+        .char_indices()
+        .rev()
+        .find(|(_, c)| c.is_whitespace())
+        .map(|(i, _)| i)
+        .filter(|i| cut[..*i].chars().count() > max / 2)
+        .unwrap_or(end);
     let head = cut[..at].trim_end_matches(|c: char| c.is_whitespace() || ",;:-–—".contains(c));
     format!("{head}…")
 }
@@ -429,6 +434,15 @@ mod tests {
         let s = truncate(long.trim(), 300);
         assert!(s.ends_with("слово…"), "{s}");
         assert!(s.chars().count() <= 301);
+    }
+
+    #[test]
+    fn truncation_never_splits_a_grapheme() {
+        // A family emoji is one grapheme of five code points; "é" here is e + a combining mark.
+        let s = format!("{}{}", "👨‍👩‍👧".repeat(5), "e\u{301}".repeat(5));
+        let t = truncate(&s, 7);
+        assert_eq!(t, format!("{}{}…", "👨‍👩‍👧".repeat(5), "e\u{301}".repeat(2)));
+        assert_eq!(truncate("short", 300), "short");
     }
 
     #[test]
