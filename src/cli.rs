@@ -73,6 +73,31 @@ enum Command {
     },
     /// Validate the config file.
     Check,
+    /// OPML in and out.
+    Sources {
+        #[command(subcommand)]
+        action: SourcesAction,
+    },
+    /// List an output feed's recent candidates with the rule that kept or dropped each.
+    Explain {
+        /// The `[[feed]]` name.
+        #[arg(long)]
+        feed: String,
+        /// How many of the newest candidates to list.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SourcesAction {
+    /// Add every feed of an OPML file that is not configured yet as a [[source]].
+    Import {
+        /// The OPML file.
+        file: PathBuf,
+    },
+    /// Print the configured sources as OPML 2.0.
+    Export,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -137,6 +162,13 @@ async fn run(cli: Cli) -> Result<u8> {
             report,
         } => refresh(&cli.config, force, sources, report).await,
         Command::Publish => publish(&cli.config).await,
+        Command::Explain { feed, limit } => explain(&cli.config, &feed, limit).await,
+        Command::Sources {
+            action: SourcesAction::Import { file },
+        } => Ok(import(&cli.config, &file)),
+        Command::Sources {
+            action: SourcesAction::Export,
+        } => export(&cli.config).await,
     }
 }
 
@@ -264,6 +296,81 @@ async fn refresh(
     }
     let failed = report.failed_sources().next().is_some() || !report.publish.failed.is_empty();
     Ok(u8::from(failed))
+}
+
+async fn explain(path: &Path, name: &str, limit: usize) -> Result<u8> {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let Some(feed) = config.feeds.iter().find(|f| f.name == name).cloned() else {
+        let names: Vec<&str> = config.feeds.iter().map(|f| f.name.as_str()).collect();
+        eprintln!(
+            "feedloom: explain: no [[feed]] named {name:?} in {} (feeds: {})",
+            path.display(),
+            names.join(", ")
+        );
+        return Ok(2);
+    };
+    let ctx = open(config).await?;
+    let decided = pipeline::explain(&ctx, &feed, limit, Utc::now()).await?;
+    let mut text = String::new();
+    for (it, decision) in &decided {
+        use std::fmt::Write as _;
+        writeln!(
+            text,
+            "{}  {:<44}  {:<14}  {}",
+            it.sort_date.format("%Y-%m-%d %H:%M"),
+            decision.to_string(),
+            it.source,
+            it.item.title
+        )?;
+    }
+    if decided.is_empty() {
+        text.push_str("no stored items from this feed's sources (run `feedloom refresh` first)\n");
+    }
+    print_stdout(&text)?;
+    Ok(0)
+}
+
+fn import(config: &Path, opml: &Path) -> u8 {
+    match crate::sources::import(config, opml) {
+        Ok(r) => {
+            println!(
+                "{}: added {} source(s){}; skipped {} already configured or not http(s)",
+                config.display(),
+                r.added.len(),
+                if r.added.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", r.added.join(", "))
+                },
+                r.skipped
+            );
+            0
+        }
+        Err(crate::sources::ImportError::Invalid(e)) => {
+            eprintln!(
+                "feedloom: sources import: the config would not load after the import; nothing written\n{e}"
+            );
+            2
+        }
+        Err(e) => {
+            eprintln!("feedloom: sources import: {e}");
+            1
+        }
+    }
+}
+
+async fn export(path: &Path) -> Result<u8> {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let ctx = open(config).await?;
+    let opml = pipeline::export_opml(&ctx).await?;
+    print_stdout(&String::from_utf8_lossy(&opml))?;
+    Ok(0)
 }
 
 async fn publish(path: &Path) -> Result<u8> {

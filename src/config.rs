@@ -103,6 +103,79 @@ impl Format {
     }
 }
 
+/// An `include`/`exclude` pattern of a `[[feed]]`.
+///
+/// Written as words (every one must occur, in any word form: "Туркменистан" matches
+/// "Туркменистаном"), "quoted phrases" (the words in this order), or `/a regex/` (matched,
+/// case-insensitively, against the text with ё folded to е).
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    /// As written in the config.
+    pub source: String,
+    pub kind: PatternKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum PatternKind {
+    /// Terms that must all occur; each term is a phrase of one or more folded words.
+    Terms(Vec<Vec<String>>),
+    Regex(Regex),
+}
+
+impl Pattern {
+    /// Parses a pattern; the error says what is wrong with it.
+    pub fn parse(s: &str) -> Result<Pattern, String> {
+        let t = s.trim();
+        if t.is_empty() {
+            return Err("the pattern is empty".into());
+        }
+        if t.len() >= 2 && t.starts_with('/') && t.ends_with('/') {
+            let re = regex::RegexBuilder::new(&t[1..t.len() - 1])
+                .case_insensitive(true)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| {
+                    let msg = e.to_string();
+                    let last = msg.lines().last().unwrap_or("invalid").trim();
+                    format!("bad regex: {}", last.trim_start_matches("error: "))
+                })?;
+            return Ok(Pattern {
+                source: s.to_string(),
+                kind: PatternKind::Regex(re),
+            });
+        }
+        if t.matches('"').count() % 2 == 1 {
+            return Err("a quote is not closed".into());
+        }
+        let mut terms = Vec::new();
+        for (n, part) in t.split('"').enumerate() {
+            let words = pattern_words(part);
+            if n % 2 == 1 {
+                if !words.is_empty() {
+                    terms.push(words);
+                }
+            } else {
+                terms.extend(words.into_iter().map(|w| vec![w]));
+            }
+        }
+        if terms.is_empty() {
+            return Err("the pattern has no words".into());
+        }
+        Ok(Pattern {
+            source: s.to_string(),
+            kind: PatternKind::Terms(terms),
+        })
+    }
+}
+
+/// Words of a pattern or a text, lower-cased with ё folded to е (Unicode word boundaries).
+pub fn pattern_words(s: &str) -> Vec<String> {
+    use unicode_segmentation::UnicodeSegmentation;
+    s.unicode_words()
+        .map(|w| w.to_lowercase().replace('ё', "е"))
+        .collect()
+}
+
 /// How a `[[feed]]` treats the same story from several sources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dedupe {
@@ -180,8 +253,8 @@ pub struct OutputFeed {
     pub title: String,
     /// Source names this feed takes items from, resolved from `sources` and `tags`.
     pub sources: BTreeSet<String>,
-    pub include: Vec<String>,
-    pub exclude: Vec<String>,
+    pub include: Vec<Pattern>,
+    pub exclude: Vec<Pattern>,
     pub limit: usize,
     pub per_source_limit: usize,
     pub max_age: Option<Duration>,
@@ -797,17 +870,19 @@ impl Config {
                     Dedupe::Similar
                 }
             };
-            let words = |list: &[S<String>], c: &mut Checker<'_>, key: &str| -> Vec<String> {
+            let words = |list: &[S<String>], c: &mut Checker<'_>, key: &str| -> Vec<Pattern> {
                 let mut out = Vec::new();
                 for w in list {
-                    if w.get_ref().trim().is_empty() {
-                        c.at(
+                    match Pattern::parse(w.get_ref()) {
+                        Ok(p) => out.push(p),
+                        Err(why) => c.at(
                             w.span(),
-                            format!("[[feed]] {name:?}: empty `{key}` pattern"),
-                            "remove the empty string",
-                        );
-                    } else {
-                        out.push(w.get_ref().trim().to_string());
+                            format!(
+                                "[[feed]] {name:?}: `{key}` pattern {:?}: {why}",
+                                w.get_ref()
+                            ),
+                            "write words (all must occur), \"quoted phrases\" or /a regex/",
+                        ),
                     }
                 }
                 out

@@ -20,4 +20,5 @@ pub mod parse;
 pub mod pipeline;
 pub mod publish;
 pub mod select;
+pub mod sources;
 pub mod store;

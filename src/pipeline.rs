@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 use url::Url;
 
-use crate::config::{Config, Location, Source};
+use crate::config::{Config, Location, OutputFeed, Source};
 use crate::decode;
 use crate::fetch::{FetchOutcome, Fetcher};
 use crate::model::Parsed;
@@ -21,7 +21,7 @@ use crate::normalize::{self, Rules};
 use crate::parse::{self, ParseError};
 use crate::publish::{self, Context, PublishError, SourceInfo};
 use crate::select;
-use crate::store::{ItemQuery, SourceState, Store, StoreError, UpsertCounts};
+use crate::store::{ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts};
 
 /// What `refresh_source` and friends need.
 pub struct Ctx<S> {
@@ -317,6 +317,35 @@ async fn source_infos<S: Store>(ctx: &Ctx<S>) -> Result<HashMap<String, SourceIn
     Ok(out)
 }
 
+fn priorities(config: &Config) -> select::Priorities {
+    config
+        .sources
+        .iter()
+        .map(|s| (s.name.clone(), s.priority))
+        .collect()
+}
+
+/// The `recent` newest candidates of one output feed, each with the rule that kept or dropped
+/// it (`feedloom explain`). Decided over all stored candidates, as publishing does.
+pub async fn explain<S: Store>(
+    ctx: &Ctx<S>,
+    feed: &OutputFeed,
+    recent: usize,
+    now: DateTime<Utc>,
+) -> Result<Vec<(StoredItem, select::Decision)>, StoreError> {
+    let candidates = ctx
+        .store
+        .items(&ItemQuery {
+            sources: Some(feed.sources.iter().cloned().collect()),
+            since: None,
+            limit: None,
+        })
+        .await?;
+    let mut decided = select::decide(feed, candidates, &priorities(&ctx.config), now);
+    decided.truncate(recent);
+    Ok(decided)
+}
+
 /// Renders every output of every `[[feed]]` from the store and writes the ones whose bytes
 /// changed.
 pub async fn publish_all<S: Store>(
@@ -330,13 +359,9 @@ pub async fn publish_all<S: Store>(
         ttl_minutes: (settings.default_interval.as_secs() / 60).max(1),
         hubs: settings.websub_hubs.clone(),
     };
-    let priorities: select::Priorities = ctx
-        .config
-        .sources
-        .iter()
-        .map(|s| (s.name.clone(), s.priority))
-        .collect();
+    let priorities = priorities(&ctx.config);
     let mut report = PublishReport::default();
+    let mut index = Vec::with_capacity(ctx.config.feeds.len());
     for feed in &ctx.config.feeds {
         let since = feed
             .max_age
@@ -352,21 +377,56 @@ pub async fn publish_all<S: Store>(
             .await?;
         let items = select::select(feed, candidates, &priorities, now);
         for format in &feed.formats {
-            let path = settings
-                .output_dir
-                .join(format!("{}.{}", feed.name, format.extension()));
-            let name = path.display().to_string();
-            let written = publish::render(feed, &items, &pctx, *format)
-                .and_then(|bytes| publish::write_atomic(&path, &bytes));
-            match written {
-                Ok(true) => report.written.push(name),
-                Ok(false) => report.unchanged.push(name),
-                Err(e @ PublishError::Io { .. }) | Err(e @ PublishError::Render { .. }) => {
-                    warn!(output = %name, error = %e, "publish failed");
-                    report.failed.push(e.to_string());
-                }
-            }
+            let file = format!("{}.{}", feed.name, format.extension());
+            let rendered = publish::render(feed, &items, &pctx, *format);
+            write_output(&settings.output_dir, &file, rendered, &mut report);
+        }
+        index.push((
+            feed,
+            items.into_iter().take(publish::html::LATEST).collect(),
+        ));
+    }
+    let html = publish::html::render(&index, &pctx);
+    write_output(&settings.output_dir, "index.html", Ok(html), &mut report);
+    let opml = render_opml(&ctx.config, &pctx.sources);
+    write_output(&settings.output_dir, "sources.opml", Ok(opml), &mut report);
+    Ok(report)
+}
+
+/// Writes one rendered output (when its bytes changed) and notes the outcome.
+fn write_output(
+    dir: &std::path::Path,
+    file: &str,
+    rendered: Result<Vec<u8>, PublishError>,
+    report: &mut PublishReport,
+) {
+    let path = dir.join(file);
+    let name = path.display().to_string();
+    match rendered.and_then(|bytes| publish::write_atomic(&path, &bytes)) {
+        Ok(true) => report.written.push(name),
+        Ok(false) => report.unchanged.push(name),
+        Err(e) => {
+            warn!(output = %name, error = %e, "publish failed");
+            report.failed.push(e.to_string());
         }
     }
-    Ok(report)
+}
+
+fn render_opml(config: &Config, infos: &HashMap<String, SourceInfo>) -> Vec<u8> {
+    let outlines: Vec<publish::opml::Outline<'_>> = config
+        .sources
+        .iter()
+        .filter_map(|s| {
+            Some(publish::opml::Outline {
+                info: infos.get(&s.name)?,
+                tags: &s.tags,
+            })
+        })
+        .collect();
+    publish::opml::render("feedloom sources", &outlines)
+}
+
+/// The configured sources as OPML 2.0 (`feedloom sources export`).
+pub async fn export_opml<S: Store>(ctx: &Ctx<S>) -> Result<Vec<u8>, StoreError> {
+    Ok(render_opml(&ctx.config, &source_infos(ctx).await?))
 }

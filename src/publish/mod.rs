@@ -6,7 +6,9 @@
 //! the newest item's, never the run's time, so an unchanged feed keeps its ETag.
 
 mod atom;
+pub mod html;
 mod json_feed;
+pub mod opml;
 mod rss;
 
 use std::borrow::Cow;

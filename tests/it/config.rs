@@ -13,7 +13,7 @@ async fn shipped_config_is_valid() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("ok (6 sources, 2 feeds)"),
+        stdout(&out).contains("ok (6 sources, 3 feeds)"),
         "{}",
         stdout(&out)
     );

@@ -7,6 +7,7 @@
 //! - `config`: `tests/fixtures/config/invalid-*.toml` with the exact `feedloom check` text in
 //!   `invalid-*.expected.txt` (error messages are part of the interface).
 //! - `normalize`: the summit article in every shape, no false removals, idempotence.
+//! - `publish`: the HTML index, OPML export and import, `explain`.
 //! - `refresh`: whole runs of the real binary against a local HTTP server on 127.0.0.1.
 //! - `conformance`: the shipped config's outputs judged by `../shared/conformance/`.
 //!
@@ -16,5 +17,6 @@ mod cli_parse;
 mod config;
 mod conformance;
 mod normalize;
+mod publish;
 mod refresh;
 mod support;

@@ -71,7 +71,7 @@ async fn conditional_get_200_then_304_and_outputs_unchanged() {
         stderr(&first)
     );
     let outputs = ws.outputs();
-    assert_eq!(outputs.len(), 3, "{outputs:?}");
+    assert_eq!(outputs.len(), 5, "three feeds, index.html, sources.opml");
     let rss = ws.read("public/all.rss");
     assert!(rss.contains("First story") && rss.contains("Second story"));
     assert!(
@@ -277,7 +277,12 @@ async fn shipped_config_second_run_is_byte_identical() {
             "all.rss",
             "central-asia.atom",
             "central-asia.json",
-            "central-asia.rss"
+            "central-asia.rss",
+            "index.html",
+            "sources.opml",
+            "turkmenistan.atom",
+            "turkmenistan.json",
+            "turkmenistan.rss"
         ]
     );
     let before = ws.outputs();

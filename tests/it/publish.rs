@@ -1,0 +1,100 @@
+//! Planet-style publishing: the HTML index, OPML out and in, `explain`.
+
+use crate::support::{Workspace, stderr, stdout};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_page_and_opml_are_published() {
+    let ws = Workspace::shipped();
+    let out = ws.run(&["refresh"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let html = ws.read("public/index.html");
+    for feed in ["all", "central-asia", "turkmenistan"] {
+        for ext in ["rss", "atom", "json"] {
+            let href = format!("href=\"http://127.0.0.1:8080/{feed}.{ext}\"");
+            assert!(html.contains(&href), "subscribe link {href}");
+        }
+    }
+    assert_eq!(
+        html.matches("<link rel=\"alternate\"").count(),
+        9,
+        "autodiscovery"
+    );
+    assert!(html.contains("Визит лидера Туркменистана в Астану"));
+    assert!(!html.contains("<script"), "nothing from a source runs");
+    let opml = ws.read("public/sources.opml");
+    assert!(opml.starts_with("<?xml") && opml.contains("<opml version=\"2.0\">"));
+    assert_eq!(opml.matches("<outline ").count(), 6);
+    assert!(opml.contains("xmlUrl=\"https://globaldispatch.example.com/rss/world.xml\""));
+    let export = ws.run(&["sources", "export"]).await;
+    assert_eq!(export.status.code(), Some(0), "{}", stderr(&export));
+    assert_eq!(stdout(&export), opml, "export prints what is published");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opml_import_adds_sources_and_keeps_comments() {
+    let ws = Workspace::shipped();
+    let opml = ws.write(
+        "subs.opml",
+        r#"<?xml version="1.0" encoding="utf-8"?>
+<opml version="2.0"><head><title>subs</title></head><body>
+  <outline text="Kazakhstan">
+    <outline text="Tengri News" type="rss" xmlUrl="https://tengri.example.kz/rss" htmlUrl="https://tengri.example.kz/"/>
+    <outline text="Tengri News" type="rss" xmlUrl="https://tengri.example.kz/rss/sport"/>
+  </outline>
+  <outline text="Global Dispatch" type="rss" xmlUrl="https://globaldispatch.example.com/rss/world.xml" category="en"/>
+  <outline text="gopher" type="rss" xmlUrl="gopher://old.example/feed"/>
+</body></opml>"#,
+    );
+    let before = ws.read("config.toml");
+    let out = ws.run(&["sources", "import", opml.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("added 3 source(s) (tengri-news, tengri-news-2, global-dispatch)"),
+        "{}",
+        stdout(&out)
+    );
+    let after = ws.read("config.toml");
+    assert!(
+        after.starts_with(&before[..before.find("[[source]]").unwrap()]),
+        "the head of the file is untouched"
+    );
+    assert!(
+        after.contains("# every key is listed")
+            || after.contains("# feedloom's shipped configuration"),
+        "comments kept"
+    );
+    assert!(after.contains("name = \"tengri-news-2\""));
+    assert!(after.contains("tags = [\"Kazakhstan\"]"));
+    let check = ws.run(&["check"]).await;
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    // Importing again adds nothing.
+    let again = ws.run(&["sources", "import", opml.to_str().unwrap()]).await;
+    assert!(
+        stdout(&again).contains("added 0 source(s)"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_names_the_rule_for_each_item() {
+    let ws = Workspace::shipped();
+    assert_eq!(ws.run(&["refresh"]).await.status.code(), Some(0));
+    let out = ws.run(&["explain", "--feed", "turkmenistan"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let kept = text.lines().filter(|l| l.contains("  kept  ")).count();
+    let dropped = text
+        .lines()
+        .filter(|l| l.contains("dropped: matches no include pattern"))
+        .count();
+    assert!(kept >= 4 && dropped >= 4, "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("kept") && l.contains("поставки в Туркменистан")),
+        "{text}"
+    );
+    let bad = ws.run(&["explain", "--feed", "nope"]).await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("no [[feed]] named \"nope\""));
+}
