@@ -91,6 +91,7 @@ pub fn parse_document(
         strip_patterns: source
             .map(|s| s.strip_patterns.as_slice())
             .unwrap_or_default(),
+        timezone: source.and_then(|s| s.timezone),
     };
     Ok(normalize::normalize(raw, &rules, now))
 }
