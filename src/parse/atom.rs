@@ -57,6 +57,12 @@ struct Atom {
 }
 
 impl Atom {
+    /// An element of this document's Atom namespace (or of no namespace in a feed that forgot
+    /// to declare it).
+    fn is_atom(&self, el: &Element) -> bool {
+        el.ns == self.ns || matches!(el.ns, Ns::Atom | Ns::Atom03)
+    }
+
     fn first<'e>(&self, el: &'e Element, name: &str) -> Option<&'e Element> {
         el.first(self.ns, name)
             .or_else(|| el.first(Ns::Atom, name))
@@ -72,7 +78,7 @@ impl Atom {
     fn link(&self, el: &Element, rel: &str) -> Option<String> {
         let links: Vec<&Element> = el
             .elements()
-            .filter(|l| l.local == "link" && matches!(l.ns, Ns::Atom | Ns::Atom03))
+            .filter(|l| l.local == "link" && self.is_atom(l))
             .filter(|l| l.attr("rel").map(str::trim).unwrap_or("alternate") == rel)
             .filter(|l| l.attr("href").is_some_and(|h| !h.trim().is_empty()))
             .collect();
@@ -98,7 +104,7 @@ impl Atom {
             .or_else(|| id.clone().filter(|i| is_web_url(i)));
         let enclosures = e
             .elements()
-            .filter(|l| l.local == "link" && l.attr("rel") == Some("enclosure"))
+            .filter(|l| l.local == "link" && self.is_atom(l) && l.attr("rel") == Some("enclosure"))
             .filter_map(|l| {
                 Some(RawEnclosure {
                     url: l.resolve(&non_empty(l.attr("href"))?),
@@ -109,7 +115,7 @@ impl Atom {
             .collect();
         let authors = e
             .elements()
-            .filter(|p| p.local == "author" && matches!(p.ns, Ns::Atom | Ns::Atom03))
+            .filter(|p| p.local == "author" && self.is_atom(p))
             .map(|p| RawPerson {
                 name: self.text(p, "name"),
                 email: self.text(p, "email"),
@@ -128,7 +134,7 @@ impl Atom {
         let title = self.construct(e, "title");
         let mut categories: Vec<String> = e
             .elements()
-            .filter(|c| c.local == "category" && matches!(c.ns, Ns::Atom | Ns::Atom03))
+            .filter(|c| c.local == "category" && self.is_atom(c))
             .filter_map(|c| non_empty(c.attr("label")).or_else(|| non_empty(c.attr("term"))))
             .collect();
         categories.extend(

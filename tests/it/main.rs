@@ -6,6 +6,8 @@
 //!   read the new `.expected.json` and commit both.
 //! - `config`: `tests/fixtures/config/invalid-*.toml` with the exact `feedloom check` text in
 //!   `invalid-*.expected.txt` (error messages are part of the interface).
+//! - `ingest`: reading real-world feeds; each deliberate difference from feedparser is a test
+//!   named `feedparser_differs_*` that says why.
 //! - `refresh`: whole runs of the real binary against a local HTTP server on 127.0.0.1.
 //! - `conformance`: the shipped config's outputs judged by `../shared/conformance/`.
 //!
@@ -14,5 +16,6 @@
 mod cli_parse;
 mod config;
 mod conformance;
+mod ingest;
 mod refresh;
 mod support;
