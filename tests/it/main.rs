@@ -8,6 +8,8 @@
 //!   `invalid-*.expected.txt` (error messages are part of the interface).
 //! - `ingest`: reading real-world feeds; each deliberate difference from feedparser is a test
 //!   named `feedparser_differs_*` that says why.
+//! - `politeness`: 410, Retry-After, backoff: several runs of the binary against a local server,
+//!   judged by the requests the server received.
 //! - `refresh`: whole runs of the real binary against a local HTTP server on 127.0.0.1.
 //! - `conformance`: the shipped config's outputs judged by `../shared/conformance/`.
 //!
@@ -17,5 +19,6 @@ mod cli_parse;
 mod config;
 mod conformance;
 mod ingest;
+mod politeness;
 mod refresh;
 mod support;
