@@ -239,7 +239,8 @@ pub struct Source {
     pub location: Location,
     pub tags: Vec<String>,
     pub interval: Duration,
-    pub timezone: Option<String>,
+    /// IANA zone for dates the source writes without an offset (`Asia/Almaty`).
+    pub timezone: Option<chrono_tz::Tz>,
     pub priority: i64,
     pub fulltext: bool,
     pub content_selector: Option<String>,
@@ -719,6 +720,17 @@ impl Config {
                     ),
                 }
             }
+            let mut timezone = None;
+            if let Some(tz) = &s.timezone {
+                match tz.get_ref().trim().parse::<chrono_tz::Tz>() {
+                    Ok(t) => timezone = Some(t),
+                    Err(_) => c.at(
+                        tz.span(),
+                        format!("[[source]] {name:?}: unknown timezone {:?}", tz.get_ref()),
+                        "use an IANA zone name such as \"Europe/Moscow\" or \"Asia/Almaty\"",
+                    ),
+                }
+            }
             let tags: Vec<String> = s
                 .tags
                 .iter()
@@ -731,7 +743,7 @@ impl Config {
                     location,
                     tags,
                     interval,
-                    timezone: s.timezone.as_ref().map(|t| t.get_ref().clone()),
+                    timezone,
                     priority: s.priority,
                     fulltext: s.fulltext.as_ref().is_some_and(|f| *f.get_ref()),
                     content_selector: s
@@ -764,7 +776,6 @@ impl Config {
                     .map(|f| f.span()),
                 "fulltext",
             );
-            planned(s.timezone.as_ref().map(|v| v.span()), "timezone");
             planned(
                 s.content_selector
                     .as_ref()

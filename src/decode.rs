@@ -3,8 +3,9 @@
 //!
 //! Precedence (RFC 7303 §3 for XML over HTTP): a byte-order mark, then the `charset` of the HTTP
 //! `Content-Type`, then the XML declaration, then "the bytes are valid UTF-8", then detection
-//! (chardetng). A declared charset the bytes contradict (UTF-8 declared, invalid UTF-8 found) is
-//! passed over for the next rule. The XML declaration of the result is rewritten to
+//! (chardetng). A declared charset the bytes contradict is passed over for the next rule: UTF-8
+//! declared over invalid UTF-8, or a legacy charset declared over bytes that are valid UTF-8
+//! with non-ASCII sequences (a CMS that re-encoded its output but kept the old label). The XML declaration of the result is rewritten to
 //! `encoding="utf-8"`: the XML parsers re-decode by the declaration otherwise (measured: double
 //! decoding, "Р’РёР·РёС‚" for "Визит").
 
@@ -63,8 +64,14 @@ fn choose<'a>(
         return (enc, EncodingSource::Bom, &bytes[bom_len..]);
     }
     let utf8_ok = std::str::from_utf8(bytes).is_ok();
-    // A declared UTF-8 that the bytes contradict is a mislabel: try the next rule.
-    let usable = |enc: &'static Encoding| enc != UTF_8 || utf8_ok;
+    // Valid UTF-8 with multi-byte sequences is, in practice, never legacy-encoded text by
+    // chance (Cyrillic in windows-1251 or KOI8 is not valid UTF-8).
+    let surely_utf8 = utf8_ok && !bytes.is_ascii();
+    // A declared charset the bytes contradict is a mislabel: try the next rule. That is UTF-8
+    // declared over invalid UTF-8, and a legacy charset declared over text that is UTF-8.
+    let usable = |enc: &'static Encoding| {
+        if enc == UTF_8 { utf8_ok } else { !surely_utf8 }
+    };
     if let Some(enc) = content_type.and_then(http_charset)
         && usable(enc)
     {
@@ -268,6 +275,56 @@ mod tests {
             ("windows-1251", EncodingSource::Detected)
         );
         assert!(d.text.contains(TITLE));
+    }
+
+    #[test]
+    fn legacy_cyrillic_declared() {
+        const UK: &str = "Візит лідера Туркменістану ґ";
+        for (label, enc, title) in [
+            ("koi8-r", encoding_rs::KOI8_R, TITLE),
+            ("koi8-u", encoding_rs::KOI8_U, UK),
+            ("cp866", encoding_rs::IBM866, TITLE),
+            ("iso-8859-5", encoding_rs::ISO_8859_5, TITLE),
+            ("windows-1251", encoding_rs::WINDOWS_1251, UK),
+        ] {
+            let text = xml(label).replace(TITLE, title);
+            let d = decode(&encode(&text, enc), None);
+            assert_eq!(d.encoding, enc.name().to_ascii_lowercase(), "{label}");
+            assert_eq!(d.from, EncodingSource::XmlDeclaration, "{label}");
+            assert!(d.text.contains(title), "{label}: {}", d.text);
+        }
+    }
+
+    #[test]
+    fn latin1_declared_and_only_in_http() {
+        let body = "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?><rss><channel><title>Ça coûte</title></channel></rss>";
+        let d = decode(&encode(body, encoding_rs::WINDOWS_1252), None);
+        assert_eq!(d.encoding, "windows-1252"); // WHATWG: iso-8859-1 is windows-1252
+        assert!(d.text.contains("Ça coûte"));
+        let body = "<rss><channel><title>Ça coûte</title></channel></rss>";
+        let d = decode(
+            &encode(body, encoding_rs::WINDOWS_1252),
+            Some("application/rss+xml; charset=ISO-8859-1"),
+        );
+        assert_eq!(
+            (d.encoding.as_str(), d.from),
+            ("windows-1252", EncodingSource::Http)
+        );
+        assert!(d.text.contains("Ça coûte"));
+    }
+
+    #[test]
+    fn legacy_declared_but_bytes_are_utf8() {
+        let bytes = xml("windows-1251").into_bytes();
+        let d = decode(&bytes, Some("text/xml; charset=windows-1251"));
+        assert_eq!(
+            (d.encoding.as_str(), d.from),
+            ("utf-8", EncodingSource::Utf8)
+        );
+        assert!(d.text.contains(TITLE));
+        // Pure ASCII is consistent with any declaration: the declaration stands.
+        let d = decode(&xml("koi8-r").replace(TITLE, "plain").into_bytes(), None);
+        assert_eq!(d.encoding, "koi8-r");
     }
 
     #[test]

@@ -99,17 +99,55 @@ pub fn parse_document(
             .map(|s| s.remove_selectors.as_slice())
             .unwrap_or_default(),
         detector: Some(detector),
+        timezone: source.and_then(|s| s.timezone),
     };
     Ok(normalize::normalize(raw, &rules, now))
 }
 
-fn is_due(source: &Source, state: Option<&SourceState>, now: DateTime<Utc>) -> bool {
-    let Some(last) = state.and_then(|s| s.last_fetch_at) else {
-        return true;
-    };
+/// Longest wait a server's `Retry-After` or our backoff can impose.
+const MAX_WAIT: chrono::Duration = chrono::Duration::hours(24);
+
+/// Why a source is not fetched now, or `None` when it is due.
+fn not_due(
+    source: &Source,
+    state: Option<&SourceState>,
+    force: bool,
+    now: DateTime<Utc>,
+) -> Option<&'static str> {
+    let state = state?;
+    // A changed url is a new source: 410 and waits of the old one do not apply.
+    if state.url != source.location.to_string() {
+        return None;
+    }
+    if state.disabled.is_some() {
+        return Some("disabled (HTTP 410 Gone); change its url to enable it again");
+    }
+    if state.retry_not_before.is_some_and(|t| now < t) {
+        return Some("the server asked to wait (Retry-After)");
+    }
+    if force {
+        return None;
+    }
+    if state.backoff_until.is_some_and(|t| now < t) {
+        return Some("backing off after failures");
+    }
+    let last = state.last_fetch_at?;
     let interval = chrono::Duration::from_std(source.interval).unwrap_or(chrono::Duration::MAX);
     last.checked_add_signed(interval)
-        .is_none_or(|due| due <= now)
+        .is_some_and(|due| due > now)
+        .then_some("not due")
+}
+
+/// Wait after the `failures`-th consecutive failure: the interval doubled per failure, capped
+/// at a day, with ±10 % jitter derived from the source's name (pure, so tests are exact, and
+/// sources failing together spread out).
+fn backoff(source: &Source, failures: u32) -> chrono::Duration {
+    let base = chrono::Duration::from_std(source.interval).unwrap_or(MAX_WAIT);
+    let factor = 1i32 << failures.saturating_sub(1).min(16);
+    let wait = base.checked_mul(factor).unwrap_or(MAX_WAIT).min(MAX_WAIT);
+    let seed = xxhash_rust::xxh3::xxh3_64(format!("{}#{failures}", source.name).as_bytes());
+    let permille = (seed % 201) as i32 - 100; // -100..=100 → ±10 %
+    wait + wait / 1000 * permille
 }
 
 /// Refreshes one source. Never fails as a whole: a failure is recorded in the source's state
@@ -130,15 +168,18 @@ pub async fn refresh_source<S: Store>(
         millis: 0,
         error: None,
     };
-    if !force && !is_due(source, old.as_ref(), now) {
-        debug!(source = %source.name, "not due");
+    if let Some(why) = not_due(source, old.as_ref(), force, now) {
+        debug!(source = %source.name, why, "not due");
         return Ok(report);
     }
     let mut state = old.unwrap_or_default();
     let location = source.location.to_string();
-    // Validators belong to a location: a changed URL starts afresh.
+    // Validators, 410 and waits belong to a location: a changed URL starts afresh.
     if state.url != location {
         state.validators = Default::default();
+        state.disabled = None;
+        state.retry_not_before = None;
+        state.backoff_until = None;
         state.url = location;
     }
     state.last_fetch_at = Some(now);
@@ -149,6 +190,8 @@ pub async fn refresh_source<S: Store>(
             state.last_success_at = Some(now);
             state.error_count = 0;
             state.last_error = None;
+            state.backoff_until = None;
+            state.retry_not_before = None;
             info!(source = %source.name, outcome = ?report.outcome, new = report.counts.new,
                   updated = report.counts.updated, ms = report.millis, "refreshed");
         }
@@ -157,6 +200,26 @@ pub async fn refresh_source<S: Store>(
             warn!(source = %source.name, error = %msg, "refresh failed");
             state.error_count = state.error_count.saturating_add(1);
             state.last_error = Some(msg.clone());
+            state.backoff_until = now.checked_add_signed(backoff(source, state.error_count));
+            if let SourceError::Fetch(crate::fetch::FetchError::Status {
+                code, retry_after, ..
+            }) = &e
+            {
+                match (*code, retry_after) {
+                    (410, _) => {
+                        warn!(source = %source.name, url = %state.url,
+                              "the source is gone (HTTP 410): disabled; change its url to enable it again");
+                        state.disabled = Some(format!("HTTP 410 Gone at {}", now.to_rfc3339()));
+                    }
+                    (429 | 503, Some(secs)) => {
+                        let wait = chrono::Duration::seconds((*secs).min(86_400) as i64);
+                        state.retry_not_before = now.checked_add_signed(wait.min(MAX_WAIT));
+                        warn!(source = %source.name, status = code, wait_s = wait.num_seconds(),
+                              "the server asked to wait (Retry-After)");
+                    }
+                    _ => {}
+                }
+            }
             report.outcome = Outcome::Failed;
             report.error = Some(msg);
         }

@@ -274,5 +274,10 @@ mod tests {
         assert_eq!(parse_retry_after("120"), Some(120));
         assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(0));
         assert_eq!(parse_retry_after("soon"), None);
+        let later = (chrono::Utc::now() + chrono::Duration::days(2))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        let secs = parse_retry_after(&later).unwrap();
+        assert!((172_700..=172_800).contains(&secs), "{later}: {secs}");
     }
 }

@@ -38,6 +38,8 @@ pub struct Rules<'a> {
     pub remove_selectors: &'a [scraper::Selector],
     /// Detects an item's language when it does not say it.
     pub detector: Option<&'a language::Detector>,
+    /// The source's `timezone`, for dates written without an offset (UTC when `None`).
+    pub timezone: Option<chrono_tz::Tz>,
 }
 
 /// Longest summary, in characters, before it is cut at a word boundary.
@@ -73,7 +75,10 @@ pub fn normalize(raw: RawFeed, rules: &Rules<'_>, now: DateTime<Utc>) -> Parsed 
         format: raw.format.unwrap_or(SourceFormat::Rss2),
         encoding: rules.encoding.clone(),
         encoding_from: rules.encoding_from.clone(),
-        updated: raw.updated.as_deref().and_then(|d| sane_date(d, now)),
+        updated: raw
+            .updated
+            .as_deref()
+            .and_then(|d| sane_date(d, rules.timezone, now)),
     };
     let mut items: Vec<Item> = raw
         .items
@@ -84,9 +89,10 @@ pub fn normalize(raw: RawFeed, rules: &Rules<'_>, now: DateTime<Utc>) -> Parsed 
     Parsed { feed, items }
 }
 
-/// A date, with the epoch default treated as missing and a future date clamped to `now`.
-fn sane_date(s: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    let d = date::parse(s)?;
+/// A date, with the epoch default (1970-01-01, give or take a zone) treated as missing and a future
+/// date clamped to `now` (the fetch time).
+fn sane_date(s: &str, tz: Option<chrono_tz::Tz>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let d = date::parse_in(s, tz)?;
     if d.timestamp() <= 86_400 {
         return None;
     }
@@ -176,8 +182,14 @@ fn item(
         .and_then(|l| url::absolute(l, base.as_ref()));
     // Resolve content against the item's own page when it has one: that is what its author saw.
     let content_base = base.clone().or_else(|| link.clone());
-    let published = it.published.as_deref().and_then(|d| sane_date(d, now));
-    let updated = it.updated.as_deref().and_then(|d| sane_date(d, now));
+    let published = it
+        .published
+        .as_deref()
+        .and_then(|d| sane_date(d, rules.timezone, now));
+    let updated = it
+        .updated
+        .as_deref()
+        .and_then(|d| sane_date(d, rules.timezone, now));
     let authors = it
         .authors
         .iter()

@@ -1,129 +1,222 @@
-//! Atom 1.0 (RFC 4287) and Atom 0.3 via `atom_syndication`, mapped to [`RawFeed`].
+//! Atom 1.0 (RFC 4287) and Atom 0.3, read from the forgiving tree of [`super::xml`] and mapped to
+//! [`RawFeed`].
 //!
-//! atom_syndication gives a missing or unreadable date as 1970-01-01T00:00:00Z; that default is
-//! read here as "no date", never as a real one.
+//! Why not `atom_syndication` (measured, see STACK.md): it fails the whole document on one
+//! non-RFC 3339 date or an Atom 0.3 `type="text/html"`, gives a missing date as 1970, ignores
+//! 0.3's `issued`/`modified`/`created` and drops an entry's own `xml:base`. Here:
+//! * dates stay strings (normalize reads them leniently); published = `published`, 0.3
+//!   `issued`, then `created`; updated = `updated`, 0.3 `modified`;
+//! * text constructs honour `type` (`text`, `html`, `xhtml`, and 0.3's MIME types) and 0.3's
+//!   `mode` (`xml`, `escaped`, `base64`); RFC 4287 §4.1.3.3 base64 for other media types;
+//! * links and content resolve against the `xml:base` in force on their own element.
 
-use atom_syndication::{Feed, FixedDateTime, Text, TextType};
+use base64::Engine;
 
-use super::{ParseError, RawEnclosure, RawFeed, RawItem, RawPerson, non_empty};
+use super::xml::{Element, Ns};
+use super::{RawEnclosure, RawFeed, RawItem, RawPerson, non_empty};
 use crate::model::SourceFormat;
 
-pub fn parse(text: &str, format: SourceFormat) -> Result<RawFeed, ParseError> {
-    let feed = Feed::read_from(text.as_bytes()).map_err(|e| ParseError::Xml {
-        format: "Atom",
-        message: e.to_string(),
-    })?;
-    let alternate = feed
-        .links
-        .iter()
-        .find(|l| l.rel == "alternate" || l.rel.is_empty())
-        .map(|l| l.href.clone());
-    let self_link = feed
-        .links
-        .iter()
-        .find(|l| l.rel == "self")
-        .map(|l| l.href.clone());
-    let items = feed.entries.iter().map(entry).collect();
-    Ok(RawFeed {
-        format: Some(format),
-        title: non_empty(Some(text_plain(&feed.title))),
-        link: non_empty(alternate),
-        id: non_empty(Some(&feed.id)).or_else(|| non_empty(self_link)),
-        language: non_empty(feed.lang.as_ref()),
-        updated: date(&feed.updated),
-        base: non_empty(feed.base.as_ref()),
-        items,
-    })
-}
-
-fn date(d: &FixedDateTime) -> Option<String> {
-    (d.timestamp() != 0).then(|| d.to_rfc3339())
-}
-
-/// A text construct's value; HTML and XHTML are left as markup for `normalize` to read.
-fn text_plain(t: &Text) -> String {
-    t.value.clone()
-}
-
-fn is_html(t: &Text) -> bool {
-    matches!(t.r#type, TextType::Html | TextType::Xhtml)
-}
-
-fn entry(e: &atom_syndication::Entry) -> RawItem {
-    let link = e
-        .links
-        .iter()
-        .find(|l| l.rel == "alternate" || l.rel.is_empty())
-        .or_else(|| {
-            e.links
-                .iter()
-                .find(|l| l.rel != "enclosure" && l.rel != "self")
-        })
-        .map(|l| l.href.clone());
-    let enclosures = e
-        .links
-        .iter()
-        .filter(|l| l.rel == "enclosure")
-        .filter_map(|l| {
-            Some(RawEnclosure {
-                url: non_empty(Some(&l.href))?,
-                mime_type: non_empty(l.mime_type.as_ref()),
-                length: non_empty(l.length.as_ref()),
-            })
-        })
-        .collect();
-    let (content, content_is_html, content_lang, content_base) = match &e.content {
-        Some(c) => {
-            let kind = c.content_type.as_deref().unwrap_or("text");
-            let html = matches!(
-                kind,
-                "html" | "xhtml" | "text/html" | "application/xhtml+xml"
-            );
-            let textual = html || kind == "text" || kind.starts_with("text/");
-            (
-                if textual {
-                    non_empty(c.value.as_ref())
-                } else {
-                    None
-                },
-                html,
-                c.lang.clone(),
-                c.base.clone(),
-            )
-        }
-        None => (None, false, None, None),
-    };
-    RawItem {
-        guid: non_empty(Some(&e.id)),
-        title: non_empty(Some(text_plain(&e.title))),
-        title_is_html: is_html(&e.title),
-        link: non_empty(link),
-        published: e.published.as_ref().and_then(date),
-        updated: date(&e.updated),
-        authors: e
-            .authors
-            .iter()
-            .map(|p| RawPerson {
-                name: non_empty(Some(&p.name)),
-                email: non_empty(p.email.as_ref()),
-                uri: non_empty(p.uri.as_ref()),
-            })
-            .collect(),
-        summary: e
-            .summary
-            .as_ref()
-            .and_then(|s| non_empty(Some(text_plain(s)))),
-        summary_is_html: e.summary.as_ref().is_some_and(is_html),
-        content,
-        content_is_html,
-        categories: e
-            .categories
-            .iter()
-            .filter_map(|c| non_empty(c.label.as_ref()).or_else(|| non_empty(Some(&c.term))))
-            .collect(),
-        language: non_empty(e.title.lang.as_ref()).or_else(|| non_empty(content_lang)),
-        enclosures,
-        base: non_empty(content_base).or_else(|| non_empty(e.title.base.as_ref())),
-        image: None,
+/// Maps a `<feed>` (or a lone `<entry>`) root.
+pub fn map(root: &Element, format: SourceFormat) -> RawFeed {
+    let ns = root.ns;
+    let a = Atom { ns };
+    if root.local == "entry" {
+        return RawFeed {
+            format: Some(format),
+            items: vec![a.entry(root)],
+            ..RawFeed::default()
+        };
     }
+    let alternate = a.link(root, "alternate");
+    let id = a.text(root, "id");
+    RawFeed {
+        format: Some(format),
+        title: a.construct(root, "title").map(|(t, _)| t),
+        // feedparser falls back to the feed's id; we do so only when the id is a web URL.
+        link: alternate.or_else(|| id.clone().filter(|i| is_web_url(i))),
+        id: id.or_else(|| a.link(root, "self")),
+        language: non_empty(root.lang.as_ref()),
+        updated: a.text(root, "updated").or_else(|| a.text(root, "modified")),
+        base: non_empty(root.base.as_ref()),
+        ttl_minutes: None,
+        items: root
+            .elements()
+            .filter(|e| e.local == "entry" && e.ns == ns && e.complete)
+            .map(|e| a.entry(e))
+            .collect(),
+    }
+}
+
+fn is_web_url(s: &str) -> bool {
+    let lower = s.trim_start().to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://")
+}
+
+struct Atom {
+    ns: Ns,
+}
+
+impl Atom {
+    /// An element of this document's Atom namespace (or of no namespace in a feed that forgot
+    /// to declare it).
+    fn is_atom(&self, el: &Element) -> bool {
+        el.ns == self.ns || matches!(el.ns, Ns::Atom | Ns::Atom03)
+    }
+
+    fn first<'e>(&self, el: &'e Element, name: &str) -> Option<&'e Element> {
+        el.first(self.ns, name)
+            .or_else(|| el.first(Ns::Atom, name))
+            .or_else(|| el.first(Ns::Atom03, name))
+    }
+
+    fn text(&self, el: &Element, name: &str) -> Option<String> {
+        non_empty(self.first(el, name).map(Element::text))
+    }
+
+    /// `href` of the first link with this relation (a missing `rel` is "alternate"), resolved
+    /// against the link's own `xml:base`. Prefers an HTML alternate when several are given.
+    fn link(&self, el: &Element, rel: &str) -> Option<String> {
+        let links: Vec<&Element> = el
+            .elements()
+            .filter(|l| l.local == "link" && self.is_atom(l))
+            .filter(|l| l.attr("rel").map(str::trim).unwrap_or("alternate") == rel)
+            .filter(|l| l.attr("href").is_some_and(|h| !h.trim().is_empty()))
+            .collect();
+        let pick = links
+            .iter()
+            .find(|l| {
+                l.attr("type")
+                    .is_none_or(|t| t.contains("html") || t.trim().is_empty())
+            })
+            .or(links.first())?;
+        pick.attr("href").map(|h| pick.resolve(h))
+    }
+
+    /// A text construct: (value, is_html).
+    fn construct(&self, el: &Element, name: &str) -> Option<(String, bool)> {
+        text_construct(self.first(el, name)?)
+    }
+
+    fn entry(&self, e: &Element) -> RawItem {
+        let id = self.text(e, "id");
+        let link = self
+            .link(e, "alternate")
+            .or_else(|| id.clone().filter(|i| is_web_url(i)));
+        let enclosures = e
+            .elements()
+            .filter(|l| l.local == "link" && self.is_atom(l) && l.attr("rel") == Some("enclosure"))
+            .filter_map(|l| {
+                Some(RawEnclosure {
+                    url: l.resolve(&non_empty(l.attr("href"))?),
+                    mime_type: non_empty(l.attr("type")),
+                    length: non_empty(l.attr("length")),
+                })
+            })
+            .collect();
+        let authors = e
+            .elements()
+            .filter(|p| p.local == "author" && self.is_atom(p))
+            .map(|p| RawPerson {
+                name: self.text(p, "name"),
+                email: self.text(p, "email"),
+                uri: self
+                    .first(p, "uri")
+                    .or_else(|| self.first(p, "url"))
+                    .and_then(|u| non_empty(Some(u.text())).map(|t| u.resolve(&t))),
+            })
+            .collect();
+        let content_el = self.first(e, "content");
+        let (content, content_is_html) = match content_el.and_then(text_construct) {
+            Some((c, html)) => (Some(c), html),
+            None => (None, false),
+        };
+        let summary = self.construct(e, "summary");
+        let title = self.construct(e, "title");
+        let mut categories: Vec<String> = e
+            .elements()
+            .filter(|c| c.local == "category" && self.is_atom(c))
+            .filter_map(|c| non_empty(c.attr("label")).or_else(|| non_empty(c.attr("term"))))
+            .collect();
+        categories.extend(
+            e.all(Ns::Dc, "subject")
+                .filter_map(|s| non_empty(Some(s.text()))),
+        );
+        RawItem {
+            guid: id,
+            title: title.as_ref().map(|(t, _)| t.clone()),
+            title_is_html: title.is_some_and(|(_, h)| h),
+            link,
+            published: self
+                .text(e, "published")
+                .or_else(|| self.text(e, "issued"))
+                .or_else(|| self.text(e, "created")),
+            updated: self.text(e, "updated").or_else(|| self.text(e, "modified")),
+            authors,
+            summary: summary.as_ref().map(|(s, _)| s.clone()),
+            summary_is_html: summary.is_some_and(|(_, h)| h),
+            content,
+            content_is_html,
+            categories,
+            language: non_empty(e.lang.as_ref()),
+            enclosures,
+            base: content_el
+                .and_then(|c| c.base.clone())
+                .or_else(|| e.base.clone()),
+            image: e
+                .all(Ns::Media, "thumbnail")
+                .chain(
+                    e.all(Ns::Media, "group")
+                        .flat_map(|g| g.all(Ns::Media, "thumbnail")),
+                )
+                .find_map(|t| non_empty(t.attr("url")).map(|u| t.resolve(&u))),
+        }
+    }
+}
+
+/// Reads an Atom text construct or content element: (value, is_html). `None` when empty or
+/// when it is out-of-line (`src`) or binary content that is not text.
+fn text_construct(el: &Element) -> Option<(String, bool)> {
+    let kind = el
+        .attr("type")
+        .map(|t| t.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let mode = el
+        .attr("mode")
+        .map(|m| m.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let xhtml = matches!(kind.as_str(), "xhtml" | "application/xhtml+xml");
+    let html = matches!(kind.as_str(), "html" | "text/html");
+    let plain = matches!(kind.as_str(), "" | "text" | "text/plain");
+    let xml_media = kind.ends_with("+xml") || kind.ends_with("/xml");
+    let (value, is_html) = if mode == "base64" || !(xhtml || html || plain || xml_media) {
+        // RFC 4287 §4.1.3.3: other media types are base64; 0.3 says so with mode="base64".
+        let raw: String = el.text().split_whitespace().collect();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(raw.as_bytes())
+            .ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        if !(kind.starts_with("text/") || kind.is_empty() || kind == "application/octet-stream") {
+            return None;
+        }
+        (text, !kind.starts_with("text/plain"))
+    } else if xhtml || xml_media || el.has_element_children() {
+        // The value is the content of the wrapping <div> (RFC 4287 §3.1.1.3), or all of it
+        // (0.3's mode="xml", and markup left unescaped in type="html" or "text").
+        let mut children = el.elements();
+        let inner = match (children.next(), children.next()) {
+            (Some(div), None)
+                if xhtml && div.local == "div" && el.text().trim() == div.text().trim() =>
+            {
+                div.inner_xml()
+            }
+            _ => el.inner_xml(),
+        };
+        (inner, true)
+    } else if html || mode == "escaped" {
+        (el.text(), true)
+    } else {
+        (el.text(), false)
+    };
+    let value = non_empty(Some(value))?;
+    Some((value, is_html))
 }

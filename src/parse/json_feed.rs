@@ -144,6 +144,7 @@ pub fn parse(text: &str) -> Result<RawFeed, ParseError> {
         language: non_empty(feed.language.as_ref()),
         updated: None,
         base: None,
+        ttl_minutes: None,
         items,
     })
 }

@@ -10,18 +10,19 @@
 mod atom;
 mod json_feed;
 mod rss;
-
-use quick_xml::events::Event;
+pub mod xml;
 
 use crate::model::SourceFormat;
+use xml::Ns;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     #[error("not a feed: {0}")]
     UnknownFormat(String),
-    #[error("{format} is not well-formed: {message}")]
+    #[error("{format} is not well-formed: line {line}: {message}")]
     Xml {
         format: &'static str,
+        line: usize,
         message: String,
     },
     #[error("JSON Feed is not valid: {0}")]
@@ -41,6 +42,9 @@ pub struct RawFeed {
     pub updated: Option<String>,
     /// `xml:base` of the feed element.
     pub base: Option<String>,
+    /// How often the publisher asks to be polled, in minutes: RSS `<ttl>`, else
+    /// `sy:updatePeriod` / `sy:updateFrequency`.
+    pub ttl_minutes: Option<u64>,
     pub items: Vec<RawItem>,
 }
 
@@ -49,9 +53,10 @@ pub struct RawFeed {
 pub struct RawItem {
     pub guid: Option<String>,
     pub title: Option<String>,
-    /// Whether `title` is HTML (Atom `type="html"`/`xhtml`); RSS titles are treated as text
-    /// with entities.
+    /// Whether `title` is HTML (Atom `type="html"`/`xhtml`, inline markup); RSS titles are
+    /// otherwise treated as text with entities.
     pub title_is_html: bool,
+    /// Resolved against the `xml:base` in force on the element that gave it, when absolute.
     pub link: Option<String>,
     pub published: Option<String>,
     pub updated: Option<String>,
@@ -64,7 +69,8 @@ pub struct RawItem {
     pub categories: Vec<String>,
     pub language: Option<String>,
     pub enclosures: Vec<RawEnclosure>,
-    /// `xml:base` in force for this item, when it differs from the feed's.
+    /// `xml:base` in force for this item's content (the content element's own, else the
+    /// entry's), for relative URLs inside the HTML.
     pub base: Option<String>,
     /// An image the source names for the item (JSON `image`, `media:thumbnail`).
     pub image: Option<String>,
@@ -85,88 +91,71 @@ pub struct RawEnclosure {
 }
 
 /// Parses decoded text (see `decode`: the XML declaration must already say utf-8).
+///
+/// XML that breaks midway still gives what was read before the break (complete items only,
+/// with a warning); it is an error only when nothing usable came before it.
 pub fn parse(text: &str) -> Result<RawFeed, ParseError> {
     let trimmed = text.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
     if trimmed.starts_with('{') {
         return json_feed::parse(trimmed);
     }
-    match sniff_xml(trimmed)? {
-        Root::Rss(version) => {
-            let format = match version.as_deref() {
+    let doc = xml::read(trimmed);
+    let Some(root) = doc.root else {
+        return Err(match doc.error {
+            Some(e) => ParseError::Xml {
+                format: "XML",
+                line: e.line,
+                message: e.message,
+            },
+            None if looks_like_text(trimmed) => ParseError::UnknownFormat(
+                "text before the root element (is it HTML or plain text?)".into(),
+            ),
+            None => ParseError::UnknownFormat("no root element".into()),
+        });
+    };
+    let (format, name) = sniff(&root)?;
+    let feed = match format {
+        SourceFormat::Atom10 | SourceFormat::Atom03 => atom::map(&root, format),
+        _ => rss::map(&root, format),
+    };
+    if let Some(e) = doc.error {
+        if feed.items.is_empty() && feed.title.is_none() {
+            return Err(ParseError::Xml {
+                format: name,
+                line: e.line,
+                message: e.message,
+            });
+        }
+        tracing::warn!(line = e.line, error = %e.message, items = feed.items.len(),
+                       "{name} is not well-formed: kept what was read before the error");
+    }
+    Ok(feed)
+}
+
+fn looks_like_text(s: &str) -> bool {
+    !s.starts_with('<')
+}
+
+/// The format, by root element *and* namespace.
+fn sniff(root: &xml::Element) -> Result<(SourceFormat, &'static str), ParseError> {
+    match (root.local.as_str(), root.ns) {
+        ("rss", _) => {
+            let format = match root.attr("version").map(str::trim) {
                 Some(v) if v.starts_with("0.9") => SourceFormat::Rss09,
                 _ => SourceFormat::Rss2,
             };
-            rss::parse(trimmed, format)
+            Ok((format, "RSS"))
         }
-        Root::Rdf => rss::parse(trimmed, SourceFormat::Rss1),
-        Root::Atom10 => atom::parse(trimmed, SourceFormat::Atom10),
-        Root::Atom03 => atom::parse(trimmed, SourceFormat::Atom03),
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Root {
-    Rss(Option<String>),
-    Rdf,
-    Atom10,
-    Atom03,
-}
-
-const ATOM10_NS: &str = "http://www.w3.org/2005/Atom";
-const ATOM03_NS: &str = "http://purl.org/atom/ns#";
-
-fn sniff_xml(text: &str) -> Result<Root, ParseError> {
-    let mut reader = quick_xml::Reader::from_str(text);
-    loop {
-        match reader.read_event() {
-            Ok(Event::Start(e) | Event::Empty(e)) => {
-                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-                let attr = |key: &[u8]| {
-                    e.attributes().flatten().find_map(|a| {
-                        (a.key.as_ref() == key)
-                            .then(|| String::from_utf8_lossy(&a.value).trim().to_string())
-                    })
-                };
-                let local = name.rsplit(':').next().unwrap_or(&name);
-                return match local {
-                    "rss" => Ok(Root::Rss(attr(b"version"))),
-                    "RDF" => Ok(Root::Rdf),
-                    "feed" => {
-                        let ns = match name.split_once(':') {
-                            Some((prefix, _)) => attr(format!("xmlns:{prefix}").as_bytes()),
-                            None => attr(b"xmlns"),
-                        };
-                        match ns.as_deref() {
-                            Some(ATOM03_NS) => Ok(Root::Atom03),
-                            Some(ATOM10_NS) => Ok(Root::Atom10),
-                            Some(other) => Err(ParseError::UnknownFormat(format!(
-                                "<feed> in namespace {other:?}, not Atom"
-                            ))),
-                            // Many hand-written feeds forget the namespace; read them as Atom 1.0.
-                            None => Ok(Root::Atom10),
-                        }
-                    }
-                    other => Err(ParseError::UnknownFormat(format!(
-                        "root element <{other}> is not rss, rdf:RDF or feed"
-                    ))),
-                };
-            }
-            Ok(Event::Eof) => {
-                return Err(ParseError::UnknownFormat("no root element".into()));
-            }
-            Ok(Event::Text(t)) if !t.iter().all(u8::is_ascii_whitespace) => {
-                return Err(ParseError::UnknownFormat(
-                    "text before the root element (is it HTML or plain text?)".into(),
-                ));
-            }
-            Ok(_) => {}
-            Err(e) => {
-                return Err(ParseError::Xml {
-                    format: "XML",
-                    message: format!("at byte {}: {e}", reader.error_position()),
-                });
-            }
-        }
+        ("RDF", _) => Ok((SourceFormat::Rss1, "RSS")),
+        ("feed" | "entry", Ns::Atom03) => Ok((SourceFormat::Atom03, "Atom")),
+        // Many hand-written feeds forget the namespace; read them as Atom 1.0.
+        ("feed" | "entry", Ns::Atom | Ns::Rss) => Ok((SourceFormat::Atom10, "Atom")),
+        ("feed", _) => Err(ParseError::UnknownFormat(
+            "<feed> in a namespace that is not Atom".into(),
+        )),
+        (other, _) => Err(ParseError::UnknownFormat(format!(
+            "root element <{other}> is not rss, rdf:RDF or feed"
+        ))),
     }
 }
 
@@ -180,24 +169,53 @@ pub(crate) fn non_empty(s: Option<impl AsRef<str>>) -> Option<String> {
 mod tests {
     use super::*;
 
+    fn format(s: &str) -> Result<SourceFormat, ParseError> {
+        parse(s).map(|f| f.format.unwrap())
+    }
+
     #[test]
     fn sniffs_roots() {
         assert_eq!(
-            sniff_xml("<?xml version='1.0'?><!-- x --><rss version=\"2.0\"/>").unwrap(),
-            Root::Rss(Some("2.0".into()))
-        );
-        assert_eq!(sniff_xml("<rdf:RDF xmlns:rdf='x'/>").unwrap(), Root::Rdf);
-        assert_eq!(
-            sniff_xml("<feed xmlns=\"http://purl.org/atom/ns#\"/>").unwrap(),
-            Root::Atom03
+            format("<?xml version='1.0'?><!-- x --><rss version=\"2.0\"/>").unwrap(),
+            SourceFormat::Rss2
         );
         assert_eq!(
-            sniff_xml("<a:feed xmlns:a=\"http://www.w3.org/2005/Atom\"/>").unwrap(),
-            Root::Atom10
+            format("<rss version=\"0.91\"><channel/></rss>").unwrap(),
+            SourceFormat::Rss09
+        );
+        assert_eq!(
+            format("<rdf:RDF xmlns:rdf='x'/>").unwrap(),
+            SourceFormat::Rss1
+        );
+        assert_eq!(
+            format("<feed xmlns=\"http://purl.org/atom/ns#\"/>").unwrap(),
+            SourceFormat::Atom03
+        );
+        assert_eq!(
+            format("<a:feed xmlns:a=\"http://www.w3.org/2005/Atom\"/>").unwrap(),
+            SourceFormat::Atom10
         );
         assert!(matches!(
-            sniff_xml("<html><body/></html>"),
+            format("<html><body/></html>"),
             Err(ParseError::UnknownFormat(_))
         ));
+        assert!(matches!(format("hello"), Err(ParseError::UnknownFormat(_))));
+    }
+
+    #[test]
+    fn unrecoverable_error_names_the_line() {
+        let e = parse("<?xml version=\"1.0\"?>\n<rss>\n<channel>\n<item <</channel>").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.starts_with("RSS is not well-formed: line 4"), "{msg}");
+    }
+
+    #[test]
+    fn truncated_feed_keeps_complete_items() {
+        let f = parse(
+            "<rss><channel><title>T</title><item><title>one</title></item><item><title>two</title></item><item><title>thr",
+        )
+        .unwrap();
+        let titles: Vec<_> = f.items.iter().map(|i| i.title.clone().unwrap()).collect();
+        assert_eq!(titles, ["one", "two"]);
     }
 }

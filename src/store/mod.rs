@@ -53,6 +53,12 @@ pub struct SourceState {
     pub last_status: Option<u16>,
     /// The feed-level facts of the last good document (for attribution in outputs).
     pub feed: Option<FeedMeta>,
+    /// Why the source is no longer fetched (HTTP 410 Gone). Cleared when its url changes.
+    pub disabled: Option<String>,
+    /// Not fetched before this time, even with `--force`: the server's `Retry-After`.
+    pub retry_not_before: Option<DateTime<Utc>>,
+    /// Not fetched before this time unless forced: exponential backoff after failures.
+    pub backoff_until: Option<DateTime<Utc>>,
 }
 
 /// How an upsert changed the store.

@@ -13,16 +13,17 @@ fn now() -> DateTime<Utc> {
     "2026-01-01T00:00:00Z".parse().unwrap()
 }
 
-fn detector() -> feedloom::normalize::language::Detector {
-    feedloom::normalize::language::Detector::new(
-        &["ru", "uk", "kk", "be", "en", "de", "fr", "es"].map(String::from),
-    )
-}
-
 fn render(input: &Path) -> String {
     let bytes = std::fs::read(input).unwrap();
-    let parsed = feedloom::pipeline::parse_document(&bytes, None, None, None, &detector(), now())
-        .unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+    let parsed = feedloom::pipeline::parse_document(
+        &bytes,
+        None,
+        None,
+        None,
+        &crate::support::detector(),
+        now(),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", input.display()));
     let value = serde_json::to_value(&parsed).unwrap();
     format!("{}\n", serde_json::to_string_pretty(&value).unwrap())
 }
@@ -92,8 +93,15 @@ fn summit_is_the_same_story_in_every_sample_shape() {
         "Визит лидера Туркменистана в Астану: эксперты обсуждают перспективы сотрудничества";
     for name in ["summit-rss.xml", "summit-atom.xml", "summit.json"] {
         let bytes = std::fs::read(repo().join("feeds").join(name)).unwrap();
-        let p = feedloom::pipeline::parse_document(&bytes, None, None, None, &detector(), now())
-            .unwrap();
+        let p = feedloom::pipeline::parse_document(
+            &bytes,
+            None,
+            None,
+            None,
+            &crate::support::detector(),
+            now(),
+        )
+        .unwrap();
         let it = &p.items[0];
         assert_eq!(it.title, title, "{name}");
         assert_eq!(

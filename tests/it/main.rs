@@ -8,6 +8,10 @@
 //!   `invalid-*.expected.txt` (error messages are part of the interface).
 //! - `normalize`: the summit article in every shape, no false removals, idempotence.
 //! - `publish`: the HTML index, OPML export and import, `explain`.
+//! - `ingest`: reading real-world feeds; each deliberate difference from feedparser is a test
+//!   named `feedparser_differs_*` that says why.
+//! - `politeness`: 410, Retry-After, backoff: several runs of the binary against a local server,
+//!   judged by the requests the server received.
 //! - `refresh`: whole runs of the real binary against a local HTTP server on 127.0.0.1.
 //! - `conformance`: the shipped config's outputs judged by `../shared/conformance/`.
 //!
@@ -16,7 +20,9 @@
 mod cli_parse;
 mod config;
 mod conformance;
+mod ingest;
 mod normalize;
+mod politeness;
 mod publish;
 mod refresh;
 mod support;

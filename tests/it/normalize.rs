@@ -21,13 +21,9 @@ fn now() -> DateTime<Utc> {
     "2026-01-01T00:00:00Z".parse().unwrap()
 }
 
-fn detector() -> Detector {
-    Detector::new(&["ru", "uk", "kk", "be", "en", "de", "fr", "es"].map(String::from))
-}
-
 fn parse_file(path: &PathBuf) -> feedloom::model::Parsed {
     let bytes = std::fs::read(path).unwrap();
-    feedloom::pipeline::parse_document(&bytes, None, None, None, &detector(), now())
+    feedloom::pipeline::parse_document(&bytes, None, None, None, &crate::support::detector(), now())
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -228,7 +224,7 @@ fn as_raw(it: &Item) -> RawItem {
 
 #[test]
 fn normalising_a_normalised_item_changes_nothing() {
-    let d = detector();
+    let d = crate::support::detector();
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("feeds"))
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -97,6 +97,13 @@ impl Workspace {
     }
 }
 
+/// The language detector with the default candidates.
+pub fn detector() -> feedloom::normalize::language::Detector {
+    feedloom::normalize::language::Detector::new(
+        &["ru", "uk", "kk", "be", "en", "de", "fr", "es"].map(String::from),
+    )
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
