@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use feedloom::model::Item;
-use feedloom::normalize::language::Detector;
 use feedloom::parse::{RawFeed, RawItem, RawPerson};
 
 use crate::support::repo;
