@@ -160,7 +160,7 @@ async fn run(cli: Cli) -> Result<u8> {
             force,
             sources,
             report,
-        } => refresh(&cli.config, force, sources, report).await,
+        } => refresh(&cli.config, force, sources, report, cli.quiet).await,
         Command::Publish => publish(&cli.config).await,
         Command::Explain { feed, limit } => explain(&cli.config, &feed, limit).await,
         Command::Sources {
@@ -247,6 +247,7 @@ async fn refresh(
     force: bool,
     only: Vec<String>,
     report_format: Option<ReportFormat>,
+    quiet: bool,
 ) -> Result<u8> {
     let config = match load(path) {
         Ok(c) => c,
@@ -271,7 +272,33 @@ async fn refresh(
     let ctx = open(config).await?;
     let started = Utc::now();
     let clock = std::time::Instant::now();
-    let sources = pipeline::refresh(ctx.clone(), &only, force, started).await?;
+    // A progress bar only for a person at a terminal; cron (stderr not a TTY) sees nothing.
+    let bar = if std::io::stderr().is_terminal() && !quiet {
+        let total = if only.is_empty() {
+            ctx.config.sources.len()
+        } else {
+            only.len()
+        };
+        let bar = indicatif::ProgressBar::new(total as u64);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} sources  {msg}")
+        {
+            bar.set_style(style);
+        }
+        Some(bar)
+    } else {
+        None
+    };
+    let on_done = |r: &pipeline::SourceReport| {
+        if let Some(b) = &bar {
+            b.set_message(r.source.clone());
+            b.inc(1);
+        }
+    };
+    let sources = pipeline::refresh(ctx.clone(), &only, force, started, &on_done).await?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
     let pruned = pipeline::prune(&ctx, started).await?;
     let publish = pipeline::publish_all(&ctx, started).await?;
     let report = RunReport {

@@ -915,15 +915,6 @@ impl Config {
                 .as_ref()
                 .and_then(|v| c.count(v, "archive_pages", 0))
                 .unwrap_or(0);
-            if let Some(v) = &f.archive_pages
-                && *v.get_ref() > 0
-            {
-                c.at(
-                    v.span(),
-                    format!("[[feed]] {name:?}: archive pages are not supported by this build yet"),
-                    "remove `archive_pages` or set it to 0",
-                );
-            }
             feeds.push(OutputFeed {
                 name,
                 title: f.title.get_ref().trim().to_string(),

@@ -308,12 +308,13 @@ async fn fetch_and_store<S: Store>(
 }
 
 /// Refreshes the chosen sources (all when `only` is empty) that are due, or all of them with
-/// `force`, `settings.concurrency` at a time.
+/// `force`, `settings.concurrency` at a time. `progress` hears of each source as it finishes.
 pub async fn refresh<S: Store + Clone + 'static>(
     ctx: Arc<Ctx<S>>,
     only: &[String],
     force: bool,
     now: DateTime<Utc>,
+    progress: &(dyn Fn(&SourceReport) + Sync),
 ) -> Result<Vec<SourceReport>, StoreError> {
     let sem = Arc::new(Semaphore::new(ctx.config.settings.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -332,7 +333,9 @@ pub async fn refresh<S: Store + Clone + 'static>(
     let mut reports = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let (n, report) = joined.map_err(|e| StoreError::Task(e.to_string()))?;
-        reports.push((n, report?));
+        let report = report?;
+        progress(&report);
+        reports.push((n, report));
     }
     reports.sort_by_key(|(n, _)| *n);
     Ok(reports.into_iter().map(|(_, r)| r).collect())
@@ -438,10 +441,30 @@ pub async fn publish_all<S: Store>(
                 limit: None,
             })
             .await?;
-        let items = select::select(feed, candidates, &priorities, now);
+        let mut items = Vec::new();
+        let mut beyond = Vec::new();
+        for (it, decision) in select::decide(feed, candidates, &priorities, now) {
+            match decision {
+                select::Decision::Kept => items.push(it),
+                select::Decision::Limit => beyond.push(it),
+                _ => {}
+            }
+        }
+        let mut prev_archive = None;
+        if feed.archive_pages > 0 && feed.formats.contains(&crate::config::Format::Atom) {
+            match publish::archive_pages(feed, &beyond, &pctx) {
+                Ok((pages, newest)) => {
+                    for (file, bytes) in pages {
+                        write_output(&settings.output_dir, &file, Ok(bytes), &mut report);
+                    }
+                    prev_archive = newest;
+                }
+                Err(e) => write_output(&settings.output_dir, &feed.name, Err(e), &mut report),
+            }
+        }
         for format in &feed.formats {
             let file = format!("{}.{}", feed.name, format.extension());
-            let rendered = publish::render(feed, &items, &pctx, *format);
+            let rendered = publish::render(feed, &items, &pctx, *format, prev_archive.as_deref());
             write_output(&settings.output_dir, &file, rendered, &mut report);
         }
         index.push((

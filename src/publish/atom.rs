@@ -1,10 +1,10 @@
-//! Atom 1.0 (RFC 4287) with `rel=self`/`rel=hub`, per-entry language on title and content, and
-//! `<source>` carrying the original feed's id, title, link and updated date.
+//! Atom 1.0 (RFC 4287), written with quick-xml: `rel=self`/`rel=alternate`/`rel=hub`, a feed
+//! author (so entries without one stay valid, §4.1.1), `xml:lang` per entry, `<source>` with
+//! the original feed's id, title, link and updated date, and RFC 5005 archive links.
 
-use atom_syndication::{
-    Category, Content, Entry, Feed, FixedDateTime, Generator, Link, Person, Source, Text,
-};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
 use super::{
     Context, feed_updated, item_date, item_link, item_title, item_updated, output_id, xml_safe,
@@ -12,123 +12,196 @@ use super::{
 use crate::config::{Format, OutputFeed};
 use crate::store::StoredItem;
 
-fn s(v: &str) -> String {
-    xml_safe(v).into_owned()
+const ATOM_NS: &str = "http://www.w3.org/2005/Atom";
+/// RFC 5005 §4: `<fh:archive/>` marks an archive document.
+const HISTORY_NS: &str = "http://purl.org/syndication/history/1.0";
+
+/// Which document is written: the subscription feed or one archive page.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// This document's own address; the feed's file URL when `None`.
+    pub self_url: Option<String>,
+    /// Extra links: RFC 5005 `prev-archive`, `next-archive`, `current`.
+    pub links: Vec<(&'static str, String)>,
+    /// Whether this is an archive document (`<fh:archive/>`).
+    pub archive: bool,
 }
 
-fn fixed(d: DateTime<Utc>) -> FixedDateTime {
-    d.fixed_offset()
+type W = Writer<Vec<u8>>;
+type R = Result<(), std::io::Error>;
+
+fn date(d: DateTime<Utc>) -> String {
+    d.to_rfc3339_opts(SecondsFormat::Secs, false)
 }
 
-fn link(href: String, rel: &str, mime: Option<&str>) -> Link {
-    Link {
-        href,
-        rel: rel.into(),
-        mime_type: mime.map(String::from),
-        ..Link::default()
+fn text_el(w: &mut W, name: &str, attrs: &[(&str, &str)], text: &str) -> R {
+    let mut start = BytesStart::new(name);
+    for (k, v) in attrs {
+        start.push_attribute((*k, &*xml_safe(v)));
+    }
+    w.write_event(Event::Start(start))?;
+    w.write_event(Event::Text(BytesText::new(&xml_safe(text))))?;
+    w.write_event(Event::End(BytesEnd::new(name)))?;
+    Ok(())
+}
+
+fn empty_el(w: &mut W, name: &str, attrs: &[(&str, &str)]) -> R {
+    let mut start = BytesStart::new(name);
+    for (k, v) in attrs {
+        start.push_attribute((*k, &*xml_safe(v)));
+    }
+    w.write_event(Event::Empty(start))
+}
+
+fn link(w: &mut W, rel: &str, href: &str, mime: Option<&str>) -> R {
+    match mime {
+        Some(t) => empty_el(w, "link", &[("rel", rel), ("href", href), ("type", t)]),
+        None => empty_el(w, "link", &[("rel", rel), ("href", href)]),
     }
 }
 
-pub fn render(feed: &OutputFeed, items: &[StoredItem], ctx: &Context) -> Result<Vec<u8>, String> {
-    let self_url = ctx.file_url(feed, Format::Atom);
-    let mut links = vec![
-        link(self_url.clone(), "self", Some(Format::Atom.content_type())),
-        link(ctx.base_url.to_string(), "alternate", Some("text/html")),
-    ];
-    links.extend(ctx.hubs.iter().map(|h| link(h.to_string(), "hub", None)));
-    let out = Feed {
-        title: Text::plain(s(&feed.title)),
-        id: self_url,
-        updated: fixed(feed_updated(items)),
-        // RFC 4287 §4.1.1: a feed whose entries may lack an author names one itself.
-        authors: vec![Person {
-            name: s(&feed.title),
-            ..Person::default()
-        }],
-        generator: Some(Generator {
-            value: "feedloom".into(),
-            uri: None,
-            version: Some(env!("CARGO_PKG_VERSION").into()),
-        }),
-        links,
-        entries: items.iter().map(|it| entry(it, ctx)).collect(),
-        ..Feed::default()
-    };
-    let mut bytes = out
-        .write_with_config(
-            Vec::new(),
-            atom_syndication::WriteConfig {
-                write_document_declaration: true,
-                indent_size: Some(2),
-            },
-        )
-        .map_err(|e| e.to_string())?;
-    bytes.push(b'\n');
-    Ok(bytes)
+fn start(w: &mut W, name: &str, attrs: &[(&str, &str)]) -> R {
+    let mut start = BytesStart::new(name);
+    for (k, v) in attrs {
+        start.push_attribute((*k, &*xml_safe(v)));
+    }
+    w.write_event(Event::Start(start))
 }
 
-fn entry(it: &StoredItem, ctx: &Context) -> Entry {
+fn end(w: &mut W, name: &str) -> R {
+    w.write_event(Event::End(BytesEnd::new(name)))
+}
+
+pub fn render(
+    feed: &OutputFeed,
+    items: &[StoredItem],
+    ctx: &Context,
+    page: &Page,
+) -> Result<Vec<u8>, String> {
+    write(feed, items, ctx, page).map_err(|e| e.to_string())
+}
+
+fn write(
+    feed: &OutputFeed,
+    items: &[StoredItem],
+    ctx: &Context,
+    page: &Page,
+) -> Result<Vec<u8>, std::io::Error> {
+    let feed_url = ctx.file_url(feed, Format::Atom);
+    let self_url = page.self_url.clone().unwrap_or_else(|| feed_url.clone());
+    let mut w = Writer::new_with_indent(Vec::with_capacity(64 * 1024), b' ', 2);
+    w.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))?;
+    let mut root = vec![("xmlns", ATOM_NS)];
+    if page.archive {
+        root.push(("xmlns:fh", HISTORY_NS));
+    }
+    start(&mut w, "feed", &root)?;
+    text_el(&mut w, "title", &[("type", "text")], &feed.title)?;
+    text_el(&mut w, "id", &[], &self_url)?;
+    text_el(&mut w, "updated", &[], &date(feed_updated(items)))?;
+    start(&mut w, "author", &[])?;
+    text_el(&mut w, "name", &[], &feed.title)?;
+    end(&mut w, "author")?;
+    text_el(
+        &mut w,
+        "generator",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        "feedloom",
+    )?;
+    link(&mut w, "self", &self_url, Some(Format::Atom.content_type()))?;
+    link(
+        &mut w,
+        "alternate",
+        ctx.base_url.as_str(),
+        Some("text/html"),
+    )?;
+    for hub in &ctx.hubs {
+        link(&mut w, "hub", hub.as_str(), None)?;
+    }
+    for (rel, href) in &page.links {
+        link(&mut w, rel, href, Some(Format::Atom.content_type()))?;
+    }
+    if page.archive {
+        empty_el(&mut w, "fh:archive", &[])?;
+    }
+    for it in items {
+        entry(&mut w, it, ctx)?;
+    }
+    end(&mut w, "feed")?;
+    let mut out = w.into_inner();
+    out.push(b'\n');
+    Ok(out)
+}
+
+fn entry(w: &mut W, it: &StoredItem, ctx: &Context) -> R {
     let i = &it.item;
+    match &i.language {
+        Some(lang) => start(w, "entry", &[("xml:lang", lang)])?,
+        None => start(w, "entry", &[])?,
+    }
+    text_el(w, "title", &[("type", "text")], &item_title(it))?;
+    text_el(w, "id", &[], &output_id(&it.source, &i.id))?;
+    text_el(w, "updated", &[], &date(item_updated(it)))?;
+    text_el(w, "published", &[], &date(item_date(it)))?;
+    for a in &i.authors {
+        start(w, "author", &[])?;
+        text_el(w, "name", &[], &a.name)?;
+        if let Some(e) = &a.email {
+            text_el(w, "email", &[], e)?;
+        }
+        if let Some(u) = &a.uri {
+            text_el(w, "uri", &[], u)?;
+        }
+        end(w, "author")?;
+    }
+    link(w, "alternate", &item_link(it, ctx), Some("text/html"))?;
+    for e in &i.enclosures {
+        let len = e.length.map(|l| l.to_string());
+        let mut attrs = vec![
+            ("rel", "enclosure"),
+            ("href", e.url.as_str()),
+            ("type", e.mime_type.as_str()),
+        ];
+        if let Some(l) = &len {
+            attrs.push(("length", l));
+        }
+        empty_el(w, "link", &attrs)?;
+    }
+    for c in &i.categories {
+        empty_el(w, "category", &[("term", c)])?;
+    }
+    if let Some(s) = &i.summary {
+        text_el(w, "summary", &[("type", "text")], s)?;
+    }
+    if let Some(h) = &i.content_html {
+        text_el(w, "content", &[("type", "html")], h)?;
+    }
+    source(w, it, ctx)?;
+    end(w, "entry")
+}
+
+/// RFC 4287 §4.2.11: where the entry came from.
+fn source(w: &mut W, it: &StoredItem, ctx: &Context) -> R {
     let src = ctx.source(&it.source);
-    let mut title = Text::plain(s(&item_title(it)));
-    title.lang = i.language.clone();
-    let mut source_links = Vec::new();
+    start(w, "source", &[])?;
+    let id = src
+        .id
+        .clone()
+        .filter(|id| id.contains(':'))
+        .unwrap_or_else(|| format!("urn:feedloom:source:{}", src.name));
+    text_el(w, "id", &[], &id)?;
+    text_el(w, "title", &[("type", "text")], &src.title)?;
     if let Some(l) = &src.link {
-        source_links.push(link(l.clone(), "alternate", None));
+        link(w, "alternate", l, None)?;
     }
     if let Some(f) = &src.feed_url {
-        source_links.push(link(f.clone(), "self", None));
+        link(w, "self", f, None)?;
     }
-    Entry {
-        title,
-        id: output_id(&it.source, &i.id),
-        updated: fixed(item_updated(it)),
-        published: Some(fixed(item_date(it))),
-        authors: i
-            .authors
-            .iter()
-            .map(|a| Person {
-                name: s(&a.name),
-                email: a.email.as_deref().map(s),
-                uri: a.uri.clone(),
-                ..Person::default()
-            })
-            .collect(),
-        categories: i
-            .categories
-            .iter()
-            .map(|c| Category {
-                term: s(c),
-                ..Category::default()
-            })
-            .collect(),
-        links: std::iter::once(link(item_link(it, ctx), "alternate", Some("text/html")))
-            .chain(i.enclosures.iter().map(|e| Link {
-                href: s(&e.url),
-                rel: "enclosure".into(),
-                mime_type: Some(s(&e.mime_type)),
-                length: e.length.map(|l| l.to_string()),
-                ..Link::default()
-            }))
-            .collect(),
-        summary: i.summary.as_deref().map(|t| Text::plain(s(t))),
-        content: i.content_html.as_deref().map(|h| Content {
-            value: Some(s(h)),
-            content_type: Some("html".into()),
-            lang: i.language.clone(),
-            ..Content::default()
-        }),
-        source: Some(Source {
-            title: Text::plain(s(&src.title)),
-            id: src
-                .id
-                .clone()
-                .filter(|id| id.contains(':'))
-                .unwrap_or_else(|| format!("urn:feedloom:source:{}", src.name)),
-            updated: fixed(src.updated.unwrap_or_else(|| item_updated(it))),
-            links: source_links,
-            ..Source::default()
-        }),
-        ..Entry::default()
-    }
+    text_el(
+        w,
+        "updated",
+        &[],
+        &date(src.updated.unwrap_or_else(|| item_updated(it))),
+    )?;
+    end(w, "source")
 }

@@ -160,22 +160,90 @@ fn item_title(it: &StoredItem) -> String {
 }
 
 /// Renders one output file.
+/// Renders one output file. `prev_archive` is the address of the newest RFC 5005 archive
+/// page, linked from the Atom and RSS feeds as `rel="prev-archive"`.
 pub fn render(
     feed: &OutputFeed,
     items: &[StoredItem],
     ctx: &Context,
     format: Format,
+    prev_archive: Option<&str>,
 ) -> Result<Vec<u8>, PublishError> {
     let fail = |message: String| PublishError::Render {
         feed: feed.name.clone(),
         format: format.extension(),
         message,
     };
+    let archive_links: Vec<(&'static str, String)> = prev_archive
+        .map(|u| ("prev-archive", u.to_string()))
+        .into_iter()
+        .collect();
     match format {
-        Format::Rss => rss::render(feed, items, ctx).map_err(fail),
-        Format::Atom => atom::render(feed, items, ctx).map_err(fail),
+        Format::Rss => rss::render(feed, items, ctx, &archive_links).map_err(fail),
+        Format::Atom => {
+            let page = atom::Page {
+                links: archive_links,
+                ..atom::Page::default()
+            };
+            atom::render(feed, items, ctx, &page).map_err(fail)
+        }
         Format::Json => json_feed::render(feed, items, ctx).map_err(fail),
     }
+}
+
+/// Rendered archive pages: (file name, bytes) each, and the newest page's address.
+pub type Archives = (Vec<(String, Vec<u8>)>, Option<String>);
+
+/// RFC 5005 archive pages (Atom) for the items beyond a feed's `limit`: one page per calendar
+/// month of the items' dates, newest first, at most `feed.archive_pages` of them. A month's page
+/// keeps its address and content as newer items arrive. Returns the pages as (file name,
+/// bytes) and the address of the newest page (for the feed's `prev-archive` link).
+pub fn archive_pages(
+    feed: &OutputFeed,
+    beyond: &[StoredItem],
+    ctx: &Context,
+) -> Result<Archives, PublishError> {
+    let mut months: Vec<(String, Vec<StoredItem>)> = Vec::new();
+    for it in beyond {
+        let month = it.sort_date.format("%Y-%m").to_string();
+        match months.iter_mut().find(|(m, _)| *m == month) {
+            Some((_, v)) => v.push(it.clone()),
+            None => months.push((month, vec![it.clone()])),
+        }
+    }
+    months.sort_by(|a, b| b.0.cmp(&a.0));
+    months.truncate(feed.archive_pages);
+    let file = |m: &str| format!("{}-archive-{m}.atom", feed.name);
+    let url = |m: &str| {
+        ctx.base_url
+            .join(&file(m))
+            .map(|u| u.to_string())
+            .unwrap_or_default()
+    };
+    let mut pages = Vec::new();
+    for (n, (month, items)) in months.iter().enumerate() {
+        let mut links = vec![("current", ctx.file_url(feed, Format::Atom))];
+        if let Some((older, _)) = months.get(n + 1) {
+            links.push(("prev-archive", url(older)));
+        }
+        if n > 0 {
+            links.push(("next-archive", url(&months[n - 1].0)));
+        }
+        let page = atom::Page {
+            self_url: Some(url(month)),
+            links,
+            archive: true,
+        };
+        let bytes =
+            atom::render(feed, items, ctx, &page).map_err(|message| PublishError::Render {
+                feed: feed.name.clone(),
+                format: "atom",
+                message,
+            })?;
+        pages.push((file(month), bytes));
+    }
+    let newest = months.first().map(|(m, _)| url(m));
+    Ok((pages, newest))
 }
 
 /// Writes `bytes` to `path` atomically; returns false (and writes nothing) when the file

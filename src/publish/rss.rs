@@ -15,7 +15,12 @@ fn s(v: &str) -> String {
     xml_safe(v).into_owned()
 }
 
-pub fn render(feed: &OutputFeed, items: &[StoredItem], ctx: &Context) -> Result<Vec<u8>, String> {
+pub fn render(
+    feed: &OutputFeed,
+    items: &[StoredItem],
+    ctx: &Context,
+    extra_links: &[(&'static str, String)],
+) -> Result<Vec<u8>, String> {
     let self_url = ctx.file_url(feed, Format::Rss);
     let mut links = vec![Link {
         href: self_url,
@@ -23,6 +28,11 @@ pub fn render(feed: &OutputFeed, items: &[StoredItem], ctx: &Context) -> Result<
         mime_type: Some(Format::Rss.content_type().into()),
         ..Link::default()
     }];
+    links.extend(extra_links.iter().map(|(rel, href)| Link {
+        href: href.clone(),
+        rel: (*rel).into(),
+        ..Link::default()
+    }));
     links.extend(ctx.hubs.iter().map(|h| Link {
         href: h.to_string(),
         rel: "hub".into(),

@@ -125,7 +125,8 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Vec<StoredItem>, StoreError>> + Send;
 
     /// Deletes items no longer listed by their source and unseen since `unseen_since`, and
-    /// beyond the newest `keep_per_source` of each source. Returns how many went.
+    /// beyond `keep_per_source` per source (unlisted items go first, then the oldest).
+    /// Returns how many went.
     fn prune(
         &self,
         unseen_since: DateTime<Utc>,

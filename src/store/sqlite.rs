@@ -286,7 +286,7 @@ impl Store for SqliteStore {
                     "DELETE FROM items WHERE rowid IN (
                         SELECT rowid FROM (
                             SELECT rowid, row_number() OVER (
-                                PARTITION BY source ORDER BY sort_date DESC, id) AS n
+                                PARTITION BY source ORDER BY listed DESC, sort_date DESC, id) AS n
                             FROM items)
                         WHERE n > ?1)",
                     [keep_per_source as i64],

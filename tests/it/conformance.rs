@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::support::{Workspace, repo, stderr};
 
-fn validator() -> Option<PathBuf> {
+pub fn validator() -> Option<PathBuf> {
     let script = repo().join("../shared/conformance/validate_feed.sh");
     let cache = std::env::var_os("HOME")
         .map(PathBuf::from)

@@ -98,3 +98,67 @@ async fn explain_names_the_rule_for_each_item() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("no [[feed]] named \"nope\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn items_beyond_limit_go_to_monthly_rfc5005_archives() {
+    let ws = Workspace::shipped();
+    let mut config = ws.read("config.toml");
+    config.push_str(
+        "\n[[feed]]\nname = \"small\"\ntitle = \"Small\"\nlimit = 3\narchive_pages = 2\nformats = [\"atom\", \"rss\"]\n",
+    );
+    ws.write("config.toml", &config);
+    let out = ws.run(&["refresh"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let names: Vec<String> = ws.outputs().into_iter().map(|(n, _)| n).collect();
+    // 16 items: 3 in the feed (June 2025); the rest by month, the two newest months kept.
+    assert!(
+        names.contains(&"small-archive-2025-06.atom".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"small-archive-2025-05.atom".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !names.contains(&"small-archive-2025-04.atom".to_string()),
+        "{names:?}"
+    );
+    let main = ws.read("public/small.atom");
+    assert_eq!(main.matches("<entry").count(), 3);
+    assert!(main.contains(
+        "<link rel=\"prev-archive\" href=\"http://127.0.0.1:8080/small-archive-2025-06.atom\""
+    ));
+    let rss = ws.read("public/small.rss");
+    assert!(rss.contains("rel=\"prev-archive\""), "{rss}");
+    let june = ws.read("public/small-archive-2025-06.atom");
+    assert!(june.contains("<fh:archive/>"));
+    assert!(june.contains("<link rel=\"current\" href=\"http://127.0.0.1:8080/small.atom\""));
+    assert!(june.contains(
+        "<link rel=\"prev-archive\" href=\"http://127.0.0.1:8080/small-archive-2025-05.atom\""
+    ));
+    let may = ws.read("public/small-archive-2025-05.atom");
+    assert!(may.contains("rel=\"next-archive\""));
+    assert!(
+        !may.contains("rel=\"prev-archive\""),
+        "the oldest kept page links no older one"
+    );
+    assert!(may.contains("Визит лидера Туркменистана"));
+    // Every archived item appears once, in the page of its month.
+    let entries = june.matches("<entry").count() + may.matches("<entry").count();
+    assert!(entries >= 10, "{entries}");
+    if let Some(script) = crate::conformance::validator() {
+        for page in ["small-archive-2025-06.atom", "small-archive-2025-05.atom"] {
+            let res = std::process::Command::new("bash")
+                .arg(&script)
+                .arg("--no-newsboat")
+                .arg(ws.path().join("public").join(page))
+                .output()
+                .unwrap();
+            assert!(
+                res.status.success(),
+                "{}",
+                String::from_utf8_lossy(&res.stdout)
+            );
+        }
+    }
+}

@@ -295,3 +295,136 @@ async fn shipped_config_second_run_is_byte_identical() {
     assert_eq!(publish.status.code(), Some(0), "{}", stderr(&publish));
     assert_eq!(ws.outputs(), before);
 }
+
+fn rss_with(items: &[(&str, &str)]) -> String {
+    let mut s = String::from(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>R</title>\
+         <link>https://r.example/</link><description>d</description>",
+    );
+    for (guid, title) in items {
+        s.push_str(&format!(
+            "<item><guid isPermaLink=\"false\">{guid}</guid><title>{title}</title>\
+             <link>https://r.example/{guid}</link><description>{title} text.</description></item>"
+        ));
+    }
+    s.push_str("</channel></rss>");
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_runs_one_exits_3_nothing_corrupted() {
+    let server = MockServer::start().await;
+    Mock::given(path("/slow.xml"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(RSS)
+                .set_delay(std::time::Duration::from_secs(2)),
+        )
+        .mount(&server)
+        .await;
+    let ws = Workspace::new();
+    ws.write(
+        "config.toml",
+        &config(&[("slow", format!("{}/slow.xml", server.uri()))]),
+    );
+    let first = tokio::process::Command::new(crate::support::bin())
+        .args(["refresh", "--config"])
+        .arg(ws.config())
+        .output();
+    let first = tokio::spawn(first);
+    // Wait until the first run is inside its fetch, holding the lock.
+    for _ in 0..100 {
+        if !server.received_requests().await.unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let started = std::time::Instant::now();
+    let second = ws.run(&["refresh"]).await;
+    assert_eq!(second.status.code(), Some(3), "{}", stderr(&second));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "exits at once"
+    );
+    let first = first.await.unwrap().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let json: serde_json::Value = serde_json::from_str(&ws.read("public/all.json")).unwrap();
+    assert_eq!(
+        json["items"].as_array().unwrap().len(),
+        2,
+        "a complete document"
+    );
+    let third = ws.run(&["refresh", "--force"]).await;
+    assert_eq!(third.status.code(), Some(0), "{}", stderr(&third));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_only_items_the_source_stopped_listing() {
+    let server = MockServer::start().await;
+    Mock::given(path("/r.xml"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(rss_with(&[
+            ("one", "First"),
+            ("two", "Second"),
+            ("three", "Third"),
+        ])))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(path("/r.xml"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_string(rss_with(&[("two", "Second"), ("three", "Third")])),
+        )
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let ws = Workspace::new();
+    let mut c = config(&[("r", format!("{}/r.xml", server.uri()))]);
+    c = c.replace(
+        "[settings]\n",
+        "[settings]\nretention = \"2s\"\nmax_items_per_source = 2\n",
+    );
+    ws.write("config.toml", &c);
+    // Three items listed, two kept (max_items_per_source: the newest by first sight order).
+    assert_eq!(ws.run(&["refresh"]).await.status.code(), Some(0));
+    let db = ws.path().join("feedloom.db");
+    let count = || {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row("SELECT count(*) FROM items", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    assert_eq!(count(), 2, "bounded by max_items_per_source");
+    // "one" is no longer listed; retention has not passed: nothing is pruned yet.
+    assert_eq!(ws.run(&["refresh", "--force"]).await.status.code(), Some(0));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // The source still lists "two" and "three": they stay however old their last sight.
+    assert_eq!(ws.run(&["refresh", "--force"]).await.status.code(), Some(0));
+    let rss = ws.read("public/all.rss");
+    assert!(rss.contains("Second") && rss.contains("Third"), "{rss}");
+    assert!(!rss.contains("First"));
+    assert_eq!(count(), 2);
+    for _ in 0..5 {
+        assert_eq!(ws.run(&["refresh", "--force"]).await.status.code(), Some(0));
+    }
+    assert_eq!(count(), 2, "the database stays bounded over many runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_source_limit_lets_no_source_crowd_out_the_others() {
+    let ws = Workspace::shipped();
+    let mut c = ws.read("config.toml");
+    c.push_str("\n[[feed]]\nname = \"fair\"\ntitle = \"Fair\"\nper_source_limit = 1\nformats = [\"json\"]\n");
+    ws.write("config.toml", &c);
+    assert_eq!(ws.run(&["refresh"]).await.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_str(&ws.read("public/fair.json")).unwrap();
+    let sources: Vec<&str> = json["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["_feedloom"]["source"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources.len(), 6, "{sources:?}");
+    let unique: std::collections::HashSet<_> = sources.iter().collect();
+    assert_eq!(unique.len(), 6, "one item per source: {sources:?}");
+}
