@@ -48,7 +48,7 @@ pub struct SourceReport {
     pub outcome: Outcome,
     #[serde(flatten)]
     pub counts: UpsertCounts,
-    /// Items the source's document listed (before the per-source cap).
+    /// Items read from the source's document (at most `max_items_per_source`, the newest).
     pub items: usize,
     pub millis: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -86,6 +86,19 @@ pub fn parse_document(
     detector: &Detector,
     now: DateTime<Utc>,
 ) -> Result<Parsed, ParseError> {
+    parse_source(body, content_type, location, source, detector, None, now)
+}
+
+/// [`parse_document`] keeping at most `max_items` items (the newest), as refreshing does.
+pub fn parse_source(
+    body: &[u8],
+    content_type: Option<&str>,
+    location: Option<Url>,
+    source: Option<&Source>,
+    detector: &Detector,
+    max_items: Option<usize>,
+    now: DateTime<Utc>,
+) -> Result<Parsed, ParseError> {
     let decoded = decode::decode(body, content_type);
     let raw = parse::parse(&decoded.text)?;
     let rules = Rules {
@@ -100,6 +113,7 @@ pub fn parse_document(
             .unwrap_or_default(),
         detector: Some(detector),
         timezone: source.and_then(|s| s.timezone),
+        max_items,
     };
     Ok(normalize::normalize(raw, &rules, now))
 }
@@ -272,15 +286,20 @@ async fn fetch_and_store<S: Store>(
             let src = source.clone();
             let detector = ctx.detector.clone();
             // Parsing and normalising are CPU work: keep them off the async workers.
+            let max_items = Some(ctx.config.settings.max_items_per_source);
+            let span = tracing::info_span!("parse", source = %source.name);
             let parsed = tokio::task::spawn_blocking(move || {
-                parse_document(
-                    &body,
-                    content_type.as_deref(),
-                    location,
-                    Some(&src),
-                    &detector,
-                    now,
-                )
+                span.in_scope(|| {
+                    parse_source(
+                        &body,
+                        content_type.as_deref(),
+                        location,
+                        Some(&src),
+                        &detector,
+                        max_items,
+                        now,
+                    )
+                })
             })
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
@@ -289,16 +308,10 @@ async fn fetch_and_store<S: Store>(
                 source: e,
             })?;
             report.items = parsed.items.len();
-            let mut items = parsed.items;
-            let cap = ctx.config.settings.max_items_per_source;
-            if items.len() > cap {
-                // Keep the newest; undated items count as newest (they are just seen).
-                items.sort_by_key(|i| std::cmp::Reverse(i.date().unwrap_or(now)));
-                items.truncate(cap);
-                warn!(source = %source.name, listed = report.items, kept = cap,
-                      "more items than max_items_per_source: kept the newest");
-            }
-            report.counts = ctx.store.upsert_items(&source.name, &items, now).await?;
+            report.counts = ctx
+                .store
+                .upsert_items(&source.name, &parsed.items, now)
+                .await?;
             state.validators = fetched.validators;
             state.feed = Some(parsed.feed);
             report.outcome = Outcome::Fetched;

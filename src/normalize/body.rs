@@ -646,7 +646,8 @@ fn bold_only(html: &str) -> Option<String> {
 }
 
 fn html_blocks(html: &str, remove: &[Selector]) -> Vec<Block> {
-    let doc = Html::parse_fragment(html);
+    let html = super::html::limit_nesting(html, super::html::MAX_NESTING);
+    let doc = Html::parse_fragment(&html);
     let mut drop = HashSet::new();
     for sel in remove {
         for el in doc.select(sel) {

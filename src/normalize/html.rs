@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use ego_tree::NodeRef;
+use ego_tree::iter::Edge;
 use scraper::{Html, Node};
 use url::Url;
 
@@ -40,8 +41,92 @@ pub fn allowed_tag(name: &str) -> bool {
     ALLOWED_TAGS.contains(name)
 }
 
+/// Markup nested deeper than this is flattened before it is parsed: no story needs it, and the
+/// HTML tree builder's cost grows with depth × elements (a browser stops at about 512).
+pub const MAX_NESTING: usize = 128;
+
+/// Tags that have no end tag.
+fn is_void_tag(name: &str) -> bool {
+    matches!(
+        name,
+        "area"
+            | "base"
+            | "br"
+            | "col"
+            | "embed"
+            | "hr"
+            | "img"
+            | "input"
+            | "link"
+            | "meta"
+            | "param"
+            | "source"
+            | "track"
+            | "wbr"
+    )
+}
+
+/// Drops the tags (not the text) of elements nested deeper than `max`. A linear scan that only
+/// allocates when the limit is passed; it need not tokenise perfectly, since everything it lets
+/// through is parsed and sanitised after it.
+pub fn limit_nesting(html: &str, max: usize) -> Cow<'_, str> {
+    if html.bytes().filter(|b| *b == b'<').count() <= max {
+        return Cow::Borrowed(html);
+    }
+    let b = html.as_bytes();
+    let mut out: Option<String> = None;
+    let mut depth = 0usize;
+    let mut copied = 0; // bytes of `html` already accounted for in `out`
+    let mut i = 0;
+    while let Some(off) = html[i..].find('<') {
+        let start = i + off;
+        let rest = &html[start..];
+        let end = if rest.starts_with("<!--") {
+            rest.find("-->").map_or(html.len(), |e| start + e + 3)
+        } else {
+            rest.find('>').map_or(html.len(), |e| start + e + 1)
+        };
+        let tag = &html[start..end];
+        let closing = tag.starts_with("</");
+        let name: String = tag
+            .trim_start_matches(['<', '/'])
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let opens = !closing && !name.is_empty() && !tag.ends_with("/>") && !is_void_tag(&name);
+        let drop = if opens {
+            depth += 1;
+            depth > max
+        } else if closing && !name.is_empty() {
+            let deep = depth > max;
+            depth = depth.saturating_sub(1);
+            deep
+        } else {
+            false
+        };
+        if drop {
+            let o = out.get_or_insert_with(|| String::with_capacity(html.len()));
+            o.push_str(&html[copied..start]);
+            copied = end;
+        }
+        i = end.max(start + 1);
+        if i >= b.len() {
+            break;
+        }
+    }
+    match out {
+        Some(mut o) => {
+            o.push_str(&html[copied..]);
+            Cow::Owned(o)
+        }
+        None => Cow::Borrowed(html),
+    }
+}
+
 /// Sanitises `html`; relative URLs are resolved against `base` or dropped when there is none.
 pub fn sanitize(html: &str, base: Option<&Url>) -> String {
+    let html = &*limit_nesting(html, MAX_NESTING);
     let filter_base = base.cloned();
     let mut b = ammonia::Builder::default();
     b.add_tags(["iframe"])
@@ -145,31 +230,44 @@ fn is_block(name: &str) -> bool {
     )
 }
 
+/// Collects the text under `node` (iteratively: a hostile document may nest deeply).
 fn walk(node: NodeRef<'_, Node>, out: &mut String) {
-    for child in node.children() {
-        match child.value() {
-            Node::Text(t) => out.push_str(t),
-            Node::Element(e) => {
-                let name = e.name();
-                if matches!(name, "script" | "style" | "noscript" | "template" | "title") {
+    let mut skipping: Option<ego_tree::NodeId> = None;
+    for edge in node.traverse() {
+        match edge {
+            Edge::Open(n) => {
+                if skipping.is_some() {
                     continue;
                 }
-                if name == "br" {
-                    out.push('\n');
-                    continue;
-                }
-                let block = is_block(name);
-                if block {
-                    out.push_str("\n\n");
-                }
-                walk(child, out);
-                if block {
-                    out.push_str("\n\n");
-                } else if matches!(name, "td" | "th") {
-                    out.push(' ');
+                match n.value() {
+                    Node::Text(t) => out.push_str(t),
+                    Node::Element(e) => match e.name() {
+                        "script" | "style" | "noscript" | "template" | "title" => {
+                            skipping = Some(n.id());
+                        }
+                        "br" => out.push('\n'),
+                        name if is_block(name) => out.push_str("\n\n"),
+                        _ => {}
+                    },
+                    _ => {}
                 }
             }
-            _ => {}
+            Edge::Close(n) => {
+                if skipping == Some(n.id()) {
+                    skipping = None;
+                    continue;
+                }
+                if skipping.is_some() {
+                    continue;
+                }
+                if let Node::Element(e) = n.value() {
+                    if is_block(e.name()) {
+                        out.push_str("\n\n");
+                    } else if matches!(e.name(), "td" | "th") {
+                        out.push(' ');
+                    }
+                }
+            }
         }
     }
 }
@@ -177,7 +275,8 @@ fn walk(node: NodeRef<'_, Node>, out: &mut String) {
 /// The text of an HTML fragment: entities decoded, tags dropped, blocks separated by a blank
 /// line, runs of spaces collapsed.
 pub fn text_of(html: &str) -> String {
-    let doc = Html::parse_fragment(html);
+    let html = limit_nesting(html, MAX_NESTING);
+    let doc = Html::parse_fragment(&html);
     let mut raw = String::with_capacity(html.len());
     walk(doc.tree.root(), &mut raw);
     tidy_text(&raw)
@@ -307,6 +406,18 @@ mod tests {
             "T&C\n\nOne two\n\na\n\nb"
         );
         assert_eq!(text_of("a<br>b&nbsp;c"), "a\nb c");
+    }
+
+    #[test]
+    fn deep_nesting_is_flattened() {
+        let deep = format!("{}x{}", "<div>".repeat(1000), "</div>".repeat(1000));
+        let flat = limit_nesting(&deep, 3);
+        assert_eq!(flat, "<div><div><div>x</div></div></div>");
+        assert!(matches!(
+            limit_nesting("<p>a<br>b</p>", 3),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(text_of(&deep), "x");
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct Rules<'a> {
     pub detector: Option<&'a language::Detector>,
     /// The source's `timezone`, for dates written without an offset (UTC when `None`).
     pub timezone: Option<chrono_tz::Tz>,
+    /// At most this many items are normalised: the newest (undated ones count as newest, in
+    /// document order). A 50,000-item feed costs no more than the items that are kept.
+    pub max_items: Option<usize>,
 }
 
 /// Longest summary, in characters, before it is cut at a word boundary.
@@ -80,13 +83,48 @@ pub fn normalize(raw: RawFeed, rules: &Rules<'_>, now: DateTime<Utc>) -> Parsed 
             .as_deref()
             .and_then(|d| sane_date(d, rules.timezone, now)),
     };
-    let mut items: Vec<Item> = raw
-        .items
+    let raw_items = newest(raw.items, rules, now);
+    let mut items: Vec<Item> = raw_items
         .iter()
         .map(|it| item(it, item_base.as_ref(), feed_language.as_deref(), rules, now))
         .collect();
-    assign_ids(&raw.items, &mut items);
+    assign_ids(&raw_items, &mut items);
     Parsed { feed, items }
+}
+
+/// The raw items to normalise: all of them, or the newest `rules.max_items`, in document order.
+fn newest(mut items: Vec<RawItem>, rules: &Rules<'_>, now: DateTime<Utc>) -> Vec<RawItem> {
+    let Some(max) = rules.max_items.filter(|m| items.len() > *m) else {
+        return items;
+    };
+    let date = |it: &RawItem| {
+        it.published
+            .as_deref()
+            .or(it.updated.as_deref())
+            .and_then(|d| sane_date(d, rules.timezone, now))
+            .unwrap_or(now)
+    };
+    let mut order: Vec<(usize, DateTime<Utc>)> = items
+        .iter()
+        .enumerate()
+        .map(|(n, it)| (n, date(it)))
+        .collect();
+    // Newest first; among equals, the earlier in the document.
+    order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut keep: Vec<usize> = order.into_iter().take(max).map(|(n, _)| n).collect();
+    keep.sort_unstable();
+    tracing::warn!(
+        listed = items.len(),
+        kept = max,
+        "more items than max_items_per_source: kept the newest"
+    );
+    let mut n = 0;
+    items.retain(|_| {
+        let k = keep.binary_search(&n).is_ok();
+        n += 1;
+        k
+    });
+    items
 }
 
 /// A date, with the epoch default (1970-01-01, give or take a zone) treated as missing and a future

@@ -350,6 +350,15 @@ fn line_of(text: &str, byte: u64) -> usize {
         + 1
 }
 
+/// Elements nested deeper than this are skipped with their content: no feed needs more, and a
+/// hostile one cannot make the tree (or anything that walks it) deep.
+pub const MAX_DEPTH: usize = 64;
+/// Elements read before the rest of a document is ignored (a 16 MiB body of `<a/>` would
+/// otherwise make millions of them).
+pub const MAX_ELEMENTS: usize = 300_000;
+/// Bytes of one run of text kept (a 12 MiB title is cut here); the rest is dropped.
+pub const MAX_TEXT: usize = 4 << 20;
+
 /// Reads a document into a tree, stopping (not failing) at the first unrecoverable error.
 pub fn read(text: &str) -> Document {
     let mut reader = NsReader::from_str(text);
@@ -363,9 +372,24 @@ pub fn read(text: &str) -> Document {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     let mut error = None;
+    let mut elements = 0usize;
     loop {
         let event = reader.read_event();
+        if let Ok(Event::Start(_) | Event::Empty(_)) = &event {
+            elements += 1;
+            if elements > MAX_ELEMENTS {
+                error = Some(XmlError {
+                    line: line_of(text, reader.buffer_position()),
+                    message: format!("more than {MAX_ELEMENTS} elements: the rest is ignored"),
+                });
+                break;
+            }
+        }
         match event {
+            Ok(Event::Start(e)) if stack.len() >= MAX_DEPTH => {
+                // Too deep: skip this element and everything in it.
+                let _ = reader.read_to_end(e.name());
+            }
             Ok(Event::Start(e)) => {
                 let el = open(&reader, &e, stack.last());
                 if root.is_some() && stack.is_empty() {
@@ -443,10 +467,14 @@ pub fn read(text: &str) -> Document {
 
 fn push_text(el: &mut Element, s: &str) {
     if let Some(Node::Text(last)) = el.children.last_mut() {
+        if last.len() >= MAX_TEXT {
+            return;
+        }
+        let s = &s[..s.floor_char_boundary((MAX_TEXT - last.len()).min(s.len()))];
         push_clean(last, s);
     } else {
         let mut t = String::new();
-        push_clean(&mut t, s);
+        push_clean(&mut t, &s[..s.floor_char_boundary(MAX_TEXT.min(s.len()))]);
         el.children.push(Node::Text(t));
     }
 }

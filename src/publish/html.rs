@@ -109,6 +109,14 @@ pub fn render(feeds: &[(&OutputFeed, Vec<StoredItem>)], ctx: &Context) -> Vec<u8
         }
         h.push_str("</section>\n");
     }
-    h.push_str("<footer><p class=\"meta\">Sources: <a href=\"sources.opml\">OPML</a> · made by feedloom</p></footer>\n</body>\n</html>\n");
+    let opml = ctx
+        .base_url
+        .join("sources.opml")
+        .map(|u| u.to_string())
+        .unwrap_or_default();
+    h.push_str(&format!(
+        "<footer><p class=\"meta\">Sources: <a href=\"{}\" type=\"text/x-opml\">OPML</a> · made by feedloom</p></footer>\n</body>\n</html>\n",
+        attr(&opml)
+    ));
     h.into_bytes()
 }

@@ -8,6 +8,8 @@
 //!   `invalid-*.expected.txt` (error messages are part of the interface).
 //! - `normalize`: the summit article in every shape, no false removals, idempotence.
 //! - `publish`: the HTML index, OPML export and import, `explain`.
+//! - `hostile`: bombs, XXE, deep nesting, floods, OWASP XSS vectors in every output, extreme
+//!   dates, GUID collisions.
 //! - `ingest`: reading real-world feeds; each deliberate difference from feedparser is a test
 //!   named `feedparser_differs_*` that says why.
 //! - `politeness`: 410, Retry-After, backoff: several runs of the binary against a local server,
@@ -20,6 +22,7 @@
 mod cli_parse;
 mod config;
 mod conformance;
+mod hostile;
 mod ingest;
 mod normalize;
 mod politeness;
