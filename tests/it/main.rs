@@ -10,6 +10,7 @@
 //! - `publish`: the HTML index, OPML export and import, `explain`.
 //! - `hostile`: bombs, XXE, deep nesting, floods, OWASP XSS vectors in every output, extreme
 //!   dates, GUID collisions.
+//! - `hostile_http`: servers that bomb, drip, loop, lie about statuses or do not speak HTTP.
 //! - `ingest`: reading real-world feeds; each deliberate difference from feedparser is a test
 //!   named `feedparser_differs_*` that says why.
 //! - `politeness`: 410, Retry-After, backoff: several runs of the binary against a local server,
@@ -23,6 +24,7 @@ mod cli_parse;
 mod config;
 mod conformance;
 mod hostile;
+mod hostile_http;
 mod ingest;
 mod normalize;
 mod politeness;
