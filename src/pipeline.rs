@@ -426,12 +426,19 @@ pub async fn explain<S: Store>(
 }
 
 /// Renders every output of every `[[feed]]` from the store and writes the ones whose bytes
-/// changed.
+/// changed. The caller holds the run lock (temp files of killed runs are swept here).
 pub async fn publish_all<S: Store>(
     ctx: &Ctx<S>,
     now: DateTime<Utc>,
 ) -> Result<PublishReport, StoreError> {
     let settings = &ctx.config.settings;
+    let swept = publish::sweep_temp_files(&settings.output_dir);
+    if swept > 0 {
+        info!(
+            files = swept,
+            "removed temp files left by an interrupted run"
+        );
+    }
     let pctx = Context {
         base_url: settings.base_url.clone(),
         sources: source_infos(ctx).await?,

@@ -246,6 +246,22 @@ pub fn archive_pages(
     Ok((pages, newest))
 }
 
+/// Prefix of the temp files [`write_atomic`] writes before renaming them into place.
+const TEMP_PREFIX: &str = ".feedloom-";
+
+/// Deletes temp files a killed run left in `dir`. Only call it while holding the run lock: a
+/// live run's temp file must not go. Returns how many went.
+pub fn sweep_temp_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// Writes `bytes` to `path` atomically; returns false (and writes nothing) when the file
 /// already holds exactly these bytes.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<bool, PublishError> {
@@ -261,7 +277,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<bool, PublishError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".feedloom-")
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)
         .map_err(io)?;
     tmp.write_all(bytes).map_err(io)?;

@@ -8,6 +8,7 @@
 //!   `invalid-*.expected.txt` (error messages are part of the interface).
 //! - `normalize`: the summit article in every shape, no false removals, idempotence.
 //! - `publish`: the HTML index, OPML export and import, `explain`.
+//! - `crash`: kill -9 at random moments of a refresh; integrity, whole outputs, nothing lost.
 //! - `hostile`: bombs, XXE, deep nesting, floods, OWASP XSS vectors in every output, extreme
 //!   dates, GUID collisions.
 //! - `hostile_http`: servers that bomb, drip, loop, lie about statuses or do not speak HTTP.
@@ -23,6 +24,7 @@
 mod cli_parse;
 mod config;
 mod conformance;
+mod crash;
 mod hostile;
 mod hostile_http;
 mod ingest;
