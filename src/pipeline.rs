@@ -308,7 +308,7 @@ async fn fetch_and_store<S: Store>(
 }
 
 /// Refreshes the chosen sources (all when `only` is empty) that are due, or all of them with
-/// `force`, `settings.concurrency` at a time.
+/// `force`, `settings.concurrency` at a time and `settings.per_host_concurrency` per host.
 pub async fn refresh<S: Store + Clone + 'static>(
     ctx: Arc<Ctx<S>>,
     only: &[String],
@@ -325,6 +325,9 @@ pub async fn refresh<S: Store + Clone + 'static>(
         let sem = sem.clone();
         let source = source.clone();
         tasks.spawn(async move {
+            // The host's slot first: a source waiting for its busy host holds no global slot
+            // that a source on another host could use.
+            let _host = ctx.fetcher.host_slot(&source.location).await;
             let _permit = sem.acquire_owned().await;
             (n, refresh_source(&ctx, &source, force, now).await)
         });

@@ -7,10 +7,13 @@
 pub mod file;
 pub mod http;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Location, Settings};
 
@@ -75,11 +78,14 @@ pub enum FetchError {
     },
 }
 
-/// Fetches sources over HTTP(S) and from files. Cheap to clone (shares one connection pool).
+/// Fetches sources over HTTP(S) and from files. Cheap to clone (shares one connection pool and
+/// one set of per-host slots).
 #[derive(Clone)]
 pub struct Fetcher {
     http: http::HttpFetcher,
     max_body_bytes: u64,
+    per_host: usize,
+    hosts: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
 }
 
 impl Fetcher {
@@ -87,7 +93,29 @@ impl Fetcher {
         Ok(Fetcher {
             http: http::HttpFetcher::new(settings)?,
             max_body_bytes: settings.max_body_bytes,
+            per_host: settings.per_host_concurrency.max(1),
+            hosts: Arc::default(),
         })
+    }
+
+    /// Waits for one of the `per_host_concurrency` slots of `location`'s host; the caller holds
+    /// it while fetching from there. `None` for files, which have no host to spare. (Not taken
+    /// by [`Fetcher::fetch`] itself, so a caller can take it before other limits.)
+    pub async fn host_slot(&self, location: &Location) -> Option<OwnedSemaphorePermit> {
+        let Location::Http(url) = location else {
+            return None;
+        };
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let sem = {
+            // Poisoned only by a panic while inserting, which leaves the map usable.
+            let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+            hosts
+                .entry(host)
+                .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)))
+                .clone()
+        };
+        // The semaphore is never closed, so acquiring cannot fail.
+        sem.acquire_owned().await.ok()
     }
 
     /// Fetches one location, conditionally when `validators` has something.

@@ -1,9 +1,12 @@
 //! Polite fetching, against a local server on 127.0.0.1 (wiremock): what the server received,
 //! and when, shows what the client did. Each test runs the real binary more than once.
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use feedloom::store::{SourceState, SqliteStore, Store};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::support::{Workspace, stderr};
 
@@ -33,6 +36,23 @@ async fn hits(server: &MockServer, name: &str) -> usize {
 async fn state(ws: &Workspace, name: &str) -> SourceState {
     let store = SqliteStore::open(&ws.path().join("feedloom.db")).unwrap();
     store.source_state(name).await.unwrap().unwrap()
+}
+
+/// A small RSS 2.0 document; `extra` goes into the channel (`<ttl>`, `sy:*`).
+fn rss(title: &str, extra: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+         <rss version=\"2.0\" xmlns:sy=\"http://purl.org/rss/1.0/modules/syndication/\">\
+         <channel><title>{title}</title><link>https://example.org/</link>{extra}\
+         <item><title>{title} one</title><link>https://example.org/{title}/1</link>\
+         <guid>https://example.org/{title}/1</guid></item></channel></rss>\n"
+    )
+}
+
+fn feed_response(title: &str, extra: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200)
+        .insert_header("content-type", "application/rss+xml")
+        .set_body_string(rss(title, extra))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,4 +144,65 @@ async fn gone_retry_after_and_backoff() {
     let third = ws.run(&["refresh"]).await;
     assert_eq!(third.status.code(), Some(0), "{}", stderr(&third));
     assert_eq!(hits(&server, "flaky").await, 2);
+}
+
+/// Answers a feed after `delay`, noting when each request arrived.
+struct Slow {
+    delay: Duration,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Respond for Slow {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        self.arrivals.lock().unwrap().push(Instant::now());
+        feed_response("slow", "").set_delay(self.delay)
+    }
+}
+
+/// Runs one refresh of six sources on one host answering after `delay`; returns the sorted
+/// times the requests arrived.
+async fn arrivals(settings: &str, delay: Duration) -> Vec<Instant> {
+    let server = MockServer::start().await;
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(method("GET"))
+        .respond_with(Slow {
+            delay,
+            arrivals: arrivals.clone(),
+        })
+        .mount(&server)
+        .await;
+    let ws = Workspace::new();
+    let names = ["s1", "s2", "s3", "s4", "s5", "s6"];
+    let c =
+        config(&server.uri(), &names).replace("[settings]\n", &format!("[settings]\n{settings}"));
+    ws.write("config.toml", &c);
+    let out = ws.run(&["refresh"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut v = arrivals.lock().unwrap().clone();
+    v.sort();
+    assert_eq!(v.len(), 6);
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_host_and_global_concurrency() {
+    let delay = Duration::from_millis(400);
+    // A request arrives before its answer's delay starts, and a slot is freed only after the
+    // answer: so with at most k in flight, request i + k arrives at least `delay` after request i.
+    let at_most = |v: &[Instant], k: usize| v.windows(k + 1).all(|w| w[k] - w[0] >= delay);
+
+    let per_host = arrivals("per_host_concurrency = 2\n", delay).await;
+    assert!(at_most(&per_host, 2), "more than 2 in flight: {per_host:?}");
+    assert!(
+        !at_most(&per_host, 1),
+        "2 may be in flight at once: {per_host:?}"
+    );
+
+    // The global limit holds too when it is the smaller one.
+    let global = arrivals("concurrency = 1\nper_host_concurrency = 4\n", delay).await;
+    assert!(at_most(&global, 1), "more than 1 in flight: {global:?}");
+
+    // Without a tighter setting, the default per-host limit is 2.
+    let default = arrivals("", delay).await;
+    assert!(at_most(&default, 2), "more than 2 in flight: {default:?}");
 }
