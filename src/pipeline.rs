@@ -138,6 +138,19 @@ fn not_due(
         .then_some("not due")
 }
 
+/// Where a source is fetched from: where the server moved it for good, as long as the
+/// configured url is the one that moved.
+fn fetch_location(source: &Source, state: Option<&SourceState>) -> Location {
+    let moved = state
+        .filter(|st| st.url == source.location.to_string())
+        .and_then(|st| st.effective_url.as_deref())
+        .and_then(|u| Url::parse(u).ok());
+    match (&source.location, moved) {
+        (Location::Http(_), Some(url)) => Location::Http(url),
+        (location, _) => location.clone(),
+    }
+}
+
 /// Wait after the `failures`-th consecutive failure: the interval doubled per failure, capped
 /// at a day, with ±10 % jitter derived from the source's name (pure, so tests are exact, and
 /// sources failing together spread out).
@@ -180,6 +193,8 @@ pub async fn refresh_source<S: Store>(
         state.disabled = None;
         state.retry_not_before = None;
         state.backoff_until = None;
+        state.effective_url = None;
+        state.moved_to = None;
         state.url = location;
     }
     state.last_fetch_at = Some(now);
@@ -250,12 +265,14 @@ async fn fetch_and_store<S: Store>(
     now: DateTime<Utc>,
     report: &mut SourceReport,
 ) -> Result<(), SourceError> {
-    let outcome = ctx.fetcher.fetch(&source.location, &state.validators).await;
+    let location = fetch_location(source, Some(state));
+    let outcome = ctx.fetcher.fetch(&location, &state.validators).await;
     if let Err(crate::fetch::FetchError::Status { code, .. }) = &outcome {
         state.last_status = Some(*code);
     }
     match outcome? {
-        FetchOutcome::NotModified { validators } => {
+        FetchOutcome::NotModified { validators, hints } => {
+            note_moved(source, state, &location, hints.permanent_redirect);
             state.validators = validators;
             state.last_status = Some(304);
             ctx.store.touch_listed(&source.name, now).await?;
@@ -263,6 +280,12 @@ async fn fetch_and_store<S: Store>(
         }
         FetchOutcome::Modified(fetched) => {
             state.last_status = Some(fetched.status);
+            note_moved(
+                source,
+                state,
+                &location,
+                fetched.hints.permanent_redirect.clone(),
+            );
             let location = match &source.location {
                 Location::Http(_) => Url::parse(&fetched.final_location).ok(),
                 Location::File(_) => None,
@@ -307,6 +330,32 @@ async fn fetch_and_store<S: Store>(
     Ok(())
 }
 
+/// Keeps track of permanent redirects after a good fetch from `fetched_from`: the first one to
+/// a place is noted, the same one on the next fetch moves the source there; a fetch without one
+/// forgets it.
+fn note_moved(
+    source: &Source,
+    state: &mut SourceState,
+    fetched_from: &Location,
+    target: Option<String>,
+) {
+    let Some(target) = target else {
+        state.moved_to = None;
+        return;
+    };
+    if state.moved_to.as_deref() != Some(target.as_str()) {
+        info!(source = %source.name, from = %fetched_from, to = %target,
+              "permanent redirect; the source moves if the next fetch is redirected there too");
+        state.moved_to = Some(target);
+        return;
+    }
+    warn!(source = %source.name, from = %fetched_from, to = %target,
+          "moved permanently: fetched from the new URL from now on (update its url in the config)");
+    state.moved_to = None;
+    // Moved back to where the config points: no detour needed.
+    state.effective_url = (target != source.location.to_string()).then_some(target);
+}
+
 /// Refreshes the chosen sources (all when `only` is empty) that are due, or all of them with
 /// `force`, `settings.concurrency` at a time and `settings.per_host_concurrency` per host.
 pub async fn refresh<S: Store + Clone + 'static>(
@@ -327,7 +376,9 @@ pub async fn refresh<S: Store + Clone + 'static>(
         tasks.spawn(async move {
             // The host's slot first: a source waiting for its busy host holds no global slot
             // that a source on another host could use.
-            let _host = ctx.fetcher.host_slot(&source.location).await;
+            let state = ctx.store.source_state(&source.name).await.ok().flatten();
+            let location = fetch_location(&source, state.as_ref());
+            let _host = ctx.fetcher.host_slot(&location).await;
             let _permit = sem.acquire_owned().await;
             (n, refresh_source(&ctx, &source, force, now).await)
         });

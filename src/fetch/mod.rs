@@ -1,8 +1,11 @@
 //! `(&Source, &Validators) → FetchOutcome`: bytes from a source, never parsed here.
 //!
-//! HTTP(S) goes through [`http`] (conditional GET, timeout, body cap, redirect cap, private-address
-//! guard); local paths and `file://` URLs through [`file`], which derives validators from the
-//! file's size and mtime so an unchanged file is "not modified" too.
+//! HTTP(S) goes through [`http`] (conditional GET, timeout, body cap, redirects followed by hand
+//! with a cap, private-address guard); local paths and `file://` URLs through [`file`], which
+//! derives validators from the file's size and mtime so an unchanged file is "not modified" too.
+//!
+//! Besides the body, an answer carries [`Hints`] for the caller's bookkeeping (where a permanent
+//! redirect led); this module never decides where a source is fetched from next time.
 
 pub mod file;
 pub mod http;
@@ -30,6 +33,14 @@ impl Validators {
     }
 }
 
+/// What an HTTP answer said besides its body (all `None` for files).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hints {
+    /// Where the leading run of permanent redirects (301/308) from the requested URL led; `None`
+    /// when there was no redirect or the first one was temporary (302/303/307).
+    pub permanent_redirect: Option<String>,
+}
+
 /// A body that came back.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -41,12 +52,16 @@ pub struct Fetched {
     pub validators: Validators,
     /// HTTP status (200 for files).
     pub status: u16,
+    pub hints: Hints,
 }
 
 #[derive(Debug)]
 pub enum FetchOutcome {
     Modified(Fetched),
-    NotModified { validators: Validators },
+    NotModified {
+        validators: Validators,
+        hints: Hints,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

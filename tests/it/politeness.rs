@@ -55,6 +55,18 @@ fn feed_response(title: &str, extra: &str) -> ResponseTemplate {
         .set_body_string(rss(title, extra))
 }
 
+async fn serve(server: &MockServer, at: &str, response: ResponseTemplate) {
+    Mock::given(method("GET"))
+        .and(path(at))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+fn redirect(code: u16, to: &str) -> ResponseTemplate {
+    ResponseTemplate::new(code).insert_header("location", to)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gone_retry_after_and_backoff() {
     let server = MockServer::start().await;
@@ -144,6 +156,157 @@ async fn gone_retry_after_and_backoff() {
     let third = ws.run(&["refresh"]).await;
     assert_eq!(third.status.code(), Some(0), "{}", stderr(&third));
     assert_eq!(hits(&server, "flaky").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_redirect_twice_moves_the_source_temporary_never() {
+    let server = MockServer::start().await;
+    let uri = server.uri();
+    // 301 to an absolute URL, 302 and 308 to relative ones.
+    serve(
+        &server,
+        "/moved.xml",
+        redirect(301, &format!("{uri}/moved-new.xml")),
+    )
+    .await;
+    serve(&server, "/moved-new.xml", feed_response("moved", "")).await;
+    serve(&server, "/temp.xml", redirect(302, "/temp-dest.xml")).await;
+    serve(&server, "/temp-dest.xml", feed_response("temp", "")).await;
+    // A permanent redirect seen once only.
+    Mock::given(method("GET"))
+        .and(path("/once.xml"))
+        .respond_with(redirect(308, "/once-new.xml"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    serve(&server, "/once.xml", feed_response("once", "")).await;
+    serve(&server, "/once-new.xml", feed_response("once", "")).await;
+    // 301 then 302: the source moves as far as the permanent part goes.
+    serve(&server, "/chain.xml", redirect(301, "/chain-mid.xml")).await;
+    serve(&server, "/chain-mid.xml", redirect(302, "/chain-end.xml")).await;
+    serve(&server, "/chain-end.xml", feed_response("chain", "")).await;
+    serve(&server, "/edited.xml", feed_response("edited", "")).await;
+    let ws = Workspace::new();
+    let names = ["moved", "temp", "once", "chain"];
+    ws.write("config.toml", &config(&uri, &names));
+
+    let first = ws.run(&["refresh", "-v"]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    for n in [
+        "moved",
+        "moved-new",
+        "temp",
+        "temp-dest",
+        "once",
+        "once-new",
+        "chain",
+        "chain-mid",
+        "chain-end",
+    ] {
+        assert_eq!(hits(&server, n).await, 1, "{n}");
+    }
+    // Seen once: noted, not acted on.
+    let moved = state(&ws, "moved").await;
+    assert_eq!(
+        moved.moved_to.as_deref(),
+        Some(format!("{uri}/moved-new.xml").as_str())
+    );
+    assert_eq!(moved.effective_url, None);
+    assert_eq!(state(&ws, "temp").await.moved_to, None);
+
+    let second = ws.run(&["refresh", "--force", "-v"]).await;
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    let log = stderr(&second);
+    let logged = log.lines().find(|l| l.contains("moved permanently"));
+    assert!(
+        logged.is_some_and(|l| l.contains(&format!("{uri}/moved.xml"))
+            && l.contains(&format!("{uri}/moved-new.xml"))),
+        "the move is logged with old and new URL: {log}"
+    );
+    assert_eq!(hits(&server, "moved").await, 2);
+    assert_eq!(hits(&server, "once").await, 2);
+    assert_eq!(
+        hits(&server, "once-new").await,
+        1,
+        "the second fetch was not redirected"
+    );
+    assert_eq!(
+        state(&ws, "moved").await.effective_url.as_deref(),
+        Some(format!("{uri}/moved-new.xml").as_str())
+    );
+    assert_eq!(
+        state(&ws, "chain").await.effective_url.as_deref(),
+        Some(format!("{uri}/chain-mid.xml").as_str())
+    );
+    let once = state(&ws, "once").await;
+    assert_eq!((once.effective_url, once.moved_to), (None, None));
+
+    // Later fetches go to the new URL; temporary redirects are followed every time.
+    let third = ws.run(&["refresh", "--force"]).await;
+    assert_eq!(third.status.code(), Some(0), "{}", stderr(&third));
+    assert_eq!(hits(&server, "moved").await, 2);
+    assert_eq!(hits(&server, "moved-new").await, 3);
+    assert_eq!(hits(&server, "temp").await, 3);
+    assert_eq!(hits(&server, "temp-dest").await, 3);
+    assert_eq!(hits(&server, "once").await, 3);
+    assert_eq!(hits(&server, "chain").await, 2);
+    assert_eq!(hits(&server, "chain-mid").await, 3);
+    assert_eq!(hits(&server, "chain-end").await, 3);
+    assert_eq!(state(&ws, "temp").await.effective_url, None);
+    // The moved source's state still names the configured url.
+    assert_eq!(state(&ws, "moved").await.url, format!("{uri}/moved.xml"));
+
+    // The config stays the source of truth: a url edited by the user wins over the move.
+    let edited =
+        config(&uri, &names).replace(&format!("{uri}/moved.xml"), &format!("{uri}/edited.xml"));
+    ws.write("config.toml", &edited);
+    let fourth = ws.run(&["refresh", "--force"]).await;
+    assert_eq!(fourth.status.code(), Some(0), "{}", stderr(&fourth));
+    assert_eq!(hits(&server, "edited").await, 1);
+    assert_eq!(hits(&server, "moved-new").await, 3);
+    let moved = state(&ws, "moved").await;
+    assert_eq!((moved.effective_url, moved.moved_to), (None, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirect_guards_cap_and_scheme() {
+    let server = MockServer::start().await;
+    for n in 0..3 {
+        serve(
+            &server,
+            &format!("/hop{n}.xml"),
+            redirect(307, &format!("/hop{}.xml", n + 1)),
+        )
+        .await;
+    }
+    serve(&server, "/hop3.xml", feed_response("hop", "")).await;
+    serve(&server, "/scheme.xml", redirect(301, "file:///etc/passwd")).await;
+    serve(&server, "/two.xml", redirect(308, "/hop2.xml")).await;
+    let ws = Workspace::new();
+    let c = config(&server.uri(), &["hop0", "scheme", "two"])
+        .replace("[settings]\n", "[settings]\nmax_redirects = 2\n");
+    ws.write("config.toml", &c);
+    let out = ws.run(&["refresh"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(
+        log.contains("source hop0:") && log.contains("more than 2 redirects"),
+        "{log}"
+    );
+    assert!(
+        log.contains("source scheme:") && log.contains("redirect to a file URL"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("source two:"),
+        "two redirects are allowed: {log}"
+    );
+    assert_eq!(hits(&server, "hop0").await, 1);
+    assert_eq!(hits(&server, "hop1").await, 1);
+    // hop2 once from hop0's chain (its redirect is the third: refused), once from two's.
+    assert_eq!(hits(&server, "hop2").await, 2);
+    assert_eq!(hits(&server, "hop3").await, 1, "only two's chain got there");
 }
 
 /// Answers a feed after `delay`, noting when each request arrived.
