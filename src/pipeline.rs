@@ -132,10 +132,28 @@ fn not_due(
         return Some("backing off after failures");
     }
     let last = state.last_fetch_at?;
-    let interval = chrono::Duration::from_std(source.interval).unwrap_or(chrono::Duration::MAX);
-    last.checked_add_signed(interval)
+    last.checked_add_signed(interval(source, state))
         .is_some_and(|due| due > now)
         .then_some("not due")
+}
+
+/// How long after a fetch the source is due again: its configured interval, lengthened (never
+/// shortened) to what an HTTP source asked for, at most `MAX_WAIT`: RSS `<ttl>` or
+/// `sy:updatePeriod`/`sy:updateFrequency` of the last document, `Cache-Control: max-age` or
+/// `Expires` of the last answer. A local file asks nothing of anyone, so its hints are ignored.
+fn interval(source: &Source, state: &SourceState) -> chrono::Duration {
+    let configured = chrono::Duration::from_std(source.interval).unwrap_or(chrono::Duration::MAX);
+    if !matches!(source.location, Location::Http(_)) {
+        return configured;
+    }
+    let ttl = state
+        .feed
+        .as_ref()
+        .and_then(|f| f.ttl_minutes)
+        .map(|m| m.saturating_mul(60));
+    let hint = ttl.max(state.fresh_for).unwrap_or(0);
+    let hint = chrono::Duration::seconds(hint.min(MAX_WAIT.num_seconds() as u64) as i64);
+    configured.max(hint)
 }
 
 /// Where a source is fetched from: where the server moved it for good, as long as the
@@ -195,6 +213,7 @@ pub async fn refresh_source<S: Store>(
         state.backoff_until = None;
         state.effective_url = None;
         state.moved_to = None;
+        state.fresh_for = None;
         state.url = location;
     }
     state.last_fetch_at = Some(now);
@@ -273,6 +292,8 @@ async fn fetch_and_store<S: Store>(
     match outcome? {
         FetchOutcome::NotModified { validators, hints } => {
             note_moved(source, state, &location, hints.permanent_redirect);
+            // RFC 9111 §4.3.4: a 304 updates the stored headers it repeats, keeps the others.
+            state.fresh_for = hints.fresh_for.or(state.fresh_for);
             state.validators = validators;
             state.last_status = Some(304);
             ctx.store.touch_listed(&source.name, now).await?;
@@ -286,6 +307,7 @@ async fn fetch_and_store<S: Store>(
                 &location,
                 fetched.hints.permanent_redirect.clone(),
             );
+            state.fresh_for = fetched.hints.fresh_for;
             let location = match &source.location {
                 Location::Http(_) => Url::parse(&fetched.final_location).ok(),
                 Location::File(_) => None,

@@ -10,8 +10,8 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use reqwest::header::{
-    CONTENT_LENGTH, CONTENT_TYPE, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
-    LOCATION, RETRY_AFTER,
+    AGE, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, DATE, ETAG, EXPIRES, HeaderMap,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION, RETRY_AFTER,
 };
 use reqwest::{StatusCode, redirect};
 use url::{Host, Url};
@@ -244,6 +244,7 @@ impl HttpFetcher {
         };
         let hints = Hints {
             permanent_redirect: permanent.map(String::from),
+            fresh_for: fresh_for(&headers, chrono::Utc::now()),
         };
         if status == StatusCode::NOT_MODIFIED {
             // A 304 need not repeat the validators; keep the ones we sent.
@@ -323,6 +324,41 @@ pub fn parse_retry_after(v: &str) -> Option<u64> {
     Some(secs.max(0) as u64)
 }
 
+/// Seconds a response stays fresh by its own headers (RFC 9111 §4.2.1): `Cache-Control: max-age`
+/// less `Age`, else `Expires` less `Date` (or less `now` without a usable `Date`). `None` when
+/// `no-cache` or `no-store` forbid reuse, when neither header says, or when it is already stale.
+pub fn fresh_for(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<u64> {
+    let http_date = |name| {
+        header(headers, name)
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(&v).ok())
+            .map(|d| d.with_timezone(&chrono::Utc))
+    };
+    let mut max_age = None;
+    for value in headers.get_all(CACHE_CONTROL) {
+        for directive in value.to_str().unwrap_or_default().split(',') {
+            let (name, arg) = directive.split_once('=').unwrap_or((directive, ""));
+            match name.trim().to_ascii_lowercase().as_str() {
+                "no-cache" | "no-store" => return None,
+                "max-age" => max_age = arg.trim().trim_matches('"').parse::<u64>().ok(),
+                _ => {}
+            }
+        }
+    }
+    let secs = match max_age {
+        Some(m) => {
+            let age = header(headers, AGE).and_then(|v| v.parse::<u64>().ok());
+            m.saturating_sub(age.unwrap_or(0))
+        }
+        None => {
+            // An invalid Expires ("0", "-1") means already expired (§5.3).
+            let expires = http_date(EXPIRES)?;
+            let date = http_date(DATE).unwrap_or(now);
+            (expires - date).num_seconds().max(0) as u64
+        }
+    };
+    (secs > 0).then_some(secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,5 +433,45 @@ mod tests {
             ok("http://a.org/f", "http://127.0.0.1/f", 1, 5, true),
             Ok(())
         );
+    }
+
+    #[test]
+    fn freshness_from_headers() {
+        let now = chrono::DateTime::parse_from_rfc3339("2025-06-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let h = |pairs: &[(&'static str, &str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.append(*k, v.parse().unwrap());
+            }
+            fresh_for(&m, now)
+        };
+        assert_eq!(h(&[]), None);
+        assert_eq!(h(&[("cache-control", "public, max-age=600")]), Some(600));
+        assert_eq!(h(&[("cache-control", "max-age=\"600\"")]), Some(600));
+        assert_eq!(
+            h(&[("cache-control", "max-age=600"), ("age", "100")]),
+            Some(500)
+        );
+        assert_eq!(h(&[("cache-control", "max-age=0")]), None);
+        assert_eq!(h(&[("cache-control", "no-cache, max-age=600")]), None);
+        assert_eq!(
+            h(&[
+                ("cache-control", "max-age=60"),
+                ("cache-control", "no-store")
+            ]),
+            None
+        );
+        // max-age wins over Expires (RFC 9111 §5.3).
+        let expires = ("expires", "Sun, 01 Jun 2025 14:00:00 GMT");
+        assert_eq!(h(&[("cache-control", "max-age=60"), expires]), Some(60));
+        assert_eq!(h(&[expires]), Some(7200));
+        assert_eq!(
+            h(&[expires, ("date", "Sun, 01 Jun 2025 13:00:00 GMT")]),
+            Some(3600)
+        );
+        assert_eq!(h(&[("expires", "0")]), None);
+        assert_eq!(h(&[("expires", "Sun, 01 Jun 2025 11:00:00 GMT")]), None);
     }
 }

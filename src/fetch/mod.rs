@@ -5,7 +5,8 @@
 //! derives validators from the file's size and mtime so an unchanged file is "not modified" too.
 //!
 //! Besides the body, an answer carries [`Hints`] for the caller's bookkeeping (where a permanent
-//! redirect led); this module never decides where a source is fetched from next time.
+//! redirect led, how long the server says the answer stays fresh); this module never decides
+//! when a source is fetched again or where from.
 
 pub mod file;
 pub mod http;
@@ -39,6 +40,9 @@ pub struct Hints {
     /// Where the leading run of permanent redirects (301/308) from the requested URL led; `None`
     /// when there was no redirect or the first one was temporary (302/303/307).
     pub permanent_redirect: Option<String>,
+    /// Seconds the answer stays fresh, from `Cache-Control: max-age` (minus `Age`), else
+    /// `Expires` minus `Date` (RFC 9111 §4.2.1); `None` with `no-cache`/`no-store` or neither.
+    pub fresh_for: Option<u64>,
 }
 
 /// A body that came back.

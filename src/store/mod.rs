@@ -66,6 +66,8 @@ pub struct SourceState {
     /// Where a permanent redirect led on the last good fetch, waiting for the next fetch to
     /// confirm it.
     pub moved_to: Option<String>,
+    /// Seconds the last HTTP answer said it stays fresh (`Cache-Control: max-age`, `Expires`).
+    pub fresh_for: Option<u64>,
 }
 
 /// How an upsert changed the store.

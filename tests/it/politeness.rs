@@ -1,5 +1,6 @@
 //! Polite fetching, against a local server on 127.0.0.1 (wiremock): what the server received,
-//! and when, shows what the client did. Each test runs the real binary more than once.
+//! and when, shows what the client did. Each test runs the real binary more than once; where a
+//! test needs time to pass, it moves the stored `last_fetch_at` back instead of waiting.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,6 +37,16 @@ async fn hits(server: &MockServer, name: &str) -> usize {
 async fn state(ws: &Workspace, name: &str) -> SourceState {
     let store = SqliteStore::open(&ws.path().join("feedloom.db")).unwrap();
     store.source_state(name).await.unwrap().unwrap()
+}
+
+/// Pretends every source was last fetched `ago` before now.
+async fn backdate(ws: &Workspace, names: &[&str], ago: chrono::Duration) {
+    let store = SqliteStore::open(&ws.path().join("feedloom.db")).unwrap();
+    for n in names {
+        let mut st = store.source_state(n).await.unwrap().unwrap();
+        st.last_fetch_at = Some(chrono::Utc::now() - ago);
+        store.record_fetch(n, &st).await.unwrap();
+    }
 }
 
 /// A small RSS 2.0 document; `extra` goes into the channel (`<ttl>`, `sy:*`).
@@ -307,6 +318,99 @@ async fn redirect_guards_cap_and_scheme() {
     // hop2 once from hop0's chain (its redirect is the third: refused), once from two's.
     assert_eq!(hits(&server, "hop2").await, 2);
     assert_eq!(hits(&server, "hop3").await, 1, "only two's chain got there");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_sy_max_age_and_expires_are_minimum_intervals() {
+    let server = MockServer::start().await;
+    let in_two_hours = (chrono::Utc::now() + chrono::Duration::hours(2))
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    serve(&server, "/ttl.xml", feed_response("ttl", "<ttl>120</ttl>")).await;
+    let sy = "<sy:updatePeriod>daily</sy:updatePeriod><sy:updateFrequency>2</sy:updateFrequency>";
+    serve(&server, "/sy.xml", feed_response("sy", sy)).await;
+    serve(
+        &server,
+        "/maxage.xml",
+        feed_response("maxage", "")
+            .insert_header("cache-control", "public, max-age=7200")
+            .insert_header("etag", "\"v1\""),
+    )
+    .await;
+    serve(
+        &server,
+        "/expires.xml",
+        feed_response("expires", "").insert_header("expires", in_two_hours.as_str()),
+    )
+    .await;
+    serve(
+        &server,
+        "/huge.xml",
+        feed_response("huge", "<ttl>100000</ttl>"),
+    )
+    .await;
+    serve(&server, "/plain.xml", feed_response("plain", "")).await;
+    serve(
+        &server,
+        "/slow.xml",
+        feed_response("slow", "").insert_header("cache-control", "max-age=60"),
+    )
+    .await;
+    let ws = Workspace::new();
+    let names = ["ttl", "sy", "maxage", "expires", "huge", "plain", "slow"];
+    let uri = server.uri();
+    // `slow` is configured at 3 h: a shorter hint never shortens it.
+    let c = config(&uri, &names).replace(
+        &format!("{uri}/slow.xml\"\ninterval = \"1m\""),
+        &format!("{uri}/slow.xml\"\ninterval = \"3h\""),
+    );
+    ws.write("config.toml", &c);
+    let count = async |names: &[&str]| {
+        let mut v = Vec::new();
+        for n in names {
+            v.push(hits(&server, n).await);
+        }
+        v
+    };
+
+    let first = ws.run(&["refresh"]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert_eq!(count(&names).await, [1; 7]);
+    assert_eq!(state(&ws, "ttl").await.feed.unwrap().ttl_minutes, Some(120));
+    assert_eq!(state(&ws, "sy").await.feed.unwrap().ttl_minutes, Some(720));
+    assert_eq!(state(&ws, "maxage").await.fresh_for, Some(7200));
+    let expires = state(&ws, "expires").await.fresh_for.unwrap();
+    assert!((7100..=7200).contains(&expires), "{expires}");
+
+    // 10 minutes later: only the sources without a longer hint are due.
+    backdate(&ws, &names, chrono::Duration::minutes(10)).await;
+    let second = ws.run(&["refresh"]).await;
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    assert_eq!(count(&names).await, [1, 1, 1, 1, 1, 2, 1]);
+
+    // 3 hours later: the 2-hour hints have passed; 12 h (sy) and the capped one have not.
+    backdate(&ws, &names, chrono::Duration::hours(3)).await;
+    let third = ws.run(&["refresh"]).await;
+    assert_eq!(third.status.code(), Some(0), "{}", stderr(&third));
+    assert_eq!(count(&names).await, [2, 1, 2, 2, 1, 3, 2]);
+
+    // 25 hours later: every hint is capped at 24 h.
+    backdate(&ws, &names, chrono::Duration::hours(25)).await;
+    let fourth = ws.run(&["refresh"]).await;
+    assert_eq!(fourth.status.code(), Some(0), "{}", stderr(&fourth));
+    assert_eq!(count(&names).await, [3, 2, 3, 3, 2, 4, 3]);
+
+    // --force ignores the hints, and still asks conditionally.
+    let forced = ws.run(&["refresh", "--force"]).await;
+    assert_eq!(forced.status.code(), Some(0), "{}", stderr(&forced));
+    assert_eq!(count(&names).await, [4, 3, 4, 4, 3, 5, 4]);
+    let requests = server.received_requests().await.unwrap();
+    let last = requests
+        .iter()
+        .rev()
+        .find(|r| r.url.path() == "/maxage.xml")
+        .unwrap();
+    assert_eq!(last.headers.get("if-none-match").unwrap(), "\"v1\"");
 }
 
 /// Answers a feed after `delay`, noting when each request arrived.
