@@ -206,6 +206,8 @@ pub struct Settings {
     pub max_redirects: usize,
     /// Sources fetched at once.
     pub concurrency: usize,
+    /// Sources fetched at once from one host (within `concurrency`).
+    pub per_host_concurrency: usize,
 }
 
 impl Default for Settings {
@@ -229,6 +231,7 @@ impl Default for Settings {
             max_body_bytes: 16 * 1024 * 1024,
             max_redirects: 5,
             concurrency: 16,
+            per_host_concurrency: 2,
         }
     }
 }
@@ -309,6 +312,7 @@ struct RawSettings {
     max_body_bytes: Option<S<i64>>,
     max_redirects: Option<S<i64>>,
     concurrency: Option<S<i64>>,
+    per_host_concurrency: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -628,6 +632,11 @@ impl Config {
             && let Some(n) = c.count(v, "concurrency", 1)
         {
             settings.concurrency = n;
+        }
+        if let Some(v) = &rs.per_host_concurrency
+            && let Some(n) = c.count(v, "per_host_concurrency", 1)
+        {
+            settings.per_host_concurrency = n;
         }
 
         let mut sources = Vec::new();
@@ -999,6 +1008,21 @@ mod tests {
         );
         assert!(text.contains("unknown source \"nope\""), "{text}");
         assert!(text.contains("unknown format \"rdf\""), "{text}");
+    }
+
+    #[test]
+    fn per_host_concurrency_defaults_to_two_and_must_be_positive() {
+        let minimal = "[[source]]\nname = \"a\"\nurl = \"a.xml\"\n";
+        assert_eq!(parse(minimal).unwrap().settings.per_host_concurrency, 2);
+        let c = parse(&format!("[settings]\nper_host_concurrency = 4\n{minimal}")).unwrap();
+        assert_eq!(c.settings.per_host_concurrency, 4);
+        let e = parse(&format!("[settings]\nper_host_concurrency = 0\n{minimal}")).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "/etc/feedloom/config.toml:2:24: `per_host_concurrency` = 0 is below 1"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

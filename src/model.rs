@@ -68,6 +68,11 @@ pub struct FeedMeta {
     pub encoding_from: String,
     /// RSS `lastBuildDate`/`pubDate`, Atom `feed/updated`; UTC.
     pub updated: Option<DateTime<Utc>>,
+    /// How often the publisher asks to be polled, in minutes: RSS 2.0/0.9x `channel/ttl`, else
+    /// RSS 1.0/2.0 `sy:updatePeriod` divided by `sy:updateFrequency`; Atom and JSON Feed have none.
+    /// Absent from `parse --json` when the feed gives none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_minutes: Option<u64>,
 }
 
 /// One normalised item.

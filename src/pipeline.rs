@@ -146,10 +146,41 @@ fn not_due(
         return Some("backing off after failures");
     }
     let last = state.last_fetch_at?;
-    let interval = chrono::Duration::from_std(source.interval).unwrap_or(chrono::Duration::MAX);
-    last.checked_add_signed(interval)
+    last.checked_add_signed(interval(source, state))
         .is_some_and(|due| due > now)
         .then_some("not due")
+}
+
+/// How long after a fetch the source is due again: its configured interval, lengthened (never
+/// shortened) to what an HTTP source asked for, at most `MAX_WAIT`: RSS `<ttl>` or
+/// `sy:updatePeriod`/`sy:updateFrequency` of the last document, `Cache-Control: max-age` or
+/// `Expires` of the last answer. A local file asks nothing of anyone, so its hints are ignored.
+fn interval(source: &Source, state: &SourceState) -> chrono::Duration {
+    let configured = chrono::Duration::from_std(source.interval).unwrap_or(chrono::Duration::MAX);
+    if !matches!(source.location, Location::Http(_)) {
+        return configured;
+    }
+    let ttl = state
+        .feed
+        .as_ref()
+        .and_then(|f| f.ttl_minutes)
+        .map(|m| m.saturating_mul(60));
+    let hint = ttl.max(state.fresh_for).unwrap_or(0);
+    let hint = chrono::Duration::seconds(hint.min(MAX_WAIT.num_seconds() as u64) as i64);
+    configured.max(hint)
+}
+
+/// Where a source is fetched from: where the server moved it for good, as long as the
+/// configured url is the one that moved.
+fn fetch_location(source: &Source, state: Option<&SourceState>) -> Location {
+    let moved = state
+        .filter(|st| st.url == source.location.to_string())
+        .and_then(|st| st.effective_url.as_deref())
+        .and_then(|u| Url::parse(u).ok());
+    match (&source.location, moved) {
+        (Location::Http(_), Some(url)) => Location::Http(url),
+        (location, _) => location.clone(),
+    }
 }
 
 /// Wait after the `failures`-th consecutive failure: the interval doubled per failure, capped
@@ -194,6 +225,9 @@ pub async fn refresh_source<S: Store>(
         state.disabled = None;
         state.retry_not_before = None;
         state.backoff_until = None;
+        state.effective_url = None;
+        state.moved_to = None;
+        state.fresh_for = None;
         state.url = location;
     }
     state.last_fetch_at = Some(now);
@@ -264,12 +298,16 @@ async fn fetch_and_store<S: Store>(
     now: DateTime<Utc>,
     report: &mut SourceReport,
 ) -> Result<(), SourceError> {
-    let outcome = ctx.fetcher.fetch(&source.location, &state.validators).await;
+    let location = fetch_location(source, Some(state));
+    let outcome = ctx.fetcher.fetch(&location, &state.validators).await;
     if let Err(crate::fetch::FetchError::Status { code, .. }) = &outcome {
         state.last_status = Some(*code);
     }
     match outcome? {
-        FetchOutcome::NotModified { validators } => {
+        FetchOutcome::NotModified { validators, hints } => {
+            note_moved(source, state, &location, hints.permanent_redirect);
+            // RFC 9111 §4.3.4: a 304 updates the stored headers it repeats, keeps the others.
+            state.fresh_for = hints.fresh_for.or(state.fresh_for);
             state.validators = validators;
             state.last_status = Some(304);
             ctx.store.touch_listed(&source.name, now).await?;
@@ -277,6 +315,13 @@ async fn fetch_and_store<S: Store>(
         }
         FetchOutcome::Modified(fetched) => {
             state.last_status = Some(fetched.status);
+            note_moved(
+                source,
+                state,
+                &location,
+                fetched.hints.permanent_redirect.clone(),
+            );
+            state.fresh_for = fetched.hints.fresh_for;
             let location = match &source.location {
                 Location::Http(_) => Url::parse(&fetched.final_location).ok(),
                 Location::File(_) => None,
@@ -320,8 +365,35 @@ async fn fetch_and_store<S: Store>(
     Ok(())
 }
 
+/// Keeps track of permanent redirects after a good fetch from `fetched_from`: the first one to
+/// a place is noted, the same one on the next fetch moves the source there; a fetch without one
+/// forgets it.
+fn note_moved(
+    source: &Source,
+    state: &mut SourceState,
+    fetched_from: &Location,
+    target: Option<String>,
+) {
+    let Some(target) = target else {
+        state.moved_to = None;
+        return;
+    };
+    if state.moved_to.as_deref() != Some(target.as_str()) {
+        info!(source = %source.name, from = %fetched_from, to = %target,
+              "permanent redirect; the source moves if the next fetch is redirected there too");
+        state.moved_to = Some(target);
+        return;
+    }
+    warn!(source = %source.name, from = %fetched_from, to = %target,
+          "moved permanently: fetched from the new URL from now on (update its url in the config)");
+    state.moved_to = None;
+    // Moved back to where the config points: no detour needed.
+    state.effective_url = (target != source.location.to_string()).then_some(target);
+}
+
 /// Refreshes the chosen sources (all when `only` is empty) that are due, or all of them with
-/// `force`, `settings.concurrency` at a time. `progress` hears of each source as it finishes.
+/// `force`, `settings.concurrency` at a time and `settings.per_host_concurrency` per host.
+/// `progress` hears of each source as it finishes.
 pub async fn refresh<S: Store + Clone + 'static>(
     ctx: Arc<Ctx<S>>,
     only: &[String],
@@ -339,6 +411,11 @@ pub async fn refresh<S: Store + Clone + 'static>(
         let sem = sem.clone();
         let source = source.clone();
         tasks.spawn(async move {
+            // The host's slot first: a source waiting for its busy host holds no global slot
+            // that a source on another host could use.
+            let state = ctx.store.source_state(&source.name).await.ok().flatten();
+            let location = fetch_location(&source, state.as_ref());
+            let _host = ctx.fetcher.host_slot(&location).await;
             let _permit = sem.acquire_owned().await;
             (n, refresh_source(&ctx, &source, force, now).await)
         });

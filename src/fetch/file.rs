@@ -8,7 +8,7 @@ use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
 
-use super::{FetchError, FetchOutcome, Fetched, Validators};
+use super::{FetchError, FetchOutcome, Fetched, Hints, Validators};
 
 pub fn fetch(path: &Path, old: &Validators, limit: u64) -> Result<FetchOutcome, FetchError> {
     let io = |source| FetchError::Io {
@@ -30,7 +30,10 @@ pub fn fetch(path: &Path, old: &Validators, limit: u64) -> Result<FetchOutcome, 
         last_modified: None,
     };
     if old.etag.is_some() && *old == validators {
-        return Ok(FetchOutcome::NotModified { validators });
+        return Ok(FetchOutcome::NotModified {
+            validators,
+            hints: Hints::default(),
+        });
     }
     if meta.len() > limit {
         return Err(FetchError::TooLarge {
@@ -53,5 +56,6 @@ pub fn fetch(path: &Path, old: &Validators, limit: u64) -> Result<FetchOutcome, 
         final_location: path.display().to_string(),
         validators,
         status: 200,
+        hints: Hints::default(),
     }))
 }

@@ -1,21 +1,22 @@
 //! HTTP(S) with reqwest: conditional GET (`If-None-Match`, `If-Modified-Since`), gzip/br/deflate,
-//! a total timeout, a cap on the decoded body (counted while streaming, so a compression bomb
-//! stops at the cap), a redirect cap that never downgrades https to http, and a guard that
-//! refuses loopback, private and link-local addresses (also after redirects and DNS) unless
-//! `allow_private_networks` is set.
+//! a total timeout (over all redirects), a cap on the decoded body (counted while streaming, so a
+//! compression bomb stops at the cap), redirects followed here rather than by reqwest (capped,
+//! never https to http, never to a non-http scheme; each hop's status tells a permanent move
+//! from a temporary one), and a guard that refuses loopback, private and link-local addresses
+//! (also after redirects and DNS) unless `allow_private_networks` is set.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use reqwest::header::{
-    CONTENT_LENGTH, CONTENT_TYPE, ETAG, HeaderMap, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
-    RETRY_AFTER,
+    AGE, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, DATE, ETAG, EXPIRES, HeaderMap,
+    IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LOCATION, RETRY_AFTER,
 };
 use reqwest::{StatusCode, redirect};
 use url::{Host, Url};
 
-use super::{FetchError, FetchOutcome, Fetched, Validators};
+use super::{FetchError, FetchOutcome, Fetched, Hints, Validators};
 use crate::config::Settings;
 
 #[derive(Clone)]
@@ -23,6 +24,7 @@ pub struct HttpFetcher {
     client: reqwest::Client,
     allow_private: bool,
     max_body_bytes: u64,
+    max_redirects: usize,
     timeout: Duration,
 }
 
@@ -97,31 +99,40 @@ fn install_crypto_provider() {
     });
 }
 
+/// Whether the `hops`-th redirect, from `prev` to `next`, may be followed: at most
+/// `max_redirects`, only to http(s), never from https to http, never to a private or loopback
+/// address literal unless `allow_private` (names are checked when they resolve).
+fn check_redirect(
+    prev: &Url,
+    next: &Url,
+    hops: usize,
+    max_redirects: usize,
+    allow_private: bool,
+) -> Result<(), String> {
+    if hops > max_redirects {
+        Err(format!("more than {max_redirects} redirects"))
+    } else if !matches!(next.scheme(), "http" | "https") {
+        Err(format!("redirect to a {} URL", next.scheme()))
+    } else if prev.scheme() == "https" && next.scheme() == "http" {
+        Err("redirect from https to http".into())
+    } else if !allow_private && private_literal(next) {
+        Err("redirect to a private or loopback address".into())
+    } else {
+        Ok(())
+    }
+}
+
 impl HttpFetcher {
     pub fn new(settings: &Settings) -> Result<HttpFetcher, FetchError> {
         install_crypto_provider();
-        let max_redirects = settings.max_redirects;
         let allow_private = settings.allow_private_networks;
-        let policy = redirect::Policy::custom(move |attempt| {
-            let prev = attempt.previous().last().cloned();
-            let next = attempt.url().clone();
-            if attempt.previous().len() > max_redirects {
-                attempt.error(format!("more than {max_redirects} redirects"))
-            } else if !matches!(next.scheme(), "http" | "https") {
-                attempt.error(format!("redirect to a {} URL", next.scheme()))
-            } else if prev.is_some_and(|p| p.scheme() == "https") && next.scheme() == "http" {
-                attempt.error("redirect from https to http")
-            } else if !allow_private && private_literal(&next) {
-                attempt.error("redirect to a private or loopback address")
-            } else {
-                attempt.follow()
-            }
-        });
+        // Redirects are followed by `fetch` itself, which must see each hop's status to tell a
+        // permanent move (301/308) from a temporary one.
         let mut builder = reqwest::Client::builder()
             .user_agent(settings.user_agent.clone())
             .timeout(settings.fetch_timeout)
             .connect_timeout(settings.fetch_timeout.min(Duration::from_secs(10)))
-            .redirect(policy)
+            .redirect(redirect::Policy::none())
             .gzip(true)
             .brotli(true)
             .deflate(true)
@@ -138,11 +149,28 @@ impl HttpFetcher {
             client,
             allow_private,
             max_body_bytes: settings.max_body_bytes,
+            max_redirects: settings.max_redirects,
             timeout: settings.fetch_timeout,
         })
     }
 
+    /// Fetches `url` (following redirects), all of it within `fetch_timeout`.
     pub async fn fetch(&self, url: &Url, old: &Validators) -> Result<FetchOutcome, FetchError> {
+        tokio::time::timeout(self.timeout, self.fetch_following(url, old))
+            .await
+            .unwrap_or_else(|_| {
+                Err(FetchError::Timeout {
+                    url: url.to_string(),
+                    seconds: self.timeout.as_secs(),
+                })
+            })
+    }
+
+    async fn fetch_following(
+        &self,
+        url: &Url,
+        old: &Validators,
+    ) -> Result<FetchOutcome, FetchError> {
         if !self.allow_private && private_literal(url) {
             return Err(FetchError::Refused {
                 url: url.to_string(),
@@ -151,20 +179,72 @@ impl HttpFetcher {
                     .into(),
             });
         }
-        let mut req = self.client.get(url.clone());
-        if let Some(etag) = &old.etag {
-            req = req.header(IF_NONE_MATCH, etag);
-        }
-        if let Some(lm) = &old.last_modified {
-            req = req.header(IF_MODIFIED_SINCE, lm);
-        }
         let net = |source: reqwest::Error| self.map_error(url, source);
-        let mut resp = req.send().await.map_err(net)?;
+        let mut current = url.clone();
+        let mut hops = 0;
+        // The end of the leading run of permanent redirects; a temporary one ends the run.
+        let mut permanent: Option<Url> = None;
+        let mut only_permanent = true;
+        let mut resp = loop {
+            let mut req = self.client.get(current.clone());
+            if let Some(etag) = &old.etag {
+                req = req.header(IF_NONE_MATCH, etag);
+            }
+            if let Some(lm) = &old.last_modified {
+                req = req.header(IF_MODIFIED_SINCE, lm);
+            }
+            let resp = req.send().await.map_err(net)?;
+            let status = resp.status();
+            let follow = matches!(
+                status,
+                StatusCode::MOVED_PERMANENTLY
+                    | StatusCode::FOUND
+                    | StatusCode::SEE_OTHER
+                    | StatusCode::TEMPORARY_REDIRECT
+                    | StatusCode::PERMANENT_REDIRECT
+            );
+            // A redirect without a Location is the answer (and fails as a status below).
+            let Some(target) = header(resp.headers(), LOCATION).filter(|_| follow) else {
+                break resp;
+            };
+            let refused = |reason: String| FetchError::Refused {
+                url: url.to_string(),
+                reason,
+            };
+            let next = current
+                .join(&target)
+                .map_err(|e| refused(format!("redirect to {target:?}: {e}")))?;
+            hops += 1;
+            check_redirect(
+                &current,
+                &next,
+                hops,
+                self.max_redirects,
+                self.allow_private,
+            )
+            .map_err(refused)?;
+            // RFC 9110 §15.4.2, §15.4.9: only 301 and 308 say the resource moved for good.
+            if only_permanent
+                && matches!(
+                    status,
+                    StatusCode::MOVED_PERMANENTLY | StatusCode::PERMANENT_REDIRECT
+                )
+            {
+                permanent = Some(next.clone());
+            } else {
+                only_permanent = false;
+            }
+            current = next;
+        };
         let status = resp.status();
         let headers = resp.headers().clone();
         let validators = Validators {
             etag: header(&headers, ETAG),
             last_modified: header(&headers, LAST_MODIFIED),
+        };
+        let hints = Hints {
+            permanent_redirect: permanent.map(String::from),
+            fresh_for: fresh_for(&headers, chrono::Utc::now()),
         };
         if status == StatusCode::NOT_MODIFIED {
             // A 304 need not repeat the validators; keep the ones we sent.
@@ -173,7 +253,7 @@ impl HttpFetcher {
             } else {
                 validators
             };
-            return Ok(FetchOutcome::NotModified { validators });
+            return Ok(FetchOutcome::NotModified { validators, hints });
         }
         if !status.is_success() {
             return Err(FetchError::Status {
@@ -182,7 +262,7 @@ impl HttpFetcher {
                 retry_after: header(&headers, RETRY_AFTER).and_then(|v| parse_retry_after(&v)),
             });
         }
-        let final_url = resp.url().to_string();
+        let final_url = current.to_string();
         let too_large = || FetchError::TooLarge {
             url: url.to_string(),
             limit: self.max_body_bytes,
@@ -206,6 +286,7 @@ impl HttpFetcher {
             final_location: final_url,
             validators,
             status: status.as_u16(),
+            hints,
         }))
     }
 
@@ -241,6 +322,41 @@ pub fn parse_retry_after(v: &str) -> Option<u64> {
     let when = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
     let secs = (when.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_seconds();
     Some(secs.max(0) as u64)
+}
+
+/// Seconds a response stays fresh by its own headers (RFC 9111 §4.2.1): `Cache-Control: max-age`
+/// less `Age`, else `Expires` less `Date` (or less `now` without a usable `Date`). `None` when
+/// `no-cache` or `no-store` forbid reuse, when neither header says, or when it is already stale.
+pub fn fresh_for(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<u64> {
+    let http_date = |name| {
+        header(headers, name)
+            .and_then(|v| chrono::DateTime::parse_from_rfc2822(&v).ok())
+            .map(|d| d.with_timezone(&chrono::Utc))
+    };
+    let mut max_age = None;
+    for value in headers.get_all(CACHE_CONTROL) {
+        for directive in value.to_str().unwrap_or_default().split(',') {
+            let (name, arg) = directive.split_once('=').unwrap_or((directive, ""));
+            match name.trim().to_ascii_lowercase().as_str() {
+                "no-cache" | "no-store" => return None,
+                "max-age" => max_age = arg.trim().trim_matches('"').parse::<u64>().ok(),
+                _ => {}
+            }
+        }
+    }
+    let secs = match max_age {
+        Some(m) => {
+            let age = header(headers, AGE).and_then(|v| v.parse::<u64>().ok());
+            m.saturating_sub(age.unwrap_or(0))
+        }
+        None => {
+            // An invalid Expires ("0", "-1") means already expired (§5.3).
+            let expires = http_date(EXPIRES)?;
+            let date = http_date(DATE).unwrap_or(now);
+            (expires - date).num_seconds().max(0) as u64
+        }
+    };
+    (secs > 0).then_some(secs)
 }
 
 #[cfg(test)]
@@ -279,5 +395,83 @@ mod tests {
             .to_string();
         let secs = parse_retry_after(&later).unwrap();
         assert!((172_700..=172_800).contains(&secs), "{later}: {secs}");
+    }
+
+    #[test]
+    fn redirect_checks() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        let ok = |p, n, hops, max, private| check_redirect(&u(p), &u(n), hops, max, private);
+        assert_eq!(
+            ok("https://a.org/f", "https://b.org/f", 1, 5, false),
+            Ok(())
+        );
+        assert_eq!(ok("http://a.org/f", "https://a.org/f", 5, 5, false), Ok(()));
+        assert!(
+            ok("http://a.org/f", "http://a.org/g", 6, 5, false)
+                .unwrap_err()
+                .contains("more than 5")
+        );
+        assert!(ok("http://a.org/f", "http://a.org/g", 1, 0, false).is_err());
+        assert!(
+            ok("https://a.org/f", "http://a.org/f", 1, 5, true)
+                .unwrap_err()
+                .contains("https to http")
+        );
+        assert!(
+            ok("http://a.org/f", "file:///etc/passwd", 1, 5, true)
+                .unwrap_err()
+                .contains("file URL")
+        );
+        assert!(
+            ok("http://a.org/f", "http://127.0.0.1/f", 1, 5, false)
+                .unwrap_err()
+                .contains("private")
+        );
+        assert!(ok("http://a.org/f", "http://[::1]/f", 1, 5, false).is_err());
+        assert!(ok("http://a.org/f", "http://localhost/f", 1, 5, false).is_err());
+        assert_eq!(
+            ok("http://a.org/f", "http://127.0.0.1/f", 1, 5, true),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn freshness_from_headers() {
+        let now = chrono::DateTime::parse_from_rfc3339("2025-06-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let h = |pairs: &[(&'static str, &str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.append(*k, v.parse().unwrap());
+            }
+            fresh_for(&m, now)
+        };
+        assert_eq!(h(&[]), None);
+        assert_eq!(h(&[("cache-control", "public, max-age=600")]), Some(600));
+        assert_eq!(h(&[("cache-control", "max-age=\"600\"")]), Some(600));
+        assert_eq!(
+            h(&[("cache-control", "max-age=600"), ("age", "100")]),
+            Some(500)
+        );
+        assert_eq!(h(&[("cache-control", "max-age=0")]), None);
+        assert_eq!(h(&[("cache-control", "no-cache, max-age=600")]), None);
+        assert_eq!(
+            h(&[
+                ("cache-control", "max-age=60"),
+                ("cache-control", "no-store")
+            ]),
+            None
+        );
+        // max-age wins over Expires (RFC 9111 §5.3).
+        let expires = ("expires", "Sun, 01 Jun 2025 14:00:00 GMT");
+        assert_eq!(h(&[("cache-control", "max-age=60"), expires]), Some(60));
+        assert_eq!(h(&[expires]), Some(7200));
+        assert_eq!(
+            h(&[expires, ("date", "Sun, 01 Jun 2025 13:00:00 GMT")]),
+            Some(3600)
+        );
+        assert_eq!(h(&[("expires", "0")]), None);
+        assert_eq!(h(&[("expires", "Sun, 01 Jun 2025 11:00:00 GMT")]), None);
     }
 }

@@ -82,6 +82,7 @@ pub fn normalize(raw: RawFeed, rules: &Rules<'_>, now: DateTime<Utc>) -> Parsed 
             .updated
             .as_deref()
             .and_then(|d| sane_date(d, rules.timezone, now)),
+        ttl_minutes: raw.ttl_minutes.filter(|m| *m > 0),
     };
     let raw_items = newest(raw.items, rules, now);
     let mut items: Vec<Item> = raw_items

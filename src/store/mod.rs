@@ -59,6 +59,15 @@ pub struct SourceState {
     pub retry_not_before: Option<DateTime<Utc>>,
     /// Not fetched before this time unless forced: exponential backoff after failures.
     pub backoff_until: Option<DateTime<Utc>>,
+    /// Where the source is fetched from since the server moved it permanently (301/308 on two
+    /// consecutive fetches); `None`: from `url`. Cleared when `url` changes, so the config
+    /// stays the source of truth.
+    pub effective_url: Option<String>,
+    /// Where a permanent redirect led on the last good fetch, waiting for the next fetch to
+    /// confirm it.
+    pub moved_to: Option<String>,
+    /// Seconds the last HTTP answer said it stays fresh (`Cache-Control: max-age`, `Expires`).
+    pub fresh_for: Option<u64>,
 }
 
 /// How an upsert changed the store.
