@@ -14,7 +14,8 @@
 //! - `hostile_http`: servers that bomb, drip, loop, lie about statuses or do not speak HTTP.
 //! - `ingest`: reading real-world feeds; each deliberate difference from feedparser is a test
 //!   named `feedparser_differs_*` that says why.
-//! - `politeness`: 410, Retry-After, backoff: several runs of the binary against a local server,
+//! - `politeness`: 410, Retry-After, backoff, redirects (permanent moves), interval hints (ttl,
+//!   sy:*, max-age, Expires), per-host concurrency: several runs of the binary against a local server,
 //!   judged by the requests the server received.
 //! - `refresh`: whole runs of the real binary against a local HTTP server on 127.0.0.1.
 //! - `conformance`: the shipped config's outputs judged by `../shared/conformance/`.
