@@ -37,7 +37,8 @@ pub struct BodyRules<'a> {
 pub struct Body {
     /// Structured HTML, not yet sanitised (relative URLs still relative).
     pub html: String,
-    /// The lead paragraph as plain text.
+    /// The lead as plain text: the first paragraph, with the blocks after it when it is too
+    /// short to say anything alone ("What's up?", "Updates include:"). Never a caption.
     pub lead: Option<String>,
     /// The first image's `src` as written (maybe relative).
     pub first_image: Option<String>,
@@ -109,12 +110,7 @@ pub fn normalize_body(input: &str, is_html: bool, rules: &BodyRules<'_>) -> Body
     remove_repeated_title(&mut blocks, rules.title);
     make_headings(&mut blocks);
     blocks.retain(|b| !is_empty(b));
-    let lead = blocks
-        .iter()
-        .filter(|b| b.kind == Kind::Para)
-        .find(|b| b.text.chars().count() >= 40)
-        .or_else(|| blocks.iter().find(|b| b.kind == Kind::Para))
-        .map(|b| b.text.clone());
+    let lead = lead_text(&blocks);
     let first_image = blocks.iter().find_map(|b| match &b.kind {
         Kind::Figure { img: Some(img), .. } => attr_of(img, "src"),
         _ => None,
@@ -124,6 +120,26 @@ pub fn normalize_body(input: &str, is_html: bool, rules: &BodyRules<'_>) -> Body
         lead,
         first_image,
     }
+}
+
+/// A lead shorter than this takes the next blocks of text with it.
+const LEAD_MIN_CHARS: usize = 120;
+
+fn lead_text(blocks: &[Block]) -> Option<String> {
+    let mut lead = String::new();
+    for b in blocks {
+        if matches!(b.kind, Kind::Figure { .. }) || b.text.is_empty() {
+            continue;
+        }
+        if !lead.is_empty() {
+            lead.push(' ');
+        }
+        lead.push_str(&b.text);
+        if lead.chars().count() >= LEAD_MIN_CHARS {
+            break;
+        }
+    }
+    (!lead.is_empty()).then_some(lead)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1086,7 +1102,10 @@ mod tests {
         );
         assert_eq!(
             b.lead.as_deref(),
-            Some("The lead paragraph says what happened.")
+            Some(
+                "The lead paragraph says what happened. What comes next A paragraph about it. The plan includes: one two first second"
+            ),
+            "a lead this short takes the following text with it"
         );
     }
 

@@ -152,3 +152,69 @@ async fn kill_9_at_random_moments_loses_nothing() {
         "temp files of killed runs are swept: {leftovers:?}"
     );
 }
+
+/// A full disk under the output folder: a clear error naming the file, the previous outputs
+/// intact, and the next run completes once there is room. Needs a small tmpfs (root); skipped
+/// with a message where mounting is not allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_keeps_previous_outputs() {
+    let ws = Workspace::shipped();
+    let mnt = ws.path().join("public");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (not root?)");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let first = ws.run(&["refresh"]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let before = ws.outputs();
+    // Fill the disk.
+    let filler = mnt.join("filler");
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        // Big blocks, then pages: no page is left for a new file.
+        for size in [64 * 1024, 4096, 1] {
+            let block = vec![0u8; size];
+            while f.write_all(&block).is_ok() {}
+        }
+        let _ = f.sync_all();
+    }
+    // A source changes, so outputs must be rewritten.
+    let world = ws.path().join("feeds/world-news.xml");
+    let text = std::fs::read_to_string(&world).unwrap();
+    std::fs::write(
+        &world,
+        text.replace("Lawmakers approve", "Parliament approves"),
+    )
+    .unwrap();
+    let full = ws.run(&["refresh", "--force"]).await;
+    assert_eq!(full.status.code(), Some(1), "{}", stderr(&full));
+    let err = stderr(&full);
+    assert!(
+        err.contains("No space left on device") && err.contains("all."),
+        "{err}"
+    );
+    let after: Vec<_> = ws
+        .outputs()
+        .into_iter()
+        .filter(|(n, _)| n != "filler")
+        .collect();
+    assert_eq!(after, before, "previous outputs intact, no temp files left");
+    std::fs::remove_file(&filler).unwrap();
+    let again = ws.run(&["refresh", "--force"]).await;
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert!(ws.read("public/all.rss").contains("Parliament approves"));
+}

@@ -112,8 +112,8 @@ fn entity_bombs_are_never_expanded() {
     let quadratic = format!(
         "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY a \"{}\">]><rss version=\"2.0\"><channel>\
          <title>x</title><item><title>t</title><description>{}</description></item></channel></rss>",
-        "a".repeat(50_000),
-        "&a;".repeat(50_000)
+        "a".repeat(10_000),
+        "&a;".repeat(10_000)
     );
     let p = parse(&quadratic).unwrap();
     assert!(serde_json::to_string(&p).unwrap().len() < 1_000_000);
