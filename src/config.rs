@@ -206,6 +206,9 @@ pub struct Settings {
     pub max_redirects: usize,
     /// Sources fetched at once.
     pub concurrency: usize,
+    /// `feedloom serve`: `/healthz` answers 503 when the last good refresh is older than this
+    /// (`None`: three times `default_interval`).
+    pub health_max_age: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -229,6 +232,7 @@ impl Default for Settings {
             max_body_bytes: 16 * 1024 * 1024,
             max_redirects: 5,
             concurrency: 16,
+            health_max_age: None,
         }
     }
 }
@@ -309,6 +313,7 @@ struct RawSettings {
     max_body_bytes: Option<S<i64>>,
     max_redirects: Option<S<i64>>,
     concurrency: Option<S<i64>>,
+    health_max_age: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -629,6 +634,9 @@ impl Config {
         {
             settings.concurrency = n;
         }
+        if let Some(v) = &rs.health_max_age {
+            settings.health_max_age = c.duration(v, "health_max_age");
+        }
 
         let mut sources = Vec::new();
         let mut seen = HashSet::new();
@@ -784,18 +792,6 @@ impl Config {
                 "content_selector",
             );
         }
-        if let Some(v) = rs
-            .websub_callback
-            .as_ref()
-            .filter(|v| !v.get_ref().is_empty())
-        {
-            c.at(
-                v.span(),
-                "`websub_callback` is not supported by this build yet",
-                "remove `websub_callback` (WebSub subscription comes with `feedloom serve`)",
-            );
-        }
-
         let mut feeds = Vec::new();
         let mut feed_names = HashSet::new();
         for f in &raw.feeds {
