@@ -808,3 +808,115 @@ async fn sighup_reloads_a_valid_config_and_keeps_the_old_one_otherwise() {
     d.signal("HUP");
     d.wait_for(&c, "/reloaded.atom").await;
 }
+
+/// The HTML index from `feedloom serve` in headless Chromium: the latest items and the
+/// subscribe links are in the rendered DOM, and a screenshot is taken. Skipped (with a
+/// message) without Chromium, unless FEEDLOOM_REQUIRE_CHROMIUM=1 (CI sets it).
+#[tokio::test]
+async fn index_renders_in_headless_chromium() {
+    let Some(chromium) = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+    else {
+        assert!(
+            std::env::var("FEEDLOOM_REQUIRE_CHROMIUM").is_err(),
+            "FEEDLOOM_REQUIRE_CHROMIUM is set but chromium is not installed"
+        );
+        eprintln!(
+            "SKIPPED index_renders_in_headless_chromium: no chromium (apt-get install chromium)"
+        );
+        return;
+    };
+    let ws = shipped(&[]);
+    let d = Daemon::start(&ws).await;
+    let c = client();
+    d.wait_for(&c, "/").await;
+    let profile = tempfile::tempdir().unwrap();
+    let shot = ws.path().join("index.png");
+    let flags = |extra: &str| {
+        let mut cmd = tokio::process::Command::new(chromium);
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1200,1600",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(extra)
+        .arg(d.url("/"))
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+        cmd
+    };
+    let dom = tokio::time::timeout(Duration::from_secs(90), flags("--dump-dom").output())
+        .await
+        .expect("chromium finished")
+        .unwrap();
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8(dom.stdout).unwrap();
+    // What a reader looks for: the feeds, their subscribe links, the newest items.
+    assert!(dom.contains("<h1>Feeds</h1>"), "{dom}");
+    for f in ["all", "central-asia"] {
+        for ext in ["rss", "atom", "json"] {
+            assert!(
+                dom.contains(&format!("/{f}.{ext}\"")),
+                "subscribe link {f}.{ext}\n{dom}"
+            );
+        }
+    }
+    let atom = c
+        .get(d.url("/all.atom"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let newest = atom
+        .split("<entry")
+        .nth(1)
+        .and_then(|e| e.split("<title").nth(1))
+        .and_then(|t| t.split('>').nth(1))
+        .and_then(|t| t.split('<').next())
+        .expect("the feed has an entry");
+    assert!(
+        dom.contains(newest),
+        "newest item {newest:?} in the page\n{dom}"
+    );
+    assert!(dom.matches("class=\"item\"").count() >= 5, "items listed");
+    let arg = format!("--screenshot={}", shot.display());
+    let out = tokio::time::timeout(Duration::from_secs(90), flags(&arg).output())
+        .await
+        .expect("chromium finished")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "{} bytes",
+        png.len()
+    );
+    if let Ok(dir) = std::env::var("FEEDLOOM_SCREENSHOT_DIR") {
+        std::fs::copy(&shot, std::path::Path::new(&dir).join("index.png")).unwrap();
+    }
+}
