@@ -43,6 +43,9 @@ struct Cli {
     /// Only errors.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Log lines as text or as one JSON object each (for log collectors).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,6 +66,9 @@ enum Command {
     },
     /// Rewrite every output from the store without fetching.
     Publish,
+    /// Daemon: refresh each source when due and serve the outputs over HTTP (`listen`).
+    /// SIGTERM/SIGINT stop it cleanly; SIGHUP reloads the config.
+    Serve,
     /// Parse and normalise one document and print it; stores nothing.
     Parse {
         /// A file path or an http(s) URL.
@@ -98,6 +104,12 @@ enum SourcesAction {
     },
     /// Print the configured sources as OPML 2.0.
     Export,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -142,14 +154,25 @@ fn init_logging(cli: &Cli) {
         (false, 1) => "info",
         (false, _) => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FEEDLOOM_LOG")
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FEEDLOOM_LOG");
+    // `serve` is a daemon: its one line per refreshed source is what an operator reads.
+    let default = if matches!(cli.command, Command::Serve) && !cli.quiet && cli.verbose == 0 {
+        "info"
+    } else {
+        default
+    };
+    let filter = filter
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("feedloom={default}")));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match cli.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+    };
 }
 
 async fn run(cli: Cli) -> Result<u8> {
@@ -162,6 +185,7 @@ async fn run(cli: Cli) -> Result<u8> {
             report,
         } => refresh(&cli.config, force, sources, report, cli.quiet).await,
         Command::Publish => publish(&cli.config).await,
+        Command::Serve => serve(&cli.config).await,
         Command::Explain { feed, limit } => explain(&cli.config, &feed, limit).await,
         Command::Sources {
             action: SourcesAction::Import { file },
@@ -415,6 +439,76 @@ async fn publish(path: &Path) -> Result<u8> {
         eprintln!("feedloom: {f}");
     }
     Ok(u8::from(!report.failed.is_empty()))
+}
+
+/// `feedloom serve`: holds the run lock for its whole life (so a cron `refresh` meanwhile exits
+/// 3 instead of writing the same store and outputs), serves the output folder from memory and
+/// runs the scheduler until SIGTERM/SIGINT.
+async fn serve(path: &Path) -> Result<u8> {
+    use crate::schedule::{self, Daemon};
+    use crate::serve::{self as http, Shared, Site};
+    use tokio::signal::unix::{SignalKind, signal};
+    use tokio::sync::{mpsc, watch};
+
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let Some(lock) = lock(&config)? else {
+        eprintln!(
+            "feedloom: another run holds the lock on {}.lock; not starting",
+            config.settings.database
+        );
+        return Ok(3);
+    };
+    let listen = config.settings.listen;
+    let live = schedule::live(&config.settings);
+    let ctx = open(config).await?;
+    let dir = ctx.config.settings.output_dir.clone();
+    let site = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || Site::load(&dir, &Site::default())).await?
+    }
+    .with_context(|| format!("read output_dir {}", dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    eprintln!("feedloom: serving {} on http://{addr}/", dir.display());
+
+    let (push_tx, push_rx) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared::new(site, live, push_tx));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (reload_tx, reload_rx) = mpsc::unbounded_channel();
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: finishing in-flight work, then exiting"); break; }
+                _ = int.recv() => { tracing::info!("SIGINT: finishing in-flight work, then exiting"); break; }
+                _ = hup.recv() => { tracing::info!("SIGHUP: reloading the config"); let _ = reload_tx.send(()); }
+            }
+        }
+        let _ = stop_tx.send(true);
+    });
+    let mut http_stop = stop_rx.clone();
+    let server = tokio::spawn(http::serve(listener, shared.clone(), async move {
+        let _ = http_stop.wait_for(|stop| *stop).await;
+    }));
+    let daemon = Daemon::new(ctx, shared, path.to_path_buf())?;
+    daemon.run(stop_rx, reload_rx, push_rx).await;
+    // The listener stopped at the signal; open connections get a moment to finish.
+    match tokio::time::timeout(std::time::Duration::from_secs(3), server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "the HTTP server failed"),
+        Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server task failed"),
+        Err(_) => tracing::warn!("connections still open after 3 s; closing them"),
+    }
+    drop(lock);
+    tracing::info!("stopped");
+    Ok(0)
 }
 
 async fn parse(input: &str, json: bool) -> Result<u8> {

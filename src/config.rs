@@ -208,6 +208,9 @@ pub struct Settings {
     pub concurrency: usize,
     /// Sources fetched at once from one host (within `concurrency`).
     pub per_host_concurrency: usize,
+    /// `feedloom serve`: `/healthz` answers 503 when the last good refresh is older than this
+    /// (`None`: three times `default_interval`).
+    pub health_max_age: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -232,6 +235,7 @@ impl Default for Settings {
             max_redirects: 5,
             concurrency: 16,
             per_host_concurrency: 2,
+            health_max_age: None,
         }
     }
 }
@@ -313,6 +317,7 @@ struct RawSettings {
     max_redirects: Option<S<i64>>,
     concurrency: Option<S<i64>>,
     per_host_concurrency: Option<S<i64>>,
+    health_max_age: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -638,6 +643,9 @@ impl Config {
         {
             settings.per_host_concurrency = n;
         }
+        if let Some(v) = &rs.health_max_age {
+            settings.health_max_age = c.duration(v, "health_max_age");
+        }
 
         let mut sources = Vec::new();
         let mut seen = HashSet::new();
@@ -793,18 +801,6 @@ impl Config {
                 "content_selector",
             );
         }
-        if let Some(v) = rs
-            .websub_callback
-            .as_ref()
-            .filter(|v| !v.get_ref().is_empty())
-        {
-            c.at(
-                v.span(),
-                "`websub_callback` is not supported by this build yet",
-                "remove `websub_callback` (WebSub subscription comes with `feedloom serve`)",
-            );
-        }
-
         let mut feeds = Vec::new();
         let mut feed_names = HashSet::new();
         for f in &raw.feeds {

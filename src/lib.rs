@@ -8,7 +8,9 @@
 //! ```
 //!
 //! Each stage is a module with plain functions; only [`pipeline`] composes them, and the CLI
-//! ([`cli`]) drives the pipeline. A stage never imports another stage.
+//! ([`cli`]) drives the pipeline. A stage never imports another stage. `feedloom serve` adds
+//! [`schedule`] (the daemon loop over the same pipeline functions) and [`serve`] (HTTP from
+//! memory, `/healthz`, `/metrics`, WebSub).
 
 pub mod cli;
 pub mod config;
@@ -19,6 +21,8 @@ pub mod normalize;
 pub mod parse;
 pub mod pipeline;
 pub mod publish;
+pub mod schedule;
 pub mod select;
+pub mod serve;
 pub mod sources;
 pub mod store;

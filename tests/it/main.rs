@@ -18,6 +18,8 @@
 //!   sy:*, max-age, Expires), per-host concurrency: several runs of the binary against a local server,
 //!   judged by the requests the server received.
 //! - `refresh`: whole runs of the real binary against a local HTTP server on 127.0.0.1.
+//! - `serve`: `feedloom serve` over real HTTP: ETag/304, encodings, WebSub both ways,
+//!   shutdown while republishing, healthz, SIGHUP, the index in headless Chromium.
 //! - `conformance`: the shipped config's outputs judged by `../shared/conformance/`.
 //!
 //! No test touches the internet.
@@ -33,4 +35,5 @@ mod normalize;
 mod politeness;
 mod publish;
 mod refresh;
+mod serve;
 mod support;
