@@ -137,3 +137,34 @@ fn atom_with_rfc822_date_is_read() {
     );
     assert_eq!(date(&p), "2010-01-01T19:48:21+00:00");
 }
+
+/// Links come out canonical (RFC 3986 §6.2.2: scheme and host in lower case, non-ASCII
+/// percent-encoded), without tracking parameters, and absolute or not at all; feedparser
+/// passes them through as written ("http://www.EXAMPLE.org/thing", "記事1のURL",
+/// "?utm_source=…", "/blog/relative").
+#[test]
+fn feedparser_differs_links_are_canonical_and_absolute() {
+    let p = parse(&rss_item(
+        "<title>a</title><link>HTTP://www.EXAMPLE.org/thing?utm_source=rss&amp;id=3</link>",
+    ));
+    assert_eq!(
+        p.items[0].link.as_deref(),
+        Some("http://www.example.org/thing?id=3")
+    );
+    let p = parse(
+        "<rss version=\"2.0\"><channel><title>t</title><link>http://www.example.com/</link>\
+         <item><title>a</title><link>記事1のURL</link></item></channel></rss>",
+    );
+    assert_eq!(
+        p.items[0].link.as_deref(),
+        Some("http://www.example.com/%E8%A8%98%E4%BA%8B1%E3%81%AEURL")
+    );
+    let p = parse(
+        "<feed xmlns=\"http://www.w3.org/2005/Atom\"><title>t</title>\
+         <entry><id>x</id><title>a</title><link href=\"/blog/2003/12/13/atom03\"/></entry></feed>",
+    );
+    assert_eq!(
+        p.items[0].link, None,
+        "relative with no base to resolve it: no link"
+    );
+}
