@@ -230,6 +230,64 @@ fn is_block(name: &str) -> bool {
     )
 }
 
+/// The first thing in `html` that could run in a reader, if any: a script-capable element (or
+/// an iframe off the video allow-list), an event handler or `style` attribute, or a URL whose
+/// scheme is not http(s), mailto or a fragment. The check the tests and fuzzers hold every
+/// output to.
+pub fn first_unsafe_markup(html: &str) -> Option<String> {
+    let doc = Html::parse_fragment(html);
+    for node in doc.tree.root().descendants() {
+        let Some(e) = node.value().as_element() else {
+            continue;
+        };
+        if matches!(
+            e.name(),
+            "script"
+                | "style"
+                | "svg"
+                | "math"
+                | "object"
+                | "embed"
+                | "base"
+                | "form"
+                | "meta"
+                | "link"
+                | "input"
+                | "frame"
+                | "frameset"
+                | "applet"
+                | "bgsound"
+        ) || (e.name() == "iframe" && !e.attr("src").is_some_and(allowed_embed))
+        {
+            return Some(format!("<{}>", e.name()));
+        }
+        for (k, v) in e.attrs() {
+            let v = v
+                .trim()
+                .to_ascii_lowercase()
+                .replace(['\t', '\n', '\r'], "");
+            let url_ok = |u: &str| {
+                u.is_empty()
+                    || u.starts_with('#')
+                    || u.starts_with("https://")
+                    || u.starts_with("http://")
+                    || u.starts_with("mailto:")
+            };
+            let bad_url = matches!(
+                k,
+                "href" | "src" | "srcset" | "cite" | "action" | "data" | "poster"
+            ) && !v.split(',').all(|part| url_ok(part.trim()));
+            if bad_url
+                || k.starts_with("on")
+                || matches!(k, "style" | "background" | "dynsrc" | "lowsrc")
+            {
+                return Some(format!("{k}={v}"));
+            }
+        }
+    }
+    None
+}
+
 /// Collects the text under `node` (iteratively: a hostile document may nest deeply).
 fn walk(node: NodeRef<'_, Node>, out: &mut String) {
     let mut skipping: Option<ego_tree::NodeId> = None;

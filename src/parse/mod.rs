@@ -90,6 +90,46 @@ pub struct RawEnclosure {
     pub length: Option<String>,
 }
 
+/// An item as feedloom published it, read back as a source would give it: normalising this
+/// gives the same item again (the idempotence the normalise stage promises).
+impl From<&crate::model::Item> for RawItem {
+    fn from(it: &crate::model::Item) -> RawItem {
+        RawItem {
+            guid: Some(it.id.clone()),
+            title: Some(it.title.clone()),
+            link: it.link.clone(),
+            published: it.published.map(|d| d.to_rfc3339()),
+            updated: it.updated.map(|d| d.to_rfc3339()),
+            authors: it
+                .authors
+                .iter()
+                .map(|a| RawPerson {
+                    name: Some(a.name.clone()),
+                    email: a.email.clone(),
+                    uri: a.uri.clone(),
+                })
+                .collect(),
+            summary: it.summary.clone(),
+            summary_is_html: false,
+            content: it.content_html.clone(),
+            content_is_html: true,
+            categories: it.categories.clone(),
+            language: it.language.clone(),
+            enclosures: it
+                .enclosures
+                .iter()
+                .map(|e| RawEnclosure {
+                    url: e.url.clone(),
+                    mime_type: Some(e.mime_type.clone()),
+                    length: e.length.map(|l| l.to_string()),
+                })
+                .collect(),
+            image: it.image.clone(),
+            ..RawItem::default()
+        }
+    }
+}
+
 /// Parses decoded text (see `decode`: the XML declaration must already say utf-8).
 ///
 /// XML that breaks midway still gives what was read before the break (complete items only,

@@ -30,66 +30,8 @@ fn rss(items: &str) -> String {
     )
 }
 
-/// The first thing in `html` that could run in a reader.
-pub fn unsafe_markup(html: &str) -> Option<String> {
-    let doc = scraper::Html::parse_fragment(html);
-    for node in doc.tree.root().descendants() {
-        let Some(e) = node.value().as_element() else {
-            continue;
-        };
-        if matches!(
-            e.name(),
-            "script"
-                | "style"
-                | "svg"
-                | "math"
-                | "object"
-                | "embed"
-                | "base"
-                | "form"
-                | "meta"
-                | "link"
-                | "input"
-                | "frame"
-                | "frameset"
-                | "applet"
-                | "bgsound"
-        ) || (e.name() == "iframe"
-            && !e
-                .attr("src")
-                .is_some_and(feedloom::normalize::html::allowed_embed))
-        {
-            return Some(format!("<{}>", e.name()));
-        }
-        for (k, v) in e.attrs() {
-            let v = v
-                .trim()
-                .to_ascii_lowercase()
-                .replace(['\t', '\n', '\r'], "");
-            if k.starts_with("on")
-                || k == "style"
-                || k == "background"
-                || k == "dynsrc"
-                || k == "lowsrc"
-            {
-                return Some(format!("{k}={v}"));
-            }
-            if matches!(
-                k,
-                "href" | "src" | "srcset" | "cite" | "action" | "data" | "poster"
-            ) && !v.split(',').all(|part| {
-                let u = part.trim();
-                u.is_empty()
-                    || u.starts_with('#')
-                    || u.starts_with("https://")
-                    || u.starts_with("http://")
-                    || u.starts_with("mailto:")
-            }) {
-                return Some(format!("{k}={v}"));
-            }
-        }
-    }
-    None
+fn unsafe_markup(html: &str) -> Option<String> {
+    feedloom::normalize::html::first_unsafe_markup(html)
 }
 
 #[test]

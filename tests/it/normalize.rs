@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use feedloom::model::Item;
-use feedloom::parse::{RawFeed, RawItem, RawPerson};
+use feedloom::parse::{RawFeed, RawItem};
 
 use crate::support::repo;
 
@@ -184,43 +184,6 @@ fn normal_articles_lose_nothing() {
     }
 }
 
-fn as_raw(it: &Item) -> RawItem {
-    RawItem {
-        guid: Some(it.id.clone()),
-        title: Some(it.title.clone()),
-        link: it.link.clone(),
-        published: it.published.map(|d| d.to_rfc3339()),
-        updated: it.updated.map(|d| d.to_rfc3339()),
-        authors: it
-            .authors
-            .iter()
-            .map(|a| RawPerson {
-                name: Some(a.name.clone()),
-                email: a.email.clone(),
-                uri: a.uri.clone(),
-            })
-            .collect(),
-        summary: it.summary.clone(),
-        summary_is_html: false,
-        content: it.content_html.clone(),
-        content_is_html: true,
-        categories: it.categories.clone(),
-        language: it.language.clone(),
-        enclosures: it
-            .enclosures
-            .iter()
-            .map(|e| feedloom::parse::RawEnclosure {
-                url: e.url.clone(),
-                mime_type: Some(e.mime_type.clone()),
-                length: e.length.map(|l| l.to_string()),
-            })
-            .collect(),
-        base: None,
-        image: it.image.clone(),
-        ..RawItem::default()
-    }
-}
-
 #[test]
 fn normalising_a_normalised_item_changes_nothing() {
     let d = crate::support::detector();
@@ -232,7 +195,7 @@ fn normalising_a_normalised_item_changes_nothing() {
     for path in files {
         let once = parse_file(&path);
         let raw = RawFeed {
-            items: once.items.iter().map(as_raw).collect(),
+            items: once.items.iter().map(RawItem::from).collect(),
             ..RawFeed::default()
         };
         let rules = feedloom::normalize::Rules {
