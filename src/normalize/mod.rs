@@ -205,6 +205,8 @@ fn item(
     rules: &Rules<'_>,
     now: DateTime<Utc>,
 ) -> Item {
+    let cleaned = without_controls(it);
+    let it = cleaned.as_ref();
     let base = it
         .base
         .as_deref()
@@ -267,7 +269,13 @@ fn item(
     let content_html = body
         .as_ref()
         .map(|b| html::sanitize(&b.html, content_base.as_ref()))
-        .filter(|h| !h.is_empty());
+        .filter(|h| !h.is_empty())
+        .filter(|h| {
+            ["<img", "<iframe", "<video", "<audio"]
+                .iter()
+                .any(|t| h.contains(t))
+                || !html::text_of(h).is_empty()
+        });
 
     // Summary: the summary the source wrote when it is its own text (an editor's abstract),
     // else the lead paragraph: a summary that is only the start of the story (an excerpt, or
@@ -352,6 +360,40 @@ fn item(
         enclosures,
         image,
     }
+}
+
+/// Characters no reader can show and XML forbids: C0 controls but tab, LF and CR, DEL, and the
+/// non-characters U+FFFE/U+FFFF. JSON Feed and HTML bodies can carry them past the XML reader.
+fn is_control(c: char) -> bool {
+    (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{7f}' | '\u{fffe}' | '\u{ffff}')
+}
+
+/// The item with control characters removed from its text fields (borrowed when it has none).
+fn without_controls(it: &RawItem) -> std::borrow::Cow<'_, RawItem> {
+    let dirty = |s: &Option<String>| s.as_deref().is_some_and(|s| s.chars().any(is_control));
+    if !(dirty(&it.title) || dirty(&it.summary) || dirty(&it.content))
+        && !it.categories.iter().any(|c| c.chars().any(is_control))
+        && !it.authors.iter().any(|a| dirty(&a.name))
+    {
+        return std::borrow::Cow::Borrowed(it);
+    }
+    let clean = |s: &Option<String>| {
+        s.as_ref()
+            .map(|s| s.chars().filter(|c| !is_control(*c)).collect())
+    };
+    let mut out = it.clone();
+    out.title = clean(&it.title);
+    out.summary = clean(&it.summary);
+    out.content = clean(&it.content);
+    out.categories = it
+        .categories
+        .iter()
+        .map(|c| c.chars().filter(|c| !is_control(*c)).collect())
+        .collect();
+    for a in &mut out.authors {
+        a.name = clean(&a.name);
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Case folding for comparisons: lowercase, ё → е.
