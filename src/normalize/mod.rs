@@ -254,10 +254,12 @@ fn item(
         .collect();
 
     // Body: the fullest one the source gave, in one clean structure, then sanitised.
+    // A blank content or summary is no content or summary.
+    let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());
     let (source_body, body_is_html) = match (&it.content, &it.summary) {
-        (Some(c), _) => (Some(c.as_str()), it.content_is_html),
-        (None, Some(s)) => (Some(s.as_str()), it.summary_is_html),
-        (None, None) => (None, false),
+        (Some(c), _) if !blank(&it.content) => (Some(c.as_str()), it.content_is_html),
+        (_, Some(s)) if !blank(&it.summary) => (Some(s.as_str()), it.summary_is_html),
+        _ => (None, false),
     };
     let body_rules = body::BodyRules {
         title: &title,
@@ -294,7 +296,7 @@ fn item(
     let lead = body.as_ref().and_then(|b| b.lead.clone());
     let summary_text = match (source_summary, lead) {
         (Some(s), Some(_))
-            if it.content.is_some() && !s.is_empty() && !is_excerpt(&s, body_text.as_deref()) =>
+            if !blank(&it.content) && !s.is_empty() && !is_excerpt(&s, body_text.as_deref()) =>
         {
             s
         }
