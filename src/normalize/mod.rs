@@ -253,31 +253,41 @@ fn item(
         })
         .collect();
 
-    // Body: the fullest one the source gave, in one clean structure, then sanitised.
-    // A blank content or summary is no content or summary.
-    let blank = |s: &Option<String>| s.as_deref().is_none_or(|s| s.trim().is_empty());
-    let (source_body, body_is_html) = match (&it.content, &it.summary) {
-        (Some(c), _) if !blank(&it.content) => (Some(c.as_str()), it.content_is_html),
-        (_, Some(s)) if !blank(&it.summary) => (Some(s.as_str()), it.summary_is_html),
-        _ => (None, false),
-    };
+    // Body: the fullest one the source gave (its content, else its summary) that still says
+    // something once it is in one clean structure and sanitised.
     let body_rules = body::BodyRules {
         title: &title,
         strip_patterns: rules.strip_patterns,
         remove_selectors: rules.remove_selectors,
     };
-    let body = source_body
-        .map(|b| body::normalize_body(b, body_is_html && html::looks_like_html(b), &body_rules));
-    let content_html = body
-        .as_ref()
-        .map(|b| html::sanitize(&b.html, content_base.as_ref()))
-        .filter(|h| !h.is_empty())
-        .filter(|h| {
-            ["<img", "<iframe", "<video", "<audio"]
-                .iter()
-                .any(|t| h.contains(t))
-                || !html::text_of(h).is_empty()
-        });
+    let shows_something = |h: &str| {
+        ["<img", "<iframe", "<video", "<audio"]
+            .iter()
+            .any(|t| h.contains(t))
+            || !html::text_of(h).is_empty()
+    };
+    let mut body = None;
+    let mut content_html = None;
+    let mut body_from_content = false;
+    for (n, (source, is_html)) in [
+        (&it.content, it.content_is_html),
+        (&it.summary, it.summary_is_html),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let Some(text) = source.as_deref().filter(|s| !s.trim().is_empty()) else {
+            continue;
+        };
+        let b = body::normalize_body(text, is_html && html::looks_like_html(text), &body_rules);
+        let h = html::sanitize(&b.html, content_base.as_ref());
+        if shows_something(&h) {
+            body = Some(b);
+            content_html = Some(h);
+            body_from_content = n == 0;
+            break;
+        }
+    }
 
     // Summary: the summary the source wrote when it is its own text (an editor's abstract),
     // else the lead paragraph: a summary that is only the start of the story (an excerpt, or
@@ -296,7 +306,7 @@ fn item(
     let lead = body.as_ref().and_then(|b| b.lead.clone());
     let summary_text = match (source_summary, lead) {
         (Some(s), Some(_))
-            if !blank(&it.content) && !s.is_empty() && !is_excerpt(&s, body_text.as_deref()) =>
+            if body_from_content && !s.is_empty() && !is_excerpt(&s, body_text.as_deref()) =>
         {
             s
         }
