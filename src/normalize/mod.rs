@@ -140,7 +140,15 @@ fn sane_date(s: &str, tz: Option<chrono_tz::Tz>, now: DateTime<Utc>) -> Option<D
 
 /// Plain-text title: entities decoded, markup dropped, whitespace collapsed, length bounded.
 fn plain_title(t: &str, is_html: bool) -> String {
-    let text = if is_html || html::looks_like_html(t) {
+    plain_title_as(t, is_html, false)
+}
+
+/// Plain-text title from markup (`is_html`), from text to take as written (`is_text`), or from
+/// text that may hold markup (RSS: sniffed).
+fn plain_title_as(t: &str, is_html: bool, is_text: bool) -> String {
+    let text = if is_text {
+        html::collapse(t)
+    } else if is_html || html::looks_like_html(t) {
         html::collapse(&html::text_of(t))
     } else {
         html::collapse(t)
@@ -215,7 +223,7 @@ fn item(
     let title = it
         .title
         .as_deref()
-        .map(|t| plain_title(t, it.title_is_html))
+        .map(|t| plain_title_as(t, it.title_is_html, it.title_is_text))
         .unwrap_or_default();
     let link = it
         .link

@@ -144,7 +144,8 @@ impl Atom {
         RawItem {
             guid: id,
             title: title.as_ref().map(|(t, _)| t.clone()),
-            title_is_html: title.is_some_and(|(_, h)| h),
+            title_is_html: title.as_ref().is_some_and(|(_, h)| *h),
+            title_is_text: title.as_ref().is_some_and(|(_, h)| !*h),
             link,
             published: self
                 .text(e, "published")

@@ -106,6 +106,7 @@ pub fn parse(text: &str) -> Result<RawFeed, ParseError> {
                 guid,
                 title: non_empty(it.title.as_ref()),
                 title_is_html: false,
+                title_is_text: true,
                 link: non_empty(it.url.as_ref()).or_else(|| non_empty(it.external_url.as_ref())),
                 published: non_empty(it.date_published.as_ref()),
                 updated: non_empty(it.date_modified.as_ref()),

@@ -56,6 +56,9 @@ pub struct RawItem {
     /// Whether `title` is HTML (Atom `type="html"`/`xhtml`, inline markup); RSS titles are
     /// otherwise treated as text with entities.
     pub title_is_html: bool,
+    /// Whether `title` is plain text to take as written (Atom `type="text"`, JSON Feed, an item
+    /// feedloom already normalised). RSS titles, neither flag set, are sniffed for markup.
+    pub title_is_text: bool,
     /// Resolved against the `xml:base` in force on the element that gave it, when absolute.
     pub link: Option<String>,
     pub published: Option<String>,
@@ -97,6 +100,7 @@ impl From<&crate::model::Item> for RawItem {
         RawItem {
             guid: Some(it.id.clone()),
             title: Some(it.title.clone()),
+            title_is_text: true,
             link: it.link.clone(),
             published: it.published.map(|d| d.to_rfc3339()),
             updated: it.updated.map(|d| d.to_rfc3339()),

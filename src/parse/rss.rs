@@ -183,6 +183,7 @@ fn item(it: &Element) -> RawItem {
         guid,
         title: body(title_el),
         title_is_html: title_el.is_some_and(Element::has_element_children),
+        title_is_text: false,
         link,
         published: first_text(
             it,
