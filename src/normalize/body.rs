@@ -334,6 +334,10 @@ fn is_junk(name: &str) -> bool {
             | "frameset"
             | "svg"
             | "math"
+            // The sanitiser allows no <video>/<audio>: their fallback text ("your browser
+            // does not support…") would be left loose. Media reach readers as enclosures.
+            | "video"
+            | "audio"
     )
 }
 
@@ -341,7 +345,7 @@ fn is_junk(name: &str) -> bool {
 fn is_raw(name: &str) -> bool {
     matches!(
         name,
-        "table" | "blockquote" | "pre" | "dl" | "video" | "audio" | "iframe" | "details" | "hr"
+        "table" | "blockquote" | "pre" | "dl" | "iframe" | "details" | "hr"
     )
 }
 
