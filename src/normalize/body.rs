@@ -309,36 +309,10 @@ fn push_list(out: &mut Vec<Block>, ordered: bool, items: Vec<String>) {
 // ---------------------------------------------------------------------------------------------
 // HTML → blocks
 
-/// Elements dropped with everything inside them.
+/// Elements dropped with everything inside them (shared with text extraction, so a summary
+/// never holds text the body dropped).
 fn is_junk(name: &str) -> bool {
-    matches!(
-        name,
-        "script"
-            | "style"
-            | "noscript"
-            | "template"
-            | "object"
-            | "embed"
-            | "applet"
-            | "form"
-            | "input"
-            | "button"
-            | "select"
-            | "textarea"
-            | "link"
-            | "meta"
-            | "base"
-            | "head"
-            | "title"
-            | "frame"
-            | "frameset"
-            | "svg"
-            | "math"
-            // The sanitiser allows no <video>/<audio>: their fallback text ("your browser
-            // does not support…") would be left loose. Media reach readers as enclosures.
-            | "video"
-            | "audio"
-    )
+    super::html::is_dropped(name)
 }
 
 /// Elements kept whole (after sanitising): their structure is not ours to redo.

@@ -288,6 +288,38 @@ pub fn first_unsafe_markup(html: &str) -> Option<String> {
     None
 }
 
+/// Elements dropped with everything inside them, by the body rules and by text extraction.
+pub fn is_dropped(name: &str) -> bool {
+    matches!(
+        name,
+        "script"
+            | "style"
+            | "noscript"
+            | "template"
+            | "object"
+            | "embed"
+            | "applet"
+            | "form"
+            | "input"
+            | "button"
+            | "select"
+            | "textarea"
+            | "link"
+            | "meta"
+            | "base"
+            | "head"
+            | "title"
+            | "frame"
+            | "frameset"
+            | "svg"
+            | "math"
+            // The sanitiser allows no <video>/<audio>: their fallback text ("your browser
+            // does not support…") would be left loose. Media reach readers as enclosures.
+            | "video"
+            | "audio"
+    )
+}
+
 /// Collects the text under `node` (iteratively: a hostile document may nest deeply).
 fn walk(node: NodeRef<'_, Node>, out: &mut String) {
     let mut skipping: Option<ego_tree::NodeId> = None;
@@ -300,7 +332,7 @@ fn walk(node: NodeRef<'_, Node>, out: &mut String) {
                 match n.value() {
                     Node::Text(t) => out.push_str(t),
                     Node::Element(e) => match e.name() {
-                        "script" | "style" | "noscript" | "template" | "title" => {
+                        name if is_dropped(name) => {
                             skipping = Some(n.id());
                         }
                         "br" => out.push('\n'),
