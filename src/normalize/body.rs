@@ -413,7 +413,7 @@ fn serialize(node: NodeRef<'_, Node>, drop: &HashSet<NodeId>, out: &mut String) 
         return;
     }
     match node.value() {
-        Node::Text(t) => out.push_str(&html_escape::encode_text(&**t)),
+        Node::Text(t) => out.push_str(&html_escape::encode_text(&super::html::without_controls(t))),
         Node::Element(e) => {
             let name = e.name();
             if is_junk(name) {
@@ -707,7 +707,9 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                     if n > 0 {
                         inline.line_break();
                     }
-                    inline.push_html(&html_escape::encode_text(piece));
+                    inline.push_html(&html_escape::encode_text(&super::html::without_controls(
+                        piece,
+                    )));
                 }
                 continue;
             }

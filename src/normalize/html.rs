@@ -330,7 +330,7 @@ fn walk(node: NodeRef<'_, Node>, out: &mut String) {
                     continue;
                 }
                 match n.value() {
-                    Node::Text(t) => out.push_str(t),
+                    Node::Text(t) => out.push_str(&without_controls(t)),
                     Node::Element(e) => match e.name() {
                         name if is_dropped(name) => {
                             skipping = Some(n.id());
@@ -391,8 +391,25 @@ pub fn tidy_text(raw: &str) -> String {
     out
 }
 
-/// Collapses every run of white space (NBSP included) to one space and trims.
+/// Characters no reader can show and XML forbids: C0 controls but tab, LF and CR, DEL, and the
+/// non-characters U+FFFE/U+FFFF. They also arrive decoded from references such as `&#4;`.
+pub fn is_control(c: char) -> bool {
+    (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{7f}' | '\u{fffe}' | '\u{ffff}')
+}
+
+/// `s` without [`is_control`] characters (borrowed when it has none).
+pub fn without_controls(s: &str) -> Cow<'_, str> {
+    if s.chars().any(is_control) {
+        Cow::Owned(s.chars().filter(|c| !is_control(*c)).collect())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+/// Collapses every run of white space (NBSP included) to one space and trims; control
+/// characters go.
 pub fn collapse(s: &str) -> String {
+    let s = without_controls(s);
     s.split(|c: char| c.is_whitespace())
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()

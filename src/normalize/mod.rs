@@ -385,7 +385,7 @@ fn item(
 /// Characters no reader can show and XML forbids: C0 controls but tab, LF and CR, DEL, and the
 /// non-characters U+FFFE/U+FFFF. JSON Feed and HTML bodies can carry them past the XML reader.
 fn is_control(c: char) -> bool {
-    (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{7f}' | '\u{fffe}' | '\u{ffff}')
+    html::is_control(c)
 }
 
 /// The item with control characters removed from its text fields (borrowed when it has none).
