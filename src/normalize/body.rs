@@ -839,9 +839,26 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                     out.push(Block::raw(html));
                 }
             }
+            // Parts of lists, tables and figures found outside their parent (`<dd>` without
+            // `<dl>`) are walked like containers: kept inline, the sanitiser and the next
+            // parse would move them out of the paragraph.
             _ if is_container(name)
-                || name == "li"
-                || name == "figcaption"
+                || matches!(
+                    name,
+                    "li" | "figcaption"
+                        | "dd"
+                        | "dt"
+                        | "tr"
+                        | "td"
+                        | "th"
+                        | "tbody"
+                        | "thead"
+                        | "tfoot"
+                        | "caption"
+                        | "colgroup"
+                        | "summary"
+                        | "legend"
+                )
                 || (!is_void(name) && has_block_inside(child)) =>
             {
                 inline.flush(out, false);
