@@ -332,7 +332,8 @@ fn walk(node: NodeRef<'_, Node>, out: &mut String) {
                 match n.value() {
                     Node::Text(t) => out.push_str(&without_controls(t)),
                     Node::Element(e) => match e.name() {
-                        name if is_dropped(name) => {
+                        // An iframe's content is fallback markup, never shown.
+                        name if is_dropped(name) || name == "iframe" => {
                             skipping = Some(n.id());
                         }
                         "br" => out.push('\n'),
