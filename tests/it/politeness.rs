@@ -229,7 +229,10 @@ async fn permanent_redirect_twice_moves_the_source_temporary_never() {
     let second = ws.run(&["refresh", "--force", "-v"]).await;
     assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
     let log = stderr(&second);
-    let logged = log.lines().find(|l| l.contains("moved permanently"));
+    // Sources run concurrently: pick this source's line, whatever the order.
+    let logged = log
+        .lines()
+        .find(|l| l.contains("moved permanently") && l.contains("source=moved "));
     assert!(
         logged.is_some_and(|l| l.contains(&format!("{uri}/moved.xml"))
             && l.contains(&format!("{uri}/moved-new.xml"))),
