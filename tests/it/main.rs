@@ -28,6 +28,8 @@ mod cli_parse;
 mod config;
 mod conformance;
 mod crash;
+#[path = "../../fuzz/harness.rs"]
+mod fuzz_harness;
 mod hostile;
 mod hostile_http;
 mod ingest;
