@@ -618,8 +618,17 @@ fn html_paragraph(html: String) -> Block {
 }
 
 /// The content of `<strong>…</strong>` / `<b>…</b>` (with any attributes) when that element is
-/// all there is.
+/// all there is; nested ones (`<b><strong>…</strong></b>`, as an unclosed tag repeated in the
+/// source leaves) are all unwrapped, so a second pass finds nothing more to unwrap.
 fn bold_only(html: &str) -> Option<String> {
+    let mut inner = bold_only_once(html)?;
+    while let Some(deeper) = bold_only_once(&inner) {
+        inner = deeper;
+    }
+    Some(inner)
+}
+
+fn bold_only_once(html: &str) -> Option<String> {
     if !html.contains("<b") && !html.contains("<B") && !html.contains("<strong") {
         return None;
     }
@@ -726,6 +735,19 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
         match name {
             _ if is_junk(name) => {}
             "br" => inline.line_break(),
+            "h1" | "h2" | "h3" | "h4" | "h5" | "h6"
+                if child.descendants().skip(1).any(|d| {
+                    d.value()
+                        .as_element()
+                        .is_some_and(|e| e.name() != "br" && is_block_name(e.name()))
+                }) =>
+            {
+                // A heading holding paragraphs or lists (as `<h6><p>` parses) is a container:
+                // a heading's content is inline, so its blocks are read as blocks.
+                inline.flush(out, false);
+                walk(child, ctx, out, inline);
+                inline.flush(out, false);
+            }
             "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
                 inline.flush(out, false);
                 let html = inner_html(child, drop);
