@@ -547,12 +547,14 @@ async fn parse(input: &str, json: bool) -> Result<u8> {
         }
     };
     let final_url = url.and_then(|_| Url::parse(&fetched.final_location).ok());
-    let parsed = match pipeline::parse_document(
+    let parsed = match pipeline::parse_source(
         &fetched.body,
         fetched.content_type.as_deref(),
         final_url,
         None,
         &Detector::new(&settings.languages),
+        None,
+        &settings.parse_limits,
         Utc::now(),
     ) {
         Ok(p) => p,

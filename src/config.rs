@@ -211,6 +211,9 @@ pub struct Settings {
     /// `feedloom serve`: `/healthz` answers 503 when the last good refresh is older than this
     /// (`None`: three times `default_interval`).
     pub health_max_age: Option<Duration>,
+    /// Bounds on reading and normalising one document (`max_xml_depth`, `max_xml_elements`,
+    /// `max_field_bytes`, `parse_timeout`).
+    pub parse_limits: crate::parse::Limits,
 }
 
 impl Default for Settings {
@@ -236,6 +239,7 @@ impl Default for Settings {
             concurrency: 16,
             per_host_concurrency: 2,
             health_max_age: None,
+            parse_limits: crate::parse::Limits::default(),
         }
     }
 }
@@ -318,6 +322,10 @@ struct RawSettings {
     concurrency: Option<S<i64>>,
     per_host_concurrency: Option<S<i64>>,
     health_max_age: Option<S<String>>,
+    max_xml_depth: Option<S<i64>>,
+    max_xml_elements: Option<S<i64>>,
+    max_field_bytes: Option<S<i64>>,
+    parse_timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -632,6 +640,26 @@ impl Config {
             && let Some(n) = c.count(v, "max_redirects", 0)
         {
             settings.max_redirects = n;
+        }
+        if let Some(v) = &rs.max_xml_depth
+            && let Some(n) = c.count(v, "max_xml_depth", 8)
+        {
+            settings.parse_limits.max_depth = n;
+        }
+        if let Some(v) = &rs.max_xml_elements
+            && let Some(n) = c.count(v, "max_xml_elements", 100)
+        {
+            settings.parse_limits.max_elements = n;
+        }
+        if let Some(v) = &rs.max_field_bytes
+            && let Some(n) = c.count(v, "max_field_bytes", 1024)
+        {
+            settings.parse_limits.max_field_bytes = n;
+        }
+        if let Some(v) = &rs.parse_timeout
+            && let Some(d) = c.duration(v, "parse_timeout")
+        {
+            settings.parse_limits.max_time = d;
         }
         if let Some(v) = &rs.concurrency
             && let Some(n) = c.count(v, "concurrency", 1)

@@ -86,10 +86,22 @@ pub fn parse_document(
     detector: &Detector,
     now: DateTime<Utc>,
 ) -> Result<Parsed, ParseError> {
-    parse_source(body, content_type, location, source, detector, None, now)
+    let limits = parse::Limits::default();
+    parse_source(
+        body,
+        content_type,
+        location,
+        source,
+        detector,
+        None,
+        &limits,
+        now,
+    )
 }
 
-/// [`parse_document`] keeping at most `max_items` items (the newest), as refreshing does.
+/// [`parse_document`] keeping at most `max_items` items (the newest) and within `limits`, as
+/// refreshing does.
+#[allow(clippy::too_many_arguments)]
 pub fn parse_source(
     body: &[u8],
     content_type: Option<&str>,
@@ -97,10 +109,12 @@ pub fn parse_source(
     source: Option<&Source>,
     detector: &Detector,
     max_items: Option<usize>,
+    limits: &parse::Limits,
     now: DateTime<Utc>,
 ) -> Result<Parsed, ParseError> {
+    let deadline = std::time::Instant::now() + limits.max_time;
     let decoded = decode::decode(body, content_type);
-    let raw = parse::parse(&decoded.text)?;
+    let raw = parse::parse_within(&decoded.text, limits, deadline)?;
     let rules = Rules {
         location,
         encoding: decoded.encoding,
@@ -114,6 +128,7 @@ pub fn parse_source(
         detector: Some(detector),
         timezone: source.and_then(|s| s.timezone),
         max_items,
+        deadline: Some(deadline),
     };
     Ok(normalize::normalize(raw, &rules, now))
 }
@@ -332,6 +347,7 @@ async fn fetch_and_store<S: Store>(
             let detector = ctx.detector.clone();
             // Parsing and normalising are CPU work: keep them off the async workers.
             let max_items = Some(ctx.config.settings.max_items_per_source);
+            let limits = ctx.config.settings.parse_limits;
             let span = tracing::info_span!("parse", source = %source.name);
             let parsed = tokio::task::spawn_blocking(move || {
                 span.in_scope(|| {
@@ -342,6 +358,7 @@ async fn fetch_and_store<S: Store>(
                         Some(&src),
                         &detector,
                         max_items,
+                        &limits,
                         now,
                     )
                 })

@@ -43,6 +43,9 @@ pub struct Rules<'a> {
     /// At most this many items are normalised: the newest (undated ones count as newest, in
     /// document order). A 50,000-item feed costs no more than the items that are kept.
     pub max_items: Option<usize>,
+    /// Items not yet normalised when this time comes are left out (logged): `parse_timeout`
+    /// bounds a document's reading and normalising together.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Longest summary, in characters, before it is cut at a word boundary.
@@ -85,11 +88,28 @@ pub fn normalize(raw: RawFeed, rules: &Rules<'_>, now: DateTime<Utc>) -> Parsed 
         ttl_minutes: raw.ttl_minutes.filter(|m| *m > 0),
     };
     let raw_items = newest(raw.items, rules, now);
-    let mut items: Vec<Item> = raw_items
-        .iter()
-        .map(|it| item(it, item_base.as_ref(), feed_language.as_deref(), rules, now))
-        .collect();
-    assign_ids(&raw_items, &mut items);
+    let mut items: Vec<Item> = Vec::with_capacity(raw_items.len());
+    for it in &raw_items {
+        if rules
+            .deadline
+            .is_some_and(|d| std::time::Instant::now() >= d)
+        {
+            tracing::warn!(
+                normalised = items.len(),
+                left_out = raw_items.len() - items.len(),
+                "parse_timeout reached while normalising: the other items are left out"
+            );
+            break;
+        }
+        items.push(item(
+            it,
+            item_base.as_ref(),
+            feed_language.as_deref(),
+            rules,
+            now,
+        ));
+    }
+    assign_ids(&raw_items[..items.len()], &mut items);
     Parsed { feed, items }
 }
 

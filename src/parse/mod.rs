@@ -12,6 +12,8 @@ mod json_feed;
 mod rss;
 pub mod xml;
 
+use std::time::{Duration, Instant};
+
 use crate::model::SourceFormat;
 use xml::Ns;
 
@@ -93,6 +95,64 @@ pub struct RawEnclosure {
     pub length: Option<String>,
 }
 
+/// Cuts `s` to at most `max` bytes (at a character boundary); whether it was cut.
+fn cut(s: &mut String, max: usize) -> bool {
+    if s.len() <= max {
+        return false;
+    }
+    s.truncate(s.floor_char_boundary(max));
+    true
+}
+
+impl RawFeed {
+    /// Cuts every text field to `max` bytes; how many were cut. (The XML reader bounds text
+    /// as it reads; JSON Feed strings arrive whole.)
+    pub fn cut_fields(&mut self, max: usize) -> usize {
+        let opt = |s: &mut Option<String>| s.as_mut().is_some_and(|s| cut(s, max));
+        let mut n = 0;
+        for f in [
+            &mut self.title,
+            &mut self.link,
+            &mut self.id,
+            &mut self.language,
+            &mut self.updated,
+            &mut self.base,
+        ] {
+            n += usize::from(opt(f));
+        }
+        for it in &mut self.items {
+            for f in [
+                &mut it.guid,
+                &mut it.title,
+                &mut it.link,
+                &mut it.published,
+                &mut it.updated,
+                &mut it.summary,
+                &mut it.content,
+                &mut it.language,
+                &mut it.base,
+                &mut it.image,
+            ] {
+                n += usize::from(opt(f));
+            }
+            for p in &mut it.authors {
+                for f in [&mut p.name, &mut p.email, &mut p.uri] {
+                    n += usize::from(opt(f));
+                }
+            }
+            for c in &mut it.categories {
+                n += usize::from(cut(c, max));
+            }
+            for e in &mut it.enclosures {
+                n += usize::from(cut(&mut e.url, max));
+                n += usize::from(opt(&mut e.mime_type));
+                n += usize::from(opt(&mut e.length));
+            }
+        }
+        n
+    }
+}
+
 /// An item as feedloom published it, read back as a source would give it: normalising this
 /// gives the same item again (the idempotence the normalise stage promises).
 impl From<&crate::model::Item> for RawItem {
@@ -134,16 +194,60 @@ impl From<&crate::model::Item> for RawItem {
     }
 }
 
-/// Parses decoded text (see `decode`: the XML declaration must already say utf-8).
+/// Bounds on reading one document (`[settings]` `max_xml_depth`, `max_xml_elements`,
+/// `max_field_bytes`, `parse_timeout`). A document past a bound is not an error: what was read
+/// within it is kept and the hit is logged (inside the caller's span, which names the source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Elements nested deeper than this are skipped with their content: no feed needs more,
+    /// and a hostile one cannot make the tree (or anything that walks it) deep.
+    pub max_depth: usize,
+    /// Elements read before the rest of a document is ignored (a 16 MiB body of `<a/>` would
+    /// otherwise make millions of them).
+    pub max_elements: usize,
+    /// Bytes kept of one field (a title, a body: one run of text); the rest is cut.
+    pub max_field_bytes: usize,
+    /// Time reading and normalising one document may take; what is left is dropped.
+    pub max_time: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 64,
+            max_elements: 300_000,
+            max_field_bytes: 4 << 20,
+            max_time: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Parses decoded text within the default [`Limits`].
+pub fn parse(text: &str) -> Result<RawFeed, ParseError> {
+    let limits = Limits::default();
+    parse_within(text, &limits, Instant::now() + limits.max_time)
+}
+
+/// Parses decoded text (see `decode`: the XML declaration must already say utf-8), stopping at
+/// `deadline` or at a bound of `limits`.
 ///
 /// XML that breaks midway still gives what was read before the break (complete items only,
 /// with a warning); it is an error only when nothing usable came before it.
-pub fn parse(text: &str) -> Result<RawFeed, ParseError> {
+pub fn parse_within(text: &str, limits: &Limits, deadline: Instant) -> Result<RawFeed, ParseError> {
     let trimmed = text.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
     if trimmed.starts_with('{') {
-        return json_feed::parse(trimmed);
+        let mut feed = json_feed::parse(trimmed)?;
+        let cut = feed.cut_fields(limits.max_field_bytes);
+        if cut > 0 {
+            tracing::warn!(
+                fields = cut,
+                limit = limits.max_field_bytes,
+                "fields longer than max_field_bytes were cut"
+            );
+        }
+        return Ok(feed);
     }
-    let doc = xml::read(trimmed);
+    let doc = xml::read_within(trimmed, limits, deadline);
     let Some(root) = doc.root else {
         return Err(match doc.error {
             Some(e) => ParseError::Xml {

@@ -18,11 +18,14 @@
 //! `xml:lang` are inherited and resolved per element, so an entry's own `xml:base` is honoured.
 
 use std::borrow::Cow;
+use std::time::Instant;
 
 use quick_xml::NsReader;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use url::Url;
+
+use super::Limits;
 
 /// The namespaces feed mappers care about, by role rather than by URI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,17 +353,16 @@ fn line_of(text: &str, byte: u64) -> usize {
         + 1
 }
 
-/// Elements nested deeper than this are skipped with their content: no feed needs more, and a
-/// hostile one cannot make the tree (or anything that walks it) deep.
-pub const MAX_DEPTH: usize = 64;
-/// Elements read before the rest of a document is ignored (a 16 MiB body of `<a/>` would
-/// otherwise make millions of them).
-pub const MAX_ELEMENTS: usize = 300_000;
-/// Bytes of one run of text kept (a 12 MiB title is cut here); the rest is dropped.
-pub const MAX_TEXT: usize = 4 << 20;
-
-/// Reads a document into a tree, stopping (not failing) at the first unrecoverable error.
+/// Reads a document into a tree within the default [`Limits`].
 pub fn read(text: &str) -> Document {
+    let limits = Limits::default();
+    read_within(text, &limits, Instant::now() + limits.max_time)
+}
+
+/// Reads a document into a tree, stopping (not failing) at the first unrecoverable error, at
+/// `deadline` or at `limits.max_elements`; deeper elements than `limits.max_depth` are skipped
+/// and text runs cut at `limits.max_field_bytes` (both logged).
+pub fn read_within(text: &str, limits: &Limits, deadline: Instant) -> Document {
     let mut reader = NsReader::from_str(text);
     {
         let cfg = reader.config_mut();
@@ -373,21 +375,39 @@ pub fn read(text: &str) -> Document {
     let mut root: Option<Element> = None;
     let mut error = None;
     let mut elements = 0usize;
+    let mut events = 0usize;
+    let mut too_deep = 0usize;
+    let mut text_cut = false;
     loop {
         let event = reader.read_event();
+        events += 1;
+        if events.is_multiple_of(1024) && Instant::now() >= deadline {
+            error = Some(XmlError {
+                line: line_of(text, reader.buffer_position()),
+                message: format!(
+                    "parse_timeout ({:?}) reached: the rest is ignored",
+                    limits.max_time
+                ),
+            });
+            break;
+        }
         if let Ok(Event::Start(_) | Event::Empty(_)) = &event {
             elements += 1;
-            if elements > MAX_ELEMENTS {
+            if elements > limits.max_elements {
                 error = Some(XmlError {
                     line: line_of(text, reader.buffer_position()),
-                    message: format!("more than {MAX_ELEMENTS} elements: the rest is ignored"),
+                    message: format!(
+                        "more than {} elements (max_xml_elements): the rest is ignored",
+                        limits.max_elements
+                    ),
                 });
                 break;
             }
         }
         match event {
-            Ok(Event::Start(e)) if stack.len() >= MAX_DEPTH => {
+            Ok(Event::Start(e)) if stack.len() >= limits.max_depth => {
                 // Too deep: skip this element and everything in it.
+                too_deep += 1;
                 let _ = reader.read_to_end(e.name());
             }
             Ok(Event::Start(e)) => {
@@ -415,22 +435,26 @@ pub fn read(text: &str) -> Document {
             }
             Ok(Event::Text(t)) => {
                 if let Some(top) = stack.last_mut() {
-                    push_text(top, &String::from_utf8_lossy(&t));
+                    text_cut |=
+                        push_text(top, &String::from_utf8_lossy(&t), limits.max_field_bytes);
                 }
             }
             Ok(Event::CData(t)) => {
                 if let Some(top) = stack.last_mut() {
-                    push_text(top, &String::from_utf8_lossy(&t));
+                    text_cut |=
+                        push_text(top, &String::from_utf8_lossy(&t), limits.max_field_bytes);
                 }
             }
             Ok(Event::GeneralRef(r)) => {
                 if let Some(top) = stack.last_mut() {
                     let name = String::from_utf8_lossy(&r);
                     match entity(&name) {
-                        Some(t) => push_text(top, &t),
+                        Some(t) => text_cut |= push_text(top, &t, limits.max_field_bytes),
                         // A reference to a character XML forbids (&#0;) is dropped.
                         None if name.starts_with('#') => {}
-                        None => push_text(top, &format!("&{name};")),
+                        None => {
+                            text_cut |= push_text(top, &format!("&{name};"), limits.max_field_bytes)
+                        }
                     }
                 }
             }
@@ -444,6 +468,19 @@ pub fn read(text: &str) -> Document {
                 break;
             }
         }
+    }
+    if too_deep > 0 {
+        tracing::warn!(
+            elements = too_deep,
+            limit = limits.max_depth,
+            "elements nested deeper than max_xml_depth were skipped"
+        );
+    }
+    if text_cut {
+        tracing::warn!(
+            limit = limits.max_field_bytes,
+            "text longer than max_field_bytes was cut"
+        );
     }
     if error.is_none() && !stack.is_empty() {
         error = Some(XmlError {
@@ -465,17 +502,21 @@ pub fn read(text: &str) -> Document {
     Document { root, error }
 }
 
-fn push_text(el: &mut Element, s: &str) {
+/// Appends text to `el`, keeping at most `max` bytes in one run; whether any was cut.
+fn push_text(el: &mut Element, s: &str, max: usize) -> bool {
     if let Some(Node::Text(last)) = el.children.last_mut() {
-        if last.len() >= MAX_TEXT {
-            return;
+        if last.len() >= max {
+            return !s.is_empty();
         }
-        let s = &s[..s.floor_char_boundary((MAX_TEXT - last.len()).min(s.len()))];
-        push_clean(last, s);
+        let keep = s.floor_char_boundary((max - last.len()).min(s.len()));
+        push_clean(last, &s[..keep]);
+        keep < s.len()
     } else {
         let mut t = String::new();
-        push_clean(&mut t, &s[..s.floor_char_boundary(MAX_TEXT.min(s.len()))]);
+        let keep = s.floor_char_boundary(max.min(s.len()));
+        push_clean(&mut t, &s[..keep]);
         el.children.push(Node::Text(t));
+        keep < s.len()
     }
 }
 

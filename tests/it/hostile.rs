@@ -16,9 +16,17 @@ fn now() -> DateTime<Utc> {
 fn parse(doc: &str) -> Result<Parsed, String> {
     let started = Instant::now();
     let d = detector();
-    let r =
-        feedloom::pipeline::parse_source(doc.as_bytes(), None, None, None, &d, Some(200), now())
-            .map_err(|e| e.to_string());
+    let r = feedloom::pipeline::parse_source(
+        doc.as_bytes(),
+        None,
+        None,
+        None,
+        &d,
+        Some(200),
+        &Default::default(),
+        now(),
+    )
+    .map_err(|e| e.to_string());
     assert!(started.elapsed() < Duration::from_secs(30), "no hang");
     r
 }
@@ -102,6 +110,90 @@ fn deep_nesting_huge_counts_and_huge_fields_are_bounded() {
     // Millions of empty elements stop at the element cap.
     let flood = "<a/>".repeat(2_000_000);
     let _ = parse(&rss(&format!("<item><title>f</title>{flood}</item>")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_parse_limits_apply_and_are_logged_with_the_source() {
+    let ws = Workspace::new();
+    let deep = format!("{}{}", "<x>".repeat(30), "</x>".repeat(30));
+    let long_title = "Б".repeat(3000);
+    let mut items = format!("<item><guid>long</guid><title>{long_title}</title>{deep}</item>");
+    for n in 0..100 {
+        items.push_str(&format!(
+            "<item><guid>g{n}</guid><title>Item {n}</title></item>"
+        ));
+    }
+    ws.write("big.xml", &rss(&items));
+    ws.write(
+        "config.toml",
+        "[settings]\nmax_xml_depth = 16\nmax_xml_elements = 150\nmax_field_bytes = 2048\n\
+         parse_timeout = \"5s\"\n[[source]]\nname = \"big-one\"\nurl = \"big.xml\"\n\
+         [[feed]]\nname = \"all\"\ntitle = \"All\"\ndedupe = \"off\"\nlimit = 500\n",
+    );
+    let out = ws.run(&["-v", "refresh"]).await;
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    for hit in ["max_xml_depth", "max_field_bytes", "max_xml_elements"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(hit) && l.contains("big-one")),
+            "no log line names {hit} and the source: {log}"
+        );
+    }
+    let json: serde_json::Value = serde_json::from_str(&ws.read("public/all.json")).unwrap();
+    let items = json["items"].as_array().unwrap();
+    // 150 elements: the channel's 4, then 3 per item (the first one has its 16 levels too).
+    assert!(
+        items.len() > 30 && items.len() < 60,
+        "{} items",
+        items.len()
+    );
+    let long = items
+        .iter()
+        .filter_map(|i| i["title"].as_str())
+        .find(|t| t.starts_with("ББ"))
+        .expect("the long item");
+    assert!(long.len() <= 2048, "{} bytes", long.len());
+
+    // A bound out of range is a config error naming the key.
+    ws.write(
+        "config.toml",
+        "[settings]\nmax_xml_depth = 2\n[[source]]\nname = \"a\"\nurl = \"big.xml\"\n",
+    );
+    let out = ws.run(&["check"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("max_xml_depth"), "{}", stderr(&out));
+}
+
+#[test]
+fn parse_timeout_keeps_what_was_read_in_time() {
+    // Enough work that normalising all of it takes far longer than the bound.
+    let body = "<p>Paragraph of a long story about nothing much, told at length.</p>".repeat(200);
+    let many: String = (0..3000)
+        .map(|n| format!("<item><guid>g{n}</guid><title>Item {n}</title><description>{}</description></item>", html_escape::encode_text(&body)))
+        .collect();
+    let limits = feedloom::parse::Limits {
+        max_time: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let p = feedloom::pipeline::parse_source(
+        rss(&many).as_bytes(),
+        None,
+        None,
+        None,
+        &detector(),
+        None,
+        &limits,
+        now(),
+    );
+    let took = started.elapsed();
+    let n = p.map(|p| p.items.len()).unwrap_or(0);
+    assert!(
+        n < 3000,
+        "all {n} items normalised: the bound did not apply"
+    );
+    assert!(took < Duration::from_secs(20), "no hang: {took:?}");
 }
 
 const XSS: &[&str] = &[
