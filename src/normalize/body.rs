@@ -688,13 +688,34 @@ fn is_block_name(name: &str) -> bool {
         || is_container(name)
 }
 
-/// An inline element wrapped around blocks (`<a><div>…</div></a>`) is walked like a container:
-/// a paragraph cannot hold blocks.
+/// Parts of lists, tables and figures, which the sanitiser and the next parse would move out of
+/// a paragraph.
+fn is_part(name: &str) -> bool {
+    matches!(
+        name,
+        "li" | "figcaption"
+            | "dd"
+            | "dt"
+            | "tr"
+            | "td"
+            | "th"
+            | "tbody"
+            | "thead"
+            | "tfoot"
+            | "caption"
+            | "colgroup"
+            | "summary"
+            | "legend"
+    )
+}
+
+/// An inline element wrapped around blocks (`<a><div>…</div></a>`) or stray parts of them
+/// (`<span><dt>…</dt></span>`) is walked like a container: a paragraph cannot hold blocks.
 fn has_block_inside(node: NodeRef<'_, Node>) -> bool {
     node.descendants().skip(1).any(|d| {
         d.value()
             .as_element()
-            .is_some_and(|e| is_block_name(e.name()))
+            .is_some_and(|e| is_block_name(e.name()) || is_part(e.name()))
     })
 }
 
@@ -865,22 +886,7 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
             // `<dl>`) are walked like containers: kept inline, the sanitiser and the next
             // parse would move them out of the paragraph.
             _ if is_container(name)
-                || matches!(
-                    name,
-                    "li" | "figcaption"
-                        | "dd"
-                        | "dt"
-                        | "tr"
-                        | "td"
-                        | "th"
-                        | "tbody"
-                        | "thead"
-                        | "tfoot"
-                        | "caption"
-                        | "colgroup"
-                        | "summary"
-                        | "legend"
-                )
+                || is_part(name)
                 || (!is_void(name) && has_block_inside(child)) =>
             {
                 inline.flush(out, false);
