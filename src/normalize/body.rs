@@ -46,10 +46,11 @@ pub struct Body {
 
 #[derive(Debug, Clone, PartialEq)]
 enum Kind {
-    /// A section heading (`<h2>`).
-    Heading,
-    /// A sub-heading (`<h3>`).
-    SubHeading,
+    /// A heading at the source's `level` (1-6; 0: a line found to be a heading, a section
+    /// heading). Rendered by rank, not by level: the shallowest level in the body is `<h2>`,
+    /// deeper ones `<h3>`, so a body of `<h4>`s and one of `<h2>`s come out alike, and our own
+    /// output reads back the same.
+    Heading(u8),
     Para,
     List {
         ordered: bool,
@@ -773,11 +774,8 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                 inline.flush(out, false);
                 let html = inner_html(child, drop);
                 let text = plain(&html);
-                let kind = if matches!(name, "h1" | "h2" | "h3") {
-                    Kind::Heading
-                } else {
-                    Kind::SubHeading
-                };
+                let level = name[1..].parse().unwrap_or(2);
+                let kind = Kind::Heading(level);
                 out.push(Block::new(kind, html, text));
             }
             "p" => {
@@ -934,7 +932,7 @@ fn remove_repeated_title(blocks: &mut Vec<Block>, title: &str) {
     let mut i = 0;
     while i < blocks.len() && others < 4 {
         let b = &blocks[i];
-        if matches!(b.kind, Kind::Para | Kind::Heading | Kind::SubHeading) && !b.text.is_empty() {
+        if matches!(b.kind, Kind::Para | Kind::Heading(_)) && !b.text.is_empty() {
             if comparable(&b.text) == title {
                 tracing::debug!(rule = "repeated-title", text = %b.text, "removed");
                 blocks.remove(i);
@@ -948,7 +946,7 @@ fn remove_repeated_title(blocks: &mut Vec<Block>, title: &str) {
 
 /// Whether a block stays: boilerplate and the source's patterns go.
 fn keep(b: &Block, strip: &[Regex]) -> bool {
-    if !matches!(b.kind, Kind::Para | Kind::Heading | Kind::SubHeading) {
+    if !matches!(b.kind, Kind::Para | Kind::Heading(_)) {
         return true;
     }
     if let Some(p) = strip.iter().find(|p| p.is_match(&b.text)) {
@@ -1039,7 +1037,7 @@ fn make_headings(blocks: &mut [Block]) {
             matches!(n.kind, Kind::Para | Kind::List { .. }) && !is_short_candidate(n)
         });
         if heading_like && introduces {
-            blocks[i].kind = Kind::Heading;
+            blocks[i].kind = Kind::Heading(0);
         }
     }
 }
@@ -1054,7 +1052,7 @@ fn is_short_candidate(b: &Block) -> bool {
 
 fn is_empty(b: &Block) -> bool {
     match &b.kind {
-        Kind::Para | Kind::Heading | Kind::SubHeading => {
+        Kind::Para | Kind::Heading(_) => {
             b.text.is_empty() && !b.html.contains("<img") && !b.html.contains("<iframe")
         }
         Kind::List { items, .. } => items.is_empty(),
@@ -1070,11 +1068,19 @@ fn has_media(html: &str) -> bool {
 }
 
 fn render(blocks: &[Block]) -> String {
+    let top = blocks
+        .iter()
+        .filter_map(|b| match b.kind {
+            Kind::Heading(level) if level > 0 => Some(level),
+            _ => None,
+        })
+        .min()
+        .unwrap_or(0);
     let mut out = Vec::with_capacity(blocks.len());
     for b in blocks {
         out.push(match &b.kind {
-            Kind::Heading => format!("<h2>{}</h2>", b.html),
-            Kind::SubHeading => format!("<h3>{}</h3>", b.html),
+            Kind::Heading(level) if *level <= top => format!("<h2>{}</h2>", b.html),
+            Kind::Heading(_) => format!("<h3>{}</h3>", b.html),
             Kind::Para => format!("<p>{}</p>", b.html),
             Kind::List { ordered, items } => {
                 let tag = if *ordered { "ol" } else { "ul" };
@@ -1112,6 +1118,26 @@ mod tests {
                 remove_selectors: &[],
             },
         )
+    }
+
+    #[test]
+    fn headings_are_ranked_not_copied() {
+        let deep = body(
+            "<p>Lead.</p><h4>Section</h4><p>Text.</p><h5>Part</h5><p>More.</p><h4>Next</h4><p>End.</p>",
+            true,
+            "T",
+        );
+        assert_eq!(
+            deep.html,
+            "<p>Lead.</p>\n<h2>Section</h2>\n<p>Text.</p>\n<h3>Part</h3>\n<p>More.</p>\n<h2>Next</h2>\n<p>End.</p>"
+        );
+        // Our own output reads back as it is.
+        assert_eq!(body(&deep.html, true, "T").html, deep.html);
+        let only_deep = body("<p>Lead.</p><h3>Section</h3><p>Text.</p>", true, "T");
+        assert_eq!(
+            only_deep.html,
+            "<p>Lead.</p>\n<h2>Section</h2>\n<p>Text.</p>"
+        );
     }
 
     #[test]
