@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod decode;
 pub mod fetch;
+pub mod fulltext;
 pub mod model;
 pub mod normalize;
 pub mod parse;
