@@ -49,6 +49,8 @@ pub enum PageError {
     Shorter,
     #[error("the page did not change (304) but no story of it is stored")]
     NotModifiedWithoutCopy,
+    #[error("waited {seconds} s for a free slot on the page's host")]
+    HostBusy { seconds: u64 },
     #[error("extraction task failed: {0}")]
     Task(String),
 }
@@ -330,10 +332,9 @@ async fn fetch_page<S: Store>(
         match tokio::time::timeout(wait, ctx.fetcher.host_slot(&page)).await {
             Ok(slot) => slot,
             Err(_) => {
-                return Err(PageError::Fetch(FetchError::Timeout {
-                    url: url.to_string(),
+                return Err(PageError::HostBusy {
                     seconds: wait.as_secs(),
-                }));
+                });
             }
         }
     };
