@@ -684,3 +684,46 @@ fn hostile_pages_are_extracted_in_bounded_time() {
         assert!(took < Duration::from_secs(20), "{name}: {took:?}");
     }
 }
+
+/// Two sources on two host names, each linking to pages on the other's host, with one slot
+/// per host: each refresh holds its feed's host, so neither could ever get the other's. The
+/// wait for a slot is bounded, so the run ends (the pages wait for a later run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossed_hosts_with_one_slot_each_do_not_hang() {
+    let server = page_server().await;
+    let port = server.address().port();
+    let (a, b) = (
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    );
+    for (feed, links_to) in [("/a.xml", &b), ("/b.xml", &a)] {
+        Mock::given(method("GET"))
+            .and(path(feed))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_string(teaser_feed(
+                        links_to,
+                        &[(feed, SUMMIT_TITLE, "/news/summit.html")],
+                    ))
+                    // Both refreshes hold their feed's host at the same time.
+                    .set_delay(Duration::from_millis(300)),
+            )
+            .mount(&server)
+            .await;
+    }
+    let ws = Workspace::new();
+    ws.write(
+        "config.toml",
+        &format!(
+            "[settings]\nallow_private_networks = true\nfetch_timeout = \"2s\"\n\
+             per_host_concurrency = 1\n\n\
+             [[source]]\nname = \"a\"\nurl = \"{a}/a.xml\"\nfulltext = true\n\n\
+             [[source]]\nname = \"b\"\nurl = \"{b}/b.xml\"\nfulltext = true\n\n\
+             [[feed]]\nname = \"all\"\ntitle = \"All\"\nformats = [\"json\"]\n"
+        ),
+    );
+    let out = tokio::time::timeout(Duration::from_secs(60), ws.run(&["refresh", "-v"]))
+        .await
+        .expect("the run ends");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
