@@ -15,7 +15,8 @@
 //! redirect rules and private-address guard; the per-host slots (a page on the feed's own host
 //! uses the slot the refresh already holds; another host's slot is waited for at most
 //! `fetch_timeout`, so two sources cannot hold each other's hosts forever). Each URL is fetched
-//! once per run. Any failure keeps the teaser and is logged with the source, the URL and why.
+//! once per run, and a page whose story is stored is not fetched again for an item that comes
+//! back under a new id. Any failure keeps the teaser and is logged with the source, the URL and why.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -118,6 +119,13 @@ pub async fn full_text<S: Store>(
         .map(|s| (s.item.id.clone(), s.item))
         .collect();
     let mut old = std::mem::take(&mut state.pages);
+    // Stories by page URL: an item that comes back under a new id (the feed changed its guids)
+    // reuses its page's story rather than fetching it again.
+    let by_url: HashMap<String, (PageState, Item)> = old
+        .iter()
+        .filter(|(_, p)| p.extracted)
+        .filter_map(|(id, p)| Some((p.url.clone(), (p.clone(), stored.get(id)?.clone()))))
+        .collect();
     let mut pages = BTreeMap::new();
     let mut due = Vec::new();
     for (index, item) in items.iter_mut().enumerate() {
@@ -143,6 +151,18 @@ pub async fn full_text<S: Store>(
                 pages.insert(item.id.clone(), p.clone());
                 continue;
             }
+        }
+        if prev.is_none()
+            && !stored.contains_key(&item.id)
+            && let Some((p, story)) = by_url.get(url.as_str())
+        {
+            *item = merge_story(item, story);
+            let page = PageState {
+                teaser,
+                ..p.clone()
+            };
+            pages.insert(item.id.clone(), page);
+            continue;
         }
         due.push(Due {
             index,

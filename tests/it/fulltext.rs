@@ -727,3 +727,38 @@ async fn crossed_hosts_with_one_slot_each_do_not_hang() {
         .expect("the run ends");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// A feed that changes its guids does not make its pages fetched again: stories are found by
+/// their page's URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_guid_for_the_same_page_reuses_the_story() {
+    let server = page_server().await;
+    let base = server.uri();
+    let ws = Workspace::new();
+    ws.write("config.toml", &config(&format!("{base}/feed.xml"), ""));
+    mount_feed(
+        &server,
+        teaser_feed(&base, &[("old-guid", SUMMIT_TITLE, "/news/summit.html")]),
+    )
+    .await;
+    let first = ws.run(&["refresh", "-v"]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let story = published(&ws, "old-guid")["content_html"].clone();
+
+    // Requests are counted from here; the page answers 404 if it is asked for.
+    server.reset().await;
+    mount_feed(
+        &server,
+        teaser_feed(&base, &[("new-guid", SUMMIT_TITLE, "/news/summit.html")]),
+    )
+    .await;
+    let second = ws.run(&["refresh", "-v", "--force"]).await;
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    let reqs = server.received_requests().await.unwrap();
+    assert_eq!(
+        hits(&reqs, "/news/summit.html").len(),
+        0,
+        "not fetched again"
+    );
+    assert_eq!(published(&ws, "new-guid")["content_html"], story);
+}
