@@ -206,8 +206,12 @@ pub struct Settings {
     pub max_redirects: usize,
     /// Sources fetched at once.
     pub concurrency: usize,
-    /// Sources fetched at once from one host (within `concurrency`).
+    /// Sources fetched at once from one host (within `concurrency`). Article pages of
+    /// `fulltext` sources take the same slots.
     pub per_host_concurrency: usize,
+    /// Article pages fetched for one `fulltext` source in one run, at most; the rest wait for
+    /// the next run (their items keep the teaser until then).
+    pub fulltext_pages_per_run: usize,
     /// `feedloom serve`: `/healthz` answers 503 when the last good refresh is older than this
     /// (`None`: three times `default_interval`).
     pub health_max_age: Option<Duration>,
@@ -238,6 +242,7 @@ impl Default for Settings {
             max_redirects: 5,
             concurrency: 16,
             per_host_concurrency: 2,
+            fulltext_pages_per_run: 10,
             health_max_age: None,
             parse_limits: crate::parse::Limits::default(),
         }
@@ -253,8 +258,12 @@ pub struct Source {
     /// IANA zone for dates the source writes without an offset (`Asia/Almaty`).
     pub timezone: Option<chrono_tz::Tz>,
     pub priority: i64,
+    /// Fetch each new item's linked page and take the story from it (`crate::fulltext`).
     pub fulltext: bool,
-    pub content_selector: Option<String>,
+    /// With `fulltext`: the story is what this selector matches on the page, rather than what
+    /// the readability extractor finds.
+    pub content_selector: Option<scraper::Selector>,
+    /// Removed from item bodies, and from article pages before extraction.
     pub remove_selectors: Vec<scraper::Selector>,
     pub strip_patterns: Vec<Regex>,
 }
@@ -321,6 +330,7 @@ struct RawSettings {
     max_redirects: Option<S<i64>>,
     concurrency: Option<S<i64>>,
     per_host_concurrency: Option<S<i64>>,
+    fulltext_pages_per_run: Option<S<i64>>,
     health_max_age: Option<S<String>>,
     max_xml_depth: Option<S<i64>>,
     max_xml_elements: Option<S<i64>>,
@@ -444,6 +454,25 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+/// A selector parse error in one line: scraper prints some as "Unexpected error occurred.
+/// Please report this to the developer" and the error's name on a second line
+/// (`DanglingCombinator`), which is made words ("dangling combinator").
+fn selector_error(e: &impl fmt::Display) -> String {
+    let msg = e.to_string();
+    if !msg.contains('\n') {
+        return msg;
+    }
+    let last = msg.lines().last().unwrap_or_default().trim();
+    let mut words = String::new();
+    for c in last.chars() {
+        if c.is_uppercase() && !words.is_empty() {
+            words.push(' ');
+        }
+        words.extend(c.to_lowercase());
+    }
+    words
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -671,6 +700,11 @@ impl Config {
         {
             settings.per_host_concurrency = n;
         }
+        if let Some(v) = &rs.fulltext_pages_per_run
+            && let Some(n) = c.count(v, "fulltext_pages_per_run", 1)
+        {
+            settings.fulltext_pages_per_run = n;
+        }
         if let Some(v) = &rs.health_max_age {
             settings.health_max_age = c.duration(v, "health_max_age");
         }
@@ -758,10 +792,36 @@ impl Config {
                     Err(e) => c.at(
                         v.span(),
                         format!(
-                            "[[source]] {name:?}: remove_selectors: {:?} is not a CSS selector: {e}",
-                            v.get_ref()
+                            "[[source]] {name:?}: remove_selectors: {:?} is not a CSS selector: {}",
+                            v.get_ref(),
+                            selector_error(&e)
                         ),
                         "write a CSS selector such as \"div.share\" or \"#comments\"",
+                    ),
+                }
+            }
+            let fulltext = s.fulltext.as_ref().is_some_and(|f| *f.get_ref());
+            let mut content_selector = None;
+            if let Some(v) = s
+                .content_selector
+                .as_ref()
+                .filter(|v| !v.get_ref().trim().is_empty())
+            {
+                match scraper::Selector::parse(v.get_ref()) {
+                    Ok(sel) if fulltext => content_selector = Some(sel),
+                    Ok(_) => c.at(
+                        v.span(),
+                        format!("[[source]] {name:?}: `content_selector` needs `fulltext = true`"),
+                        "add `fulltext = true` to this source, or remove `content_selector`",
+                    ),
+                    Err(e) => c.at(
+                        v.span(),
+                        format!(
+                            "[[source]] {name:?}: content_selector: {:?} is not a CSS selector: {}",
+                            v.get_ref(),
+                            selector_error(&e)
+                        ),
+                        "write a CSS selector of the story, such as \"article .story-body\"",
                     ),
                 }
             }
@@ -790,44 +850,12 @@ impl Config {
                     interval,
                     timezone,
                     priority: s.priority,
-                    fulltext: s.fulltext.as_ref().is_some_and(|f| *f.get_ref()),
-                    content_selector: s
-                        .content_selector
-                        .as_ref()
-                        .map(|v| v.get_ref().clone())
-                        .filter(|v| !v.is_empty()),
+                    fulltext,
+                    content_selector,
                     remove_selectors,
                     strip_patterns,
                 });
             }
-        }
-        // Keys of the contract whose feature this build does not have yet: refused loudly
-        // rather than ignored, so nobody believes they took effect.
-        for s in &raw.sources {
-            let name = s.name.get_ref();
-            let mut planned = |span: Option<Range<usize>>, key: &str| {
-                if let Some(span) = span {
-                    c.at(
-                        span,
-                        format!("[[source]] {name:?}: `{key}` is not supported by this build yet"),
-                        format!("remove `{key}` (docs/contracts.md says which keys are planned)"),
-                    );
-                }
-            };
-            planned(
-                s.fulltext
-                    .as_ref()
-                    .filter(|f| *f.get_ref())
-                    .map(|f| f.span()),
-                "fulltext",
-            );
-            planned(
-                s.content_selector
-                    .as_ref()
-                    .filter(|v| !v.get_ref().is_empty())
-                    .map(|v| v.span()),
-                "content_selector",
-            );
         }
         let mut feeds = Vec::new();
         let mut feed_names = HashSet::new();

@@ -1,5 +1,5 @@
 //! The only place the stages meet: `refresh_source` (fetch → decode → parse → normalize →
-//! store), `refresh` (the due sources, concurrently), `publish_all` (select → render → write).
+//! [full text](pages) → store), `refresh` (the due sources, concurrently), `publish_all` (select → render → write).
 //! `feedloom refresh` and the daemon both call these.
 
 use std::collections::HashMap;
@@ -22,6 +22,8 @@ use crate::parse::{self, ParseError};
 use crate::publish::{self, Context, PublishError, SourceInfo};
 use crate::select;
 use crate::store::{ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts};
+
+pub mod pages;
 
 /// What `refresh_source` and friends need.
 pub struct Ctx<S> {
@@ -337,6 +339,7 @@ async fn fetch_and_store<S: Store>(
                 fetched.hints.permanent_redirect.clone(),
             );
             state.fresh_for = fetched.hints.fresh_for;
+            let fetched_from = location;
             let location = match &source.location {
                 Location::Http(_) => Url::parse(&fetched.final_location).ok(),
                 Location::File(_) => None,
@@ -349,7 +352,7 @@ async fn fetch_and_store<S: Store>(
             let max_items = Some(ctx.config.settings.max_items_per_source);
             let limits = ctx.config.settings.parse_limits;
             let span = tracing::info_span!("parse", source = %source.name);
-            let parsed = tokio::task::spawn_blocking(move || {
+            let mut parsed = tokio::task::spawn_blocking(move || {
                 span.in_scope(|| {
                     parse_source(
                         &body,
@@ -370,11 +373,24 @@ async fn fetch_and_store<S: Store>(
                 source: e,
             })?;
             report.items = parsed.items.len();
+            let pending = if source.fulltext {
+                pages::full_text(ctx, source, &fetched_from, state, &mut parsed.items, now)
+                    .await?
+                    .pending
+            } else {
+                state.pages.clear();
+                0
+            };
             report.counts = ctx
                 .store
                 .upsert_items(&source.name, &parsed.items, now)
                 .await?;
-            state.validators = fetched.validators;
+            // Items whose page is still due must come round again: no "not modified" until then.
+            state.validators = if pending > 0 {
+                Default::default()
+            } else {
+                fetched.validators
+            };
             state.feed = Some(parsed.feed);
             report.outcome = Outcome::Fetched;
         }

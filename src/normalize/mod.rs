@@ -332,9 +332,14 @@ fn item(
         .as_deref()
         .map(|h| html::collapse(&html::text_of(h)));
     let lead = body.as_ref().and_then(|b| b.lead.clone());
+    // The lead is compared too: a body may open with a photo and its caption (full text
+    // restores the lead photo there), and the summary is then an excerpt of the text after it.
     let summary_text = match (source_summary, lead) {
-        (Some(s), Some(_))
-            if body_from_content && !s.is_empty() && !is_excerpt(&s, body_text.as_deref()) =>
+        (Some(s), Some(l))
+            if body_from_content
+                && !s.is_empty()
+                && !is_excerpt(&s, body_text.as_deref())
+                && !is_excerpt(&s, Some(l.as_str())) =>
         {
             s
         }

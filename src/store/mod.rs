@@ -4,6 +4,7 @@
 
 pub mod sqlite;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -68,6 +69,32 @@ pub struct SourceState {
     pub moved_to: Option<String>,
     /// Seconds the last HTTP answer said it stays fresh (`Cache-Control: max-age`, `Expires`).
     pub fresh_for: Option<u64>,
+    /// `fulltext` sources: what became of the article page of each item in the last document,
+    /// by item id (items that left the document are forgotten, so this stays as small as the
+    /// document).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub pages: BTreeMap<String, PageState>,
+}
+
+/// The article page of one item of a `fulltext` source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PageState {
+    /// The page's address (the item's link).
+    pub url: String,
+    /// True when the stored item's body is the story taken from the page; false while it is
+    /// the feed's teaser.
+    pub extracted: bool,
+    /// Failed attempts since the last success or teaser change; tries stop at a small cap.
+    pub failures: u32,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    pub fetched_at: Option<DateTime<Utc>>,
+    /// The page's validators, for a conditional request when the story is fetched again.
+    pub validators: Validators,
+    /// A hash of the item as the feed gave it: a change (the publisher edited the story) makes
+    /// the page due again.
+    pub teaser: u64,
 }
 
 /// How an upsert changed the store.

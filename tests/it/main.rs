@@ -12,6 +12,9 @@
 //! - `hostile`: bombs, XXE, deep nesting, floods, OWASP XSS vectors in every output, extreme
 //!   dates, GUID collisions.
 //! - `hostile_http`: servers that bomb, drip, loop, lie about statuses or do not speak HTTP.
+//! - `fulltext`: article pages (`tests/fixtures/fulltext/*.html`) → stories, with goldens
+//!   (`*.expected.txt`, `FEEDLOOM_BLESS=1`); refreshes of `fulltext = true` sources against a
+//!   local server (teaser in, story out, failures, refetching, caps).
 //! - `ingest`: reading real-world feeds; each deliberate difference from feedparser is a test
 //!   named `feedparser_differs_*` that says why.
 //! - `politeness`: 410, Retry-After, backoff, redirects (permanent moves), interval hints (ttl,
@@ -28,6 +31,7 @@ mod cli_parse;
 mod config;
 mod conformance;
 mod crash;
+mod fulltext;
 #[path = "../../fuzz/harness.rs"]
 mod fuzz_harness;
 mod hostile;
