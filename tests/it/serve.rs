@@ -453,9 +453,11 @@ async fn no_reader_sees_a_partial_file_and_sigterm_exits_cleanly_during_publishi
     d.signal("TERM");
     let t = Instant::now();
     let mut child = d.child;
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+    // A hang guard, not a timing check: shutdown waits for the refresh in flight, which on a
+    // loaded machine (a debug build normalising 200 items) can take seconds.
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
-        .expect("exits within 10 s of SIGTERM")
+        .expect("exits within 30 s of SIGTERM")
         .unwrap();
     let took = t.elapsed();
     stop.store(true, Ordering::SeqCst);
@@ -536,7 +538,7 @@ async fn healthz_goes_stale_when_refreshes_fail() {
             );
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(15), "never went stale");
+        assert!(t.elapsed() < Duration::from_secs(45), "never went stale");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let metrics = c
@@ -585,7 +587,7 @@ async fn websub_publish_pings_the_configured_hubs() {
         {
             break pings;
         }
-        assert!(t.elapsed() < Duration::from_secs(15), "no ping: {pings:?}");
+        assert!(t.elapsed() < Duration::from_secs(45), "no ping: {pings:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(pings.iter().all(|p| p["hub.mode"] == "publish"));
@@ -669,7 +671,7 @@ async fn websub_subscriber_verifies_checks_signatures_refreshes_and_renews() {
             break s;
         }
         assert!(
-            t.elapsed() < Duration::from_secs(15),
+            t.elapsed() < Duration::from_secs(45),
             "no subscription request\n{}",
             d.log()
         );
@@ -726,7 +728,7 @@ async fn websub_subscriber_verifies_checks_signatures_refreshes_and_renews() {
     let t = Instant::now();
     while source_hits().await == before {
         assert!(
-            t.elapsed() < Duration::from_secs(10),
+            t.elapsed() < Duration::from_secs(45),
             "the push refreshed nothing\n{}",
             d.log()
         );
@@ -794,7 +796,7 @@ async fn sighup_reloads_a_valid_config_and_keeps_the_old_one_otherwise() {
     d.signal("HUP");
     let t = Instant::now();
     while !d.log().contains("config reload refused") {
-        assert!(t.elapsed() < Duration::from_secs(10), "{}", d.log());
+        assert!(t.elapsed() < Duration::from_secs(45), "{}", d.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
