@@ -211,6 +211,9 @@ pub struct Settings {
     /// `feedloom serve`: `/healthz` answers 503 when the last good refresh is older than this
     /// (`None`: three times `default_interval`).
     pub health_max_age: Option<Duration>,
+    /// How long an instance holds a source it is refreshing (PostgreSQL); a crashed
+    /// instance's sources are fetched by others after it. Longer than `fetch_timeout`.
+    pub lease: Duration,
 }
 
 impl Default for Settings {
@@ -236,6 +239,7 @@ impl Default for Settings {
             concurrency: 16,
             per_host_concurrency: 2,
             health_max_age: None,
+            lease: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -318,6 +322,7 @@ struct RawSettings {
     concurrency: Option<S<i64>>,
     per_host_concurrency: Option<S<i64>>,
     health_max_age: Option<S<String>>,
+    lease: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -632,6 +637,11 @@ impl Config {
             && let Some(n) = c.count(v, "max_redirects", 0)
         {
             settings.max_redirects = n;
+        }
+        if let Some(v) = &rs.lease
+            && let Some(d) = c.duration(v, "lease")
+        {
+            settings.lease = d;
         }
         if let Some(v) = &rs.concurrency
             && let Some(n) = c.count(v, "concurrency", 1)
