@@ -411,14 +411,15 @@ pub async fn refresh<S: Store + Clone + 'static>(
     // Fetches recorded after this instant are not in the states read below: another
     // instance's work, which a claim leaves alone.
     let looked = Utc::now();
+    let chosen: Vec<usize> = (0..ctx.config.sources.len())
+        .filter(|&n| only.is_empty() || only.contains(&ctx.config.sources[n].name))
+        .collect();
+    let states = states(&ctx, &chosen).await?;
     let mut reports = Vec::new();
     let mut candidates = Vec::new();
     let mut index = HashMap::new();
-    for (n, source) in ctx.config.sources.iter().enumerate() {
-        if !only.is_empty() && !only.contains(&source.name) {
-            continue;
-        }
-        let state = ctx.store.source_state(&source.name).await?;
+    for (n, state) in chosen.into_iter().zip(states) {
+        let source = &ctx.config.sources[n];
         if let Some(why) = not_due(source, state.as_ref(), force, now) {
             debug!(source = %source.name, why, "not due");
             let report = SourceReport::not_due(&source.name);
@@ -440,51 +441,51 @@ pub async fn refresh<S: Store + Clone + 'static>(
     let owner = run_owner();
     let lease = chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::MAX);
     let concurrency = settings.concurrency.max(1);
+    let per_host = settings.per_host_concurrency.max(1);
+    // Leased sources waiting for a worker, up to as many again as there are workers: the
+    // next claim is under way while the workers are busy, so claims (which all instances
+    // take in turn) do not pace the fetching.
+    let target = 2 * concurrency;
+    let batch = (concurrency / 2).max(1);
+    let mut queue: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
     let mut remaining = candidates;
     let mut tasks = tokio::task::JoinSet::new();
+    let mut claiming: Option<tokio::task::JoinHandle<_>> = None;
     let mut pause = CLAIM_PAUSE_MIN;
+    let mut next_claim = tokio::time::Instant::now();
     loop {
-        let free = concurrency.saturating_sub(tasks.len());
-        if free > 0 && !remaining.is_empty() {
-            let got = ctx
-                .store
-                .claim_due(&Claim {
-                    owner: owner.clone(),
-                    candidates: remaining.clone(),
-                    now: Utc::now(),
-                    lease,
-                    max: free,
-                    per_host: settings.per_host_concurrency.max(1),
-                    fetched_since: looked,
-                })
-                .await?;
-            let claimed: HashSet<&String> = got.claimed.iter().collect();
-            let waiting: HashSet<&String> = got.waiting.iter().collect();
-            for c in &remaining {
-                if !claimed.contains(&c.name) && !waiting.contains(&c.name) {
-                    debug!(source = %c.name, "another instance has it or fetched it; skipped");
-                    let report = SourceReport::not_due(&c.name);
-                    progress(&report);
-                    reports.push((index[&c.name], report));
-                }
-            }
-            remaining.retain(|c| waiting.contains(&c.name));
-            if !got.claimed.is_empty() {
-                pause = CLAIM_PAUSE_MIN;
-            }
-            for name in got.claimed {
-                let n = index[&name];
-                let source = ctx.config.sources[n].clone();
-                let ctx = ctx.clone();
-                let owner = owner.clone();
-                tasks.spawn(async move {
-                    let report = refresh_source(&ctx, &source, force, now).await;
-                    let released = ctx.store.release(&source.name, &owner).await;
-                    (n, report, released)
-                });
-            }
+        while tasks.len() < concurrency
+            && let Some(n) = queue.pop_front()
+        {
+            let source = ctx.config.sources[n].clone();
+            let ctx = ctx.clone();
+            let owner = owner.clone();
+            tasks.spawn(async move {
+                let report = refresh_source(&ctx, &source, force, now).await;
+                let released = ctx.store.release(&source.name, &owner).await;
+                (n, report, released)
+            });
         }
-        if tasks.is_empty() && remaining.is_empty() {
+        let held = tasks.len() + queue.len();
+        let want = claiming.is_none() && !remaining.is_empty() && held + batch <= target;
+        if want && tokio::time::Instant::now() >= next_claim {
+            let claim = Claim {
+                owner: owner.clone(),
+                candidates: claim_window(&remaining, per_host),
+                now: Utc::now(),
+                lease,
+                max: target - held,
+                per_host,
+                fetched_since: looked,
+            };
+            let ctx = ctx.clone();
+            claiming = Some(tokio::spawn(async move {
+                let got = ctx.store.claim_due(&claim).await;
+                (claim.candidates, got)
+            }));
+            continue;
+        }
+        if tasks.is_empty() && queue.is_empty() && remaining.is_empty() && claiming.is_none() {
             break;
         }
         tokio::select! {
@@ -495,14 +496,88 @@ pub async fn refresh<S: Store + Clone + 'static>(
                 progress(&report);
                 reports.push((n, report));
             }
-            () = tokio::time::sleep(pause), if !remaining.is_empty() => {
-                pause = (pause * 2).min(CLAIM_PAUSE_MAX);
+            joined = async { claiming.as_mut().expect("polled only while claiming").await },
+                if claiming.is_some() =>
+            {
+                claiming = None;
+                let (window, got) = joined.map_err(|e| StoreError::Task(e.to_string()))?;
+                let got = got?;
+                let claimed: HashSet<&String> = got.claimed.iter().collect();
+                let waiting: HashSet<&String> = got.waiting.iter().collect();
+                let mut settled = HashSet::new();
+                for c in &window {
+                    if !claimed.contains(&c.name) && !waiting.contains(&c.name) {
+                        debug!(source = %c.name, "another instance has it or fetched it; skipped");
+                        let report = SourceReport::not_due(&c.name);
+                        progress(&report);
+                        reports.push((index[&c.name], report));
+                        settled.insert(c.name.clone());
+                    }
+                }
+                remaining.retain(|c| !claimed.contains(&c.name) && !settled.contains(&c.name));
+                queue.extend(got.claimed.iter().map(|name| index[name]));
+                if got.claimed.is_empty() && !got.waiting.is_empty() {
+                    // Only busy hosts left: ask again shortly, less often while it lasts.
+                    next_claim = tokio::time::Instant::now() + pause;
+                    pause = (pause * 2).min(CLAIM_PAUSE_MAX);
+                } else {
+                    pause = CLAIM_PAUSE_MIN;
+                }
             }
+            () = tokio::time::sleep_until(next_claim), if want => {}
         }
     }
     reports.sort_by_key(|(n, _)| *n);
     Ok(reports.into_iter().map(|(_, r)| r).collect())
 }
+
+/// The stored states of `sources[n]` for each `n`, read `concurrency` at a time.
+async fn states<S: Store + Clone + 'static>(
+    ctx: &Arc<Ctx<S>>,
+    chosen: &[usize],
+) -> Result<Vec<Option<SourceState>>, StoreError> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        ctx.config.settings.concurrency.max(1),
+    ));
+    let mut reads = tokio::task::JoinSet::new();
+    for (i, &n) in chosen.iter().enumerate() {
+        let ctx = ctx.clone();
+        let permits = permits.clone();
+        reads.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (i, ctx.store.source_state(&ctx.config.sources[n].name).await)
+        });
+    }
+    let mut out = vec![None; chosen.len()];
+    while let Some(joined) = reads.join_next().await {
+        let (i, state) = joined.map_err(|e| StoreError::Task(e.to_string()))?;
+        out[i] = state?;
+    }
+    Ok(out)
+}
+
+/// The candidates one claim looks at: the first few of each host, at most `CLAIM_WINDOW`, so
+/// a claim stays cheap with thousands of sources and one busy host does not hide the others.
+fn claim_window(remaining: &[Candidate], per_host: usize) -> Vec<Candidate> {
+    let mut per: HashMap<&str, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for c in remaining {
+        if out.len() >= CLAIM_WINDOW {
+            break;
+        }
+        if let Some(h) = &c.host {
+            let n = per.entry(h.as_str()).or_default();
+            if *n >= per_host.saturating_mul(2) {
+                continue;
+            }
+            *n += 1;
+        }
+        out.push(c.clone());
+    }
+    out
+}
+
+const CLAIM_WINDOW: usize = 128;
 
 /// How long a run waits before asking again for sources whose host is at its limit (doubling
 /// up to the max while nothing comes free).

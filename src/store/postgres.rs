@@ -231,6 +231,12 @@ impl PostgresStore {
     }
 }
 
+/// A row of `sources s` joined with a candidate `c` is free to claim at `$3` (now, ms) for a
+/// run that looked at the states at `$4` (ms).
+const FREE: &str = "(s.lease_until IS NULL OR s.lease_until <= $3)
+    AND (s.fetched_at IS NULL OR s.fetched_at < $4)
+    AND (s.retry_not_before IS NULL OR s.retry_not_before <= $3 OR s.url IS DISTINCT FROM c.url)";
+
 impl Store for PostgresStore {
     type PublishGuard = PublishLock;
 
@@ -424,39 +430,37 @@ impl Store for PostgresStore {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&CLAIM_KEY])
             .await
             .map_err(e)?;
-        tx.execute(
-            "INSERT INTO sources (name) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-            &[&names],
-        )
-        .await
-        .map_err(e)?;
-        let free: std::collections::HashSet<String> = tx
-            .query(
-                "SELECT s.name FROM sources s
-                 JOIN unnest($1::text[], $2::text[]) AS c(name, url) ON s.name = c.name
-                 WHERE (s.lease_until IS NULL OR s.lease_until <= $3)
-                   AND (s.fetched_at IS NULL OR s.fetched_at < $4)
-                   AND (s.retry_not_before IS NULL OR s.retry_not_before <= $3
-                        OR s.url IS DISTINCT FROM c.url)
-                 FOR UPDATE OF s SKIP LOCKED",
-                &[&names, &urls, &now, &since],
-            )
-            .await
-            .map_err(e)?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        let mut busy: std::collections::HashMap<String, i64> = tx
-            .query(
+        // Rows for sources never seen are made here (probing first: a conflicting insert
+        // costs far more), and are free; of the others, which are free is read without locks
+        // (only the chosen rows get locked below). The busy hosts are asked for meanwhile.
+        let free_sql = format!(
+            "WITH new AS (
+                 INSERT INTO sources (name)
+                 SELECT n FROM unnest($1::text[]) AS n
+                 WHERE NOT EXISTS (SELECT 1 FROM sources WHERE name = n)
+                 ON CONFLICT DO NOTHING
+                 RETURNING name)
+             SELECT name FROM new
+             UNION ALL
+             SELECT s.name FROM sources s
+             JOIN unnest($1::text[], $2::text[]) AS c(name, url) ON s.name = c.name
+             WHERE {FREE}"
+        );
+        let free_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&names, &urls, &now, &since];
+        let busy_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&now];
+        let (free, busy) = tokio::try_join!(
+            tx.query(&free_sql, &free_params),
+            tx.query(
                 "SELECT host, count(*) FROM sources
                  WHERE lease_until > $1 AND host IS NOT NULL GROUP BY host",
-                &[&now],
+                &busy_params,
             )
-            .await
-            .map_err(e)?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+        )
+        .map_err(e)?;
+        let free: std::collections::HashSet<String> = free.iter().map(|r| r.get(0)).collect();
+        let mut busy: std::collections::HashMap<String, i64> =
+            busy.iter().map(|r| (r.get(0), r.get(1))).collect();
         let mut out = Claimed::default();
         let mut hosts: Vec<Option<&str>> = Vec::new();
         for cand in claim.candidates.iter().filter(|c| free.contains(&c.name)) {
@@ -475,13 +479,42 @@ impl Store for PostgresStore {
             hosts.push(cand.host.as_deref());
         }
         if !out.claimed.is_empty() {
-            tx.execute(
-                "UPDATE sources s SET lease_owner = $1, lease_until = $2, host = c.host
-                 FROM unnest($3::text[], $4::text[]) AS c(name, host) WHERE s.name = c.name",
-                &[&claim.owner, &until, &out.claimed, &hosts],
-            )
-            .await
-            .map_err(e)?;
+            // A row another transaction is writing right now (its fetch being recorded) is
+            // skipped, not waited for; one that stopped being free is left too.
+            let chosen_urls: Vec<&str> = out
+                .claimed
+                .iter()
+                .filter_map(|n| claim.candidates.iter().find(|c| &c.name == n))
+                .map(|c| c.url.as_str())
+                .collect();
+            let leased: std::collections::HashSet<String> = tx
+                .query(
+                    &format!(
+                        "UPDATE sources t SET lease_owner = $5, lease_until = $6, host = l.host
+                         FROM (SELECT s.name, c.host FROM sources s
+                               JOIN unnest($1::text[], $2::text[], $7::text[]) AS c(name, url, host)
+                                 ON s.name = c.name
+                               WHERE {FREE}
+                               FOR UPDATE OF s SKIP LOCKED) l
+                         WHERE t.name = l.name
+                         RETURNING t.name"
+                    ),
+                    &[
+                        &out.claimed,
+                        &chosen_urls,
+                        &now,
+                        &since,
+                        &claim.owner,
+                        &until,
+                        &hosts,
+                    ],
+                )
+                .await
+                .map_err(e)?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            out.claimed.retain(|name| leased.contains(name));
         }
         tx.commit().await.map_err(e)?;
         Ok(out)
