@@ -453,6 +453,10 @@ pub async fn refresh<S: Store + Clone + 'static>(
     let mut claiming: Option<tokio::task::JoinHandle<_>> = None;
     let mut pause = CLAIM_PAUSE_MIN;
     let mut next_claim = tokio::time::Instant::now();
+    // Leases are renewed while the run works, so only a dead instance's run out.
+    let every = (settings.lease / 3).max(std::time::Duration::from_millis(100));
+    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         while tasks.len() < concurrency
             && let Some(n) = queue.pop_front()
@@ -525,6 +529,12 @@ pub async fn refresh<S: Store + Clone + 'static>(
                 }
             }
             () = tokio::time::sleep_until(next_claim), if want => {}
+            _ = renew.tick() => {
+                let until = Utc::now().checked_add_signed(lease).unwrap_or(DateTime::<Utc>::MAX_UTC);
+                if let Err(e) = ctx.store.renew(&owner, until).await {
+                    warn!(error = %e, "could not renew the leases; another instance may take over");
+                }
+            }
         }
     }
     reports.sort_by_key(|(n, _)| *n);

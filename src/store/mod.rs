@@ -216,6 +216,14 @@ pub trait Store: Send + Sync {
         owner: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Extends every lease `owner` still holds to `until`: a run that is still working keeps
+    /// its sources however long a fetch takes, and a dead one's run out.
+    fn renew(
+        &self,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Waits until no other instance is publishing, then holds that right until the guard
     /// is dropped.
     fn lock_publish(&self) -> impl Future<Output = Result<Self::PublishGuard, StoreError>> + Send;
@@ -332,6 +340,10 @@ impl Store for AnyStore {
 
     async fn release(&self, source: &str, owner: &str) -> Result<(), StoreError> {
         dispatch!(self, s => s.release(source, owner).await)
+    }
+
+    async fn renew(&self, owner: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, s => s.renew(owner, until).await)
     }
 
     async fn lock_publish(&self) -> Result<AnyPublishGuard, StoreError> {

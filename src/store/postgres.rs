@@ -532,6 +532,17 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn renew(&self, owner: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
+        let c = self.conn().await?;
+        c.execute(
+            "UPDATE sources SET lease_until = $2 WHERE lease_owner = $1",
+            &[&owner, &ms(until)],
+        )
+        .await
+        .map_err(|e| self.inner.err(e))?;
+        Ok(())
+    }
+
     async fn lock_publish(&self) -> Result<PublishLock, StoreError> {
         let client = self.inner.connect().await?;
         client

@@ -393,6 +393,15 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn renew(&self, owner: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
+        for (o, t, _) in lock_leases(&self.leases).held.values_mut() {
+            if o == owner {
+                *t = until;
+            }
+        }
+        Ok(())
+    }
+
     async fn lock_publish(&self) -> Result<(), StoreError> {
         Ok(())
     }

@@ -82,6 +82,7 @@ conformance!(
     prune_drops_stale_unlisted_and_excess,
     claim_leases_each_source_to_one_owner,
     claim_lease_runs_out,
+    claim_lease_renewed_by_its_owner,
     claim_respects_per_host_limit,
     claim_respects_retry_after_of_the_same_url,
     claim_leaves_sources_fetched_since,
@@ -213,9 +214,13 @@ async fn upsert_unlists_what_the_source_dropped(b: &Backend) {
     s.upsert_items("a", &[one.clone(), two.clone()], t(100))
         .await
         .unwrap();
-    s.upsert_items("b", &[one.clone()], t(100)).await.unwrap();
+    s.upsert_items("b", std::slice::from_ref(&one), t(100))
+        .await
+        .unwrap();
     // "2" leaves the document: kept, but unlisted, so retention can take it.
-    s.upsert_items("a", &[one.clone()], t(200)).await.unwrap();
+    s.upsert_items("a", std::slice::from_ref(&one), t(200))
+        .await
+        .unwrap();
     s.touch_listed("a", t(10_000)).await.unwrap();
     assert_eq!(s.prune(t(5_000), 100).await.unwrap(), 1);
     assert_eq!(
@@ -397,6 +402,24 @@ async fn claim_lease_runs_out(b: &Backend) {
     );
 }
 
+async fn claim_lease_renewed_by_its_owner(b: &Backend) {
+    let (one, two) = (b.open().await, b.open().await);
+    let cands = [cand("a", Some("h1"))];
+    let now = Utc::now();
+    let mut c = claim("slow", &cands, now, 10);
+    c.lease = Duration::seconds(2);
+    assert_eq!(one.claim_due(&c).await.unwrap(), claimed(&["a"], &[]));
+    one.renew("slow", now + Duration::seconds(10))
+        .await
+        .unwrap();
+    two.renew("other", now + Duration::seconds(100))
+        .await
+        .unwrap();
+    let at = |s| claim("two", &cands, now + Duration::seconds(s), 10);
+    assert_eq!(two.claim_due(&at(5)).await.unwrap(), claimed(&[], &[]));
+    assert_eq!(two.claim_due(&at(10)).await.unwrap(), claimed(&["a"], &[]));
+}
+
 async fn claim_respects_per_host_limit(b: &Backend) {
     let (one, two) = (b.open().await, b.open().await);
     let cands = [
@@ -486,5 +509,36 @@ async fn publish_lock_is_exclusive(b: &Backend) {
                 .expect("the lock is free once its holder lets go")
                 .unwrap();
         }
+    }
+}
+
+/// Timing, not behaviour: 10,000 items upserted into one source, on each backend
+/// (`cargo test --release --test it upsert_timing -- --ignored --nocapture`).
+#[tokio::test]
+#[ignore = "a measurement"]
+async fn upsert_timing() {
+    let items: Vec<Item> = (0..10_000)
+        .map(|n| {
+            item(
+                &format!("https://example.org/{n}"),
+                &format!("story {n}"),
+                Some(t(n)),
+            )
+        })
+        .collect();
+    let mut backends = vec![("sqlite", Backend::sqlite())];
+    if let Some(b) = Backend::postgres("upsert_timing").await {
+        backends.push(("postgres", b));
+    }
+    for (name, b) in backends {
+        let s = b.open().await;
+        for (round, what) in ["new", "unchanged"].iter().enumerate() {
+            let started = std::time::Instant::now();
+            s.upsert_items("a", &items, t(100_000 + round as i64))
+                .await
+                .unwrap();
+            eprintln!("{name}: 10,000 {what} items in {:?}", started.elapsed());
+        }
+        b.finish().await;
     }
 }
