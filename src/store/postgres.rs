@@ -320,6 +320,7 @@ impl Store for PostgresStore {
                 "INSERT INTO items (source, id, hash, first_seen, last_seen, sort_date, listed, data)
                  SELECT $1, t.id, t.hash, $2, $2, COALESCE(t.date, $2), TRUE, t.data
                  FROM unnest($3::text[], $4::int8[], $5::int8[], $6::text[]) AS t(id, hash, date, data)
+                 WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.source = $1 AND i.id = t.id)
                  ON CONFLICT (source, id) DO NOTHING",
                 &[&source, &now, &ids, &hashes, &dates, &data],
             )
