@@ -20,7 +20,7 @@ use crate::config::{Config, Location, Settings};
 use crate::fetch::{FetchOutcome, Fetcher, Validators};
 use crate::normalize::language::Detector;
 use crate::pipeline::{self, Ctx, RunReport};
-use crate::store::SqliteStore;
+use crate::store::{self, AnyStore};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -219,12 +219,16 @@ fn check(path: &Path) -> u8 {
 }
 
 /// Holds the run lock: an OS lock on a file beside the database, so a crashed run never blocks
-/// the next one.
+/// the next one. A PostgreSQL database needs none: runs share it through leases on sources
+/// and the publish lock.
 struct RunLock {
-    _file: File,
+    _file: Option<File>,
 }
 
 fn lock(config: &Config) -> Result<Option<RunLock>> {
+    if store::is_url(&config.settings.database) {
+        return Ok(Some(RunLock { _file: None }));
+    }
     let path = PathBuf::from(format!("{}.lock", config.settings.database));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
@@ -236,20 +240,16 @@ fn lock(config: &Config) -> Result<Option<RunLock>> {
         .open(&path)
         .with_context(|| format!("open lock file {}", path.display()))?;
     match file.try_lock() {
-        Ok(()) => Ok(Some(RunLock { _file: file })),
+        Ok(()) => Ok(Some(RunLock { _file: Some(file) })),
         Err(TryLockError::WouldBlock) => Ok(None),
         Err(TryLockError::Error(e)) => Err(e).with_context(|| format!("lock {}", path.display())),
     }
 }
 
-async fn open(config: Config) -> Result<Arc<Ctx<SqliteStore>>> {
-    if config.settings.database.contains("://") {
-        anyhow::bail!(
-            "database {:?}: only SQLite files are supported by this build",
-            config.settings.database
-        );
-    }
-    let store = SqliteStore::open(Path::new(&config.settings.database))?;
+async fn open(config: Config) -> Result<Arc<Ctx<AnyStore>>> {
+    // Every worker may be in a store call at once, plus a claim and a publish.
+    let connections = config.settings.concurrency + 2;
+    let store = AnyStore::open(&config.settings.database, connections).await?;
     std::fs::create_dir_all(&config.settings.output_dir).with_context(|| {
         format!(
             "output_dir {} is not writable",

@@ -218,6 +218,9 @@ pub struct Settings {
     /// Bounds on reading and normalising one document (`max_xml_depth`, `max_xml_elements`,
     /// `max_field_bytes`, `parse_timeout`).
     pub parse_limits: crate::parse::Limits,
+    /// How long an instance holds a source it is refreshing (PostgreSQL); a crashed
+    /// instance's sources are fetched by others after it. Longer than `fetch_timeout`.
+    pub lease: Duration,
 }
 
 impl Default for Settings {
@@ -245,6 +248,7 @@ impl Default for Settings {
             fulltext_pages_per_run: 10,
             health_max_age: None,
             parse_limits: crate::parse::Limits::default(),
+            lease: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -336,6 +340,7 @@ struct RawSettings {
     max_xml_elements: Option<S<i64>>,
     max_field_bytes: Option<S<i64>>,
     parse_timeout: Option<S<String>>,
+    lease: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -689,6 +694,11 @@ impl Config {
             && let Some(d) = c.duration(v, "parse_timeout")
         {
             settings.parse_limits.max_time = d;
+        }
+        if let Some(v) = &rs.lease
+            && let Some(d) = c.duration(v, "lease")
+        {
+            settings.lease = d;
         }
         if let Some(v) = &rs.concurrency
             && let Some(n) = c.count(v, "concurrency", 1)

@@ -2,13 +2,12 @@
 //! [full text](pages) → store), `refresh` (the due sources, concurrently), `publish_all` (select → render → write).
 //! `feedloom refresh` and the daemon both call these.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 use url::Url;
 
@@ -21,7 +20,9 @@ use crate::normalize::{self, Rules};
 use crate::parse::{self, ParseError};
 use crate::publish::{self, Context, PublishError, SourceInfo};
 use crate::select;
-use crate::store::{ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts};
+use crate::store::{
+    Candidate, Claim, ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts,
+};
 
 pub mod pages;
 
@@ -427,6 +428,11 @@ fn note_moved(
 /// Refreshes the chosen sources (all when `only` is empty) that are due, or all of them with
 /// `force`, `settings.concurrency` at a time and `settings.per_host_concurrency` per host.
 /// `progress` hears of each source as it finishes.
+///
+/// Each source is refreshed under a lease from [`Store::claim_due`], so several instances on
+/// one PostgreSQL database share the due sources: a source another instance holds, or fetched
+/// since this run looked, is left to it (reported as not due); one whose host is at its limit
+/// is asked for again shortly. A lease is given back once the fetch is recorded.
 pub async fn refresh<S: Store + Clone + 'static>(
     ctx: Arc<Ctx<S>>,
     only: &[String],
@@ -434,34 +440,217 @@ pub async fn refresh<S: Store + Clone + 'static>(
     now: DateTime<Utc>,
     progress: &(dyn Fn(&SourceReport) + Sync),
 ) -> Result<Vec<SourceReport>, StoreError> {
-    let sem = Arc::new(Semaphore::new(ctx.config.settings.concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for (n, source) in ctx.config.sources.iter().enumerate() {
-        if !only.is_empty() && !only.contains(&source.name) {
+    let settings = &ctx.config.settings;
+    // Fetches recorded after this instant are not in the states read below: another
+    // instance's work, which a claim leaves alone.
+    let looked = Utc::now();
+    let chosen: Vec<usize> = (0..ctx.config.sources.len())
+        .filter(|&n| only.is_empty() || only.contains(&ctx.config.sources[n].name))
+        .collect();
+    let states = states(&ctx, &chosen).await?;
+    let mut reports = Vec::new();
+    let mut candidates = Vec::new();
+    let mut index = HashMap::new();
+    for (n, state) in chosen.into_iter().zip(states) {
+        let source = &ctx.config.sources[n];
+        if let Some(why) = not_due(source, state.as_ref(), force, now) {
+            debug!(source = %source.name, why, "not due");
+            let report = SourceReport::not_due(&source.name);
+            progress(&report);
+            reports.push((n, report));
             continue;
         }
-        let ctx = ctx.clone();
-        let sem = sem.clone();
-        let source = source.clone();
-        tasks.spawn(async move {
-            // The host's slot first: a source waiting for its busy host holds no global slot
-            // that a source on another host could use.
-            let state = ctx.store.source_state(&source.name).await.ok().flatten();
-            let location = fetch_location(&source, state.as_ref());
-            let _host = ctx.fetcher.host_slot(&location).await;
-            let _permit = sem.acquire_owned().await;
-            (n, refresh_source(&ctx, &source, force, now).await)
+        let host = match fetch_location(source, state.as_ref()) {
+            Location::Http(u) => Some(u.host_str().unwrap_or_default().to_ascii_lowercase()),
+            Location::File(_) => None,
+        };
+        index.insert(source.name.clone(), n);
+        candidates.push(Candidate {
+            name: source.name.clone(),
+            host,
+            url: source.location.to_string(),
         });
     }
-    let mut reports = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (n, report) = joined.map_err(|e| StoreError::Task(e.to_string()))?;
-        let report = report?;
-        progress(&report);
-        reports.push((n, report));
+    let owner = run_owner();
+    let lease = chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::MAX);
+    let concurrency = settings.concurrency.max(1);
+    let per_host = settings.per_host_concurrency.max(1);
+    // Leased sources waiting for a worker, up to as many again as there are workers: the
+    // next claim is under way while the workers are busy, so claims (which all instances
+    // take in turn) do not pace the fetching.
+    let target = 2 * concurrency;
+    let batch = (concurrency / 2).max(1);
+    let mut queue: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
+    let mut remaining = candidates;
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut claiming: Option<tokio::task::JoinHandle<_>> = None;
+    let mut pause = CLAIM_PAUSE_MIN;
+    let mut next_claim = tokio::time::Instant::now();
+    // Leases are renewed while the run works, so only a dead instance's run out.
+    let every = (settings.lease / 3).max(std::time::Duration::from_millis(100));
+    let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        while tasks.len() < concurrency
+            && let Some(n) = queue.pop_front()
+        {
+            let source = ctx.config.sources[n].clone();
+            let ctx = ctx.clone();
+            let owner = owner.clone();
+            tasks.spawn(async move {
+                let report = refresh_source(&ctx, &source, force, now).await;
+                let released = ctx.store.release(&source.name, &owner).await;
+                (n, report, released)
+            });
+        }
+        let held = tasks.len() + queue.len();
+        let want = claiming.is_none() && !remaining.is_empty() && held + batch <= target;
+        if want && tokio::time::Instant::now() >= next_claim {
+            let claim = Claim {
+                owner: owner.clone(),
+                candidates: claim_window(&remaining, per_host),
+                now: Utc::now(),
+                lease,
+                max: target - held,
+                per_host,
+                fetched_since: looked,
+            };
+            let ctx = ctx.clone();
+            claiming = Some(tokio::spawn(async move {
+                let got = ctx.store.claim_due(&claim).await;
+                (claim.candidates, got)
+            }));
+            continue;
+        }
+        if tasks.is_empty() && queue.is_empty() && remaining.is_empty() && claiming.is_none() {
+            break;
+        }
+        tokio::select! {
+            Some(joined) = tasks.join_next() => {
+                let (n, report, released) = joined.map_err(|e| StoreError::Task(e.to_string()))?;
+                let report = report?;
+                released?;
+                progress(&report);
+                reports.push((n, report));
+            }
+            joined = async { claiming.as_mut().expect("polled only while claiming").await },
+                if claiming.is_some() =>
+            {
+                claiming = None;
+                let (window, got) = joined.map_err(|e| StoreError::Task(e.to_string()))?;
+                let got = got?;
+                let claimed: HashSet<&String> = got.claimed.iter().collect();
+                let waiting: HashSet<&String> = got.waiting.iter().collect();
+                let mut settled = HashSet::new();
+                for c in &window {
+                    if !claimed.contains(&c.name) && !waiting.contains(&c.name) {
+                        debug!(source = %c.name, "another instance has it or fetched it; skipped");
+                        let report = SourceReport::not_due(&c.name);
+                        progress(&report);
+                        reports.push((index[&c.name], report));
+                        settled.insert(c.name.clone());
+                    }
+                }
+                remaining.retain(|c| !claimed.contains(&c.name) && !settled.contains(&c.name));
+                queue.extend(got.claimed.iter().map(|name| index[name]));
+                if got.claimed.is_empty() && !got.waiting.is_empty() {
+                    // Only busy hosts left: ask again shortly, less often while it lasts.
+                    next_claim = tokio::time::Instant::now() + pause;
+                    pause = (pause * 2).min(CLAIM_PAUSE_MAX);
+                } else {
+                    pause = CLAIM_PAUSE_MIN;
+                }
+            }
+            () = tokio::time::sleep_until(next_claim), if want => {}
+            _ = renew.tick() => {
+                let until = Utc::now().checked_add_signed(lease).unwrap_or(DateTime::<Utc>::MAX_UTC);
+                if let Err(e) = ctx.store.renew(&owner, until).await {
+                    warn!(error = %e, "could not renew the leases; another instance may take over");
+                }
+            }
+        }
     }
     reports.sort_by_key(|(n, _)| *n);
     Ok(reports.into_iter().map(|(_, r)| r).collect())
+}
+
+/// The stored states of `sources[n]` for each `n`, read `concurrency` at a time.
+async fn states<S: Store + Clone + 'static>(
+    ctx: &Arc<Ctx<S>>,
+    chosen: &[usize],
+) -> Result<Vec<Option<SourceState>>, StoreError> {
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        ctx.config.settings.concurrency.max(1),
+    ));
+    let mut reads = tokio::task::JoinSet::new();
+    for (i, &n) in chosen.iter().enumerate() {
+        let ctx = ctx.clone();
+        let permits = permits.clone();
+        reads.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            (i, ctx.store.source_state(&ctx.config.sources[n].name).await)
+        });
+    }
+    let mut out = vec![None; chosen.len()];
+    while let Some(joined) = reads.join_next().await {
+        let (i, state) = joined.map_err(|e| StoreError::Task(e.to_string()))?;
+        out[i] = state?;
+    }
+    Ok(out)
+}
+
+/// The candidates one claim looks at: the first few of each host, at most `CLAIM_WINDOW`, so
+/// a claim stays cheap with thousands of sources and one busy host does not hide the others.
+fn claim_window(remaining: &[Candidate], per_host: usize) -> Vec<Candidate> {
+    let mut per: HashMap<&str, usize> = HashMap::new();
+    let mut out = Vec::new();
+    for c in remaining {
+        if out.len() >= CLAIM_WINDOW {
+            break;
+        }
+        if let Some(h) = &c.host {
+            let n = per.entry(h.as_str()).or_default();
+            if *n >= per_host.saturating_mul(2) {
+                continue;
+            }
+            *n += 1;
+        }
+        out.push(c.clone());
+    }
+    out
+}
+
+const CLAIM_WINDOW: usize = 128;
+
+/// How long a run waits before asking again for sources whose host is at its limit (doubling
+/// up to the max while nothing comes free).
+const CLAIM_PAUSE_MIN: std::time::Duration = std::time::Duration::from_millis(20);
+const CLAIM_PAUSE_MAX: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Who holds a run's leases: the process id and random bits, unique across instances.
+fn run_owner() -> String {
+    let mut b = [0u8; 8];
+    // Without OS randomness the clock still tells runs apart.
+    if getrandom::fill(&mut b).is_err() {
+        b = Utc::now()
+            .timestamp_nanos_opt()
+            .unwrap_or_default()
+            .to_le_bytes();
+    }
+    format!("{}-{:016x}", std::process::id(), u64::from_le_bytes(b))
+}
+
+impl SourceReport {
+    fn not_due(source: &str) -> SourceReport {
+        SourceReport {
+            source: source.to_string(),
+            outcome: Outcome::NotDue,
+            counts: UpsertCounts::default(),
+            items: 0,
+            millis: 0,
+            error: None,
+        }
+    }
 }
 
 /// Deletes items past retention (never while their source lists them) and beyond
@@ -475,11 +664,15 @@ pub async fn prune<S: Store>(ctx: &Ctx<S>, now: DateTime<Utc>) -> Result<u64, St
         .await
 }
 
-/// What outputs need to know about every configured source.
-async fn source_infos<S: Store>(ctx: &Ctx<S>) -> Result<HashMap<String, SourceInfo>, StoreError> {
+/// What outputs need to know about every configured source, and the newest recorded fetch.
+async fn source_infos<S: Store>(
+    ctx: &Ctx<S>,
+) -> Result<(HashMap<String, SourceInfo>, Option<DateTime<Utc>>), StoreError> {
     let mut out = HashMap::new();
+    let mut newest = None;
     for s in &ctx.config.sources {
         let state = ctx.store.source_state(&s.name).await?;
+        newest = newest.max(state.as_ref().and_then(|st| st.last_fetch_at));
         let feed = state.and_then(|st| st.feed);
         let feed_url = match &s.location {
             Location::Http(u) => Some(u.to_string()),
@@ -503,7 +696,7 @@ async fn source_infos<S: Store>(ctx: &Ctx<S>) -> Result<HashMap<String, SourceIn
             },
         );
     }
-    Ok(out)
+    Ok((out, newest))
 }
 
 fn priorities(config: &Config) -> select::Priorities {
@@ -536,11 +729,17 @@ pub async fn explain<S: Store>(
 }
 
 /// Renders every output of every `[[feed]]` from the store and writes the ones whose bytes
-/// changed. The caller holds the run lock (temp files of killed runs are swept here).
+/// changed, under the store's publish lock (so instances sharing a database and an output
+/// folder take turns; temp files of killed runs are swept here).
+///
+/// Outputs depend only on the stored state and the config, so every instance renders the
+/// same bytes: `max_age` counts back from the newest recorded fetch, not from this instance's
+/// clock (`now` only when nothing was fetched yet).
 pub async fn publish_all<S: Store>(
     ctx: &Ctx<S>,
     now: DateTime<Utc>,
 ) -> Result<PublishReport, StoreError> {
+    let _publishing = ctx.store.lock_publish().await?;
     let settings = &ctx.config.settings;
     let swept = publish::sweep_temp_files(&settings.output_dir);
     if swept > 0 {
@@ -549,9 +748,11 @@ pub async fn publish_all<S: Store>(
             "removed temp files left by an interrupted run"
         );
     }
+    let (sources, newest_fetch) = source_infos(ctx).await?;
+    let now = newest_fetch.unwrap_or(now);
     let pctx = Context {
         base_url: settings.base_url.clone(),
-        sources: source_infos(ctx).await?,
+        sources,
         ttl_minutes: (settings.default_interval.as_secs() / 60).max(1),
         hubs: settings.websub_hubs.clone(),
     };
@@ -644,5 +845,5 @@ fn render_opml(config: &Config, infos: &HashMap<String, SourceInfo>) -> Vec<u8> 
 
 /// The configured sources as OPML 2.0 (`feedloom sources export`).
 pub async fn export_opml<S: Store>(ctx: &Ctx<S>) -> Result<Vec<u8>, StoreError> {
-    Ok(render_opml(&ctx.config, &source_infos(ctx).await?))
+    Ok(render_opml(&ctx.config, &source_infos(ctx).await?.0))
 }

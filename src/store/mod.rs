@@ -1,7 +1,14 @@
 //! What feedloom remembers: per-source fetch state and every normalised item, keyed by
-//! (source, id). One trait, [`Store`], with an embedded SQLite backend (the default); a
-//! PostgreSQL backend for several instances goes behind the same trait.
+//! (source, id). One trait, [`Store`], with an embedded SQLite backend (the default) and a
+//! PostgreSQL backend for several instances sharing one database (`postgres` feature).
+//! [`AnyStore`] picks one at startup from the `database` setting.
+//!
+//! Several instances: a source is refreshed only under a lease taken with [`Store::claim_due`]
+//! and given back with [`Store::release`]; publishing happens under [`Store::lock_publish`].
+//! SQLite serves one process (the CLI holds a file lock), so its leases live in memory.
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -13,6 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::fetch::Validators;
 use crate::model::{FeedMeta, Item};
 
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +46,16 @@ pub enum StoreError {
     },
     #[error("database task failed: {0}")]
     Task(String),
+    #[cfg(feature = "postgres")]
+    #[error("database {url}: {source}")]
+    Postgres {
+        /// The database URL without its password.
+        url: String,
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    #[error("database {url}: {reason}")]
+    Unsupported { url: String, reason: &'static str },
 }
 
 /// What is known of a source between runs.
@@ -126,8 +145,50 @@ pub struct ItemQuery {
     pub limit: Option<usize>,
 }
 
+/// A source a run would like to refresh.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    pub name: String,
+    /// The host it is fetched from, for the per-host limit (`None`: a local file, no limit).
+    pub host: Option<String>,
+    /// Its configured location: a server's `Retry-After` binds only the location that sent it.
+    pub url: String,
+}
+
+/// A request for leases on due sources ([`Store::claim_due`]).
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// Who holds the leases: one id per run of one instance.
+    pub owner: String,
+    /// The sources the run still wants, in the order it prefers.
+    pub candidates: Vec<Candidate>,
+    pub now: DateTime<Utc>,
+    /// How long a lease lasts; a crashed holder's sources are free again after it.
+    pub lease: chrono::Duration,
+    /// At most this many leases are handed out.
+    pub max: usize,
+    /// At most this many live leases per host, all instances together.
+    pub per_host: usize,
+    /// A source whose fetch was recorded at or after this (by any instance) is settled.
+    pub fetched_since: DateTime<Utc>,
+}
+
+/// What [`Store::claim_due`] decided. A candidate in neither list is settled for this run:
+/// another instance holds it or fetched it since `fetched_since`, or its server's
+/// `Retry-After` has not passed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Claimed {
+    /// Leased to the owner now, in candidate order.
+    pub claimed: Vec<String>,
+    /// Free but not handed out: their host is at its limit or `max` was reached. Ask again.
+    pub waiting: Vec<String>,
+}
+
 /// What a store does. Futures are `Send` so the daemon can run them on any worker.
 pub trait Store: Send + Sync {
+    /// Held while outputs are written; dropping it lets the next publisher in.
+    type PublishGuard: Send;
+
     fn source_state(
         &self,
         source: &str,
@@ -168,4 +229,155 @@ pub trait Store: Send + Sync {
         unseen_since: DateTime<Utc>,
         keep_per_source: usize,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Leases candidates that are free: not leased by anyone (or the lease ran out), not
+    /// fetched since `fetched_since`, past their `Retry-After`, their host under `per_host`
+    /// live leases. Atomic across instances: no two owners hold one source at a time.
+    fn claim_due(&self, claim: &Claim) -> impl Future<Output = Result<Claimed, StoreError>> + Send;
+
+    /// Gives a lease back (after its fetch was recorded). A lease taken over meanwhile by
+    /// another owner is left alone.
+    fn release(
+        &self,
+        source: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Extends every lease `owner` still holds to `until`: a run that is still working keeps
+    /// its sources however long a fetch takes, and a dead one's run out.
+    fn renew(
+        &self,
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Waits until no other instance is publishing, then holds that right until the guard
+    /// is dropped.
+    fn lock_publish(&self) -> impl Future<Output = Result<Self::PublishGuard, StoreError>> + Send;
+}
+
+/// The backend named by the `database` setting: a SQLite file path, or a `postgres://` URL.
+#[derive(Clone)]
+pub enum AnyStore {
+    Sqlite(SqliteStore),
+    #[cfg(feature = "postgres")]
+    Postgres(PostgresStore),
+}
+
+/// Guard of [`AnyStore::lock_publish`].
+pub enum AnyPublishGuard {
+    Sqlite(<SqliteStore as Store>::PublishGuard),
+    #[cfg(feature = "postgres")]
+    Postgres(<PostgresStore as Store>::PublishGuard),
+}
+
+/// True when `database` names a server rather than a file.
+pub fn is_url(database: &str) -> bool {
+    database.contains("://")
+}
+
+impl AnyStore {
+    /// Opens and migrates the database `database` names. `connections`: the most a
+    /// PostgreSQL store opens at once.
+    pub async fn open(database: &str, connections: usize) -> Result<AnyStore, StoreError> {
+        if !is_url(database) {
+            return Ok(AnyStore::Sqlite(SqliteStore::open(std::path::Path::new(
+                database,
+            ))?));
+        }
+        let scheme = database.split("://").next().unwrap_or_default();
+        if scheme != "postgres" && scheme != "postgresql" {
+            return Err(StoreError::Unsupported {
+                url: database.to_string(),
+                reason: "only postgres:// URLs (or a SQLite file path) are supported",
+            });
+        }
+        #[cfg(feature = "postgres")]
+        {
+            Ok(AnyStore::Postgres(
+                PostgresStore::open(database, connections).await?,
+            ))
+        }
+        #[cfg(not(feature = "postgres"))]
+        {
+            let _ = connections;
+            Err(StoreError::Unsupported {
+                url: database.to_string(),
+                reason: "this build has no PostgreSQL support (cargo feature `postgres`)",
+            })
+        }
+    }
+
+    /// True when several instances may share the database (no run lock file is needed).
+    pub fn is_shared(&self) -> bool {
+        !matches!(self, AnyStore::Sqlite(_))
+    }
+}
+
+/// Calls the same method on whichever backend this is.
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnyStore::Sqlite($s) => $call,
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres($s) => $call,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    type PublishGuard = AnyPublishGuard;
+
+    async fn source_state(&self, source: &str) -> Result<Option<SourceState>, StoreError> {
+        dispatch!(self, s => s.source_state(source).await)
+    }
+
+    async fn record_fetch(&self, source: &str, state: &SourceState) -> Result<(), StoreError> {
+        dispatch!(self, s => s.record_fetch(source, state).await)
+    }
+
+    async fn upsert_items(
+        &self,
+        source: &str,
+        items: &[Item],
+        now: DateTime<Utc>,
+    ) -> Result<UpsertCounts, StoreError> {
+        dispatch!(self, s => s.upsert_items(source, items, now).await)
+    }
+
+    async fn touch_listed(&self, source: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, s => s.touch_listed(source, now).await)
+    }
+
+    async fn items(&self, query: &ItemQuery) -> Result<Vec<StoredItem>, StoreError> {
+        dispatch!(self, s => s.items(query).await)
+    }
+
+    async fn prune(
+        &self,
+        unseen_since: DateTime<Utc>,
+        keep_per_source: usize,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.prune(unseen_since, keep_per_source).await)
+    }
+
+    async fn claim_due(&self, claim: &Claim) -> Result<Claimed, StoreError> {
+        dispatch!(self, s => s.claim_due(claim).await)
+    }
+
+    async fn release(&self, source: &str, owner: &str) -> Result<(), StoreError> {
+        dispatch!(self, s => s.release(source, owner).await)
+    }
+
+    async fn renew(&self, owner: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
+        dispatch!(self, s => s.renew(owner, until).await)
+    }
+
+    async fn lock_publish(&self) -> Result<AnyPublishGuard, StoreError> {
+        match self {
+            AnyStore::Sqlite(s) => Ok(AnyPublishGuard::Sqlite(s.lock_publish().await?)),
+            #[cfg(feature = "postgres")]
+            AnyStore::Postgres(s) => Ok(AnyPublishGuard::Postgres(s.lock_publish().await?)),
+        }
+    }
 }

@@ -24,6 +24,10 @@
 //! - `serve`: `feedloom serve` over real HTTP: ETag/304, encodings, WebSub both ways,
 //!   shutdown while republishing, healthz, SIGHUP, the index in headless Chromium.
 //! - `conformance`: the shipped config's outputs judged by `../shared/conformance/`.
+//! - `store_conformance`: the `Store` contract, one test written once and run on SQLite and on
+//!   PostgreSQL (`FEEDLOOM_TEST_POSTGRES`); a new store method gets its test there.
+//! - `multi_instance`: several `feedloom refresh` processes on one PostgreSQL database against a
+//!   local nginx, judged by nginx's access log (leases, crash takeover, identical outputs).
 //!
 //! No test touches the internet.
 
@@ -37,9 +41,15 @@ mod fuzz_harness;
 mod hostile;
 mod hostile_http;
 mod ingest;
+#[cfg(feature = "postgres")]
+mod multi_instance;
 mod normalize;
+#[cfg(feature = "postgres")]
+mod pg;
 mod politeness;
 mod publish;
 mod refresh;
 mod serve;
+#[cfg(feature = "postgres")]
+mod store_conformance;
 mod support;

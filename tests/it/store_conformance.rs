@@ -1,0 +1,544 @@
+//! The store conformance suite: every behaviour the pipeline relies on, written once and run
+//! on each backend (`sqlite::*` always, `postgres::*` on `FEEDLOOM_TEST_POSTGRES`, each test on
+//! a database of its own). A new `Store` method gets its test here, in the `conformance!` list.
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use feedloom::model::Item;
+use feedloom::store::{
+    AnyStore, Candidate, Claim, Claimed, ItemQuery, SourceState, Store, UpsertCounts,
+};
+
+/// Where a test's stores live.
+enum Backend {
+    /// One store: a process has one handle (its leases are in memory), shared by clones.
+    /// The folder is held so the file outlives the test.
+    Sqlite(#[allow(dead_code)] tempfile::TempDir, AnyStore),
+    Postgres(crate::pg::TempDb),
+}
+
+impl Backend {
+    fn sqlite() -> Backend {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AnyStore::Sqlite(
+            feedloom::store::SqliteStore::open(&dir.path().join("feedloom.db")).unwrap(),
+        );
+        Backend::Sqlite(dir, store)
+    }
+
+    async fn postgres(test: &str) -> Option<Backend> {
+        Some(Backend::Postgres(crate::pg::TempDb::create(test).await?))
+    }
+
+    /// A handle on the store; on PostgreSQL every call is another instance.
+    async fn open(&self) -> AnyStore {
+        match self {
+            Backend::Sqlite(_, s) => s.clone(),
+            Backend::Postgres(db) => AnyStore::open(&db.url, 4).await.unwrap(),
+        }
+    }
+
+    async fn finish(self) {
+        if let Backend::Postgres(db) = self {
+            db.drop_db().await;
+        }
+    }
+}
+
+/// Runs each listed test on both backends.
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let b = super::Backend::sqlite();
+                    super::$name(&b).await;
+                    b.finish().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(b) = super::Backend::postgres(stringify!($name)).await else {
+                        return;
+                    };
+                    super::$name(&b).await;
+                    b.finish().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    source_state_round_trips,
+    upsert_counts_new_updated_unchanged,
+    upsert_keeps_first_seen_and_dates_undated_items_once,
+    upsert_unlists_what_the_source_dropped,
+    items_newest_first_filtered_and_limited,
+    ties_sort_by_bytes,
+    prune_drops_stale_unlisted_and_excess,
+    claim_leases_each_source_to_one_owner,
+    claim_lease_runs_out,
+    claim_lease_renewed_by_its_owner,
+    claim_respects_per_host_limit,
+    claim_respects_retry_after_of_the_same_url,
+    claim_leaves_sources_fetched_since,
+    publish_lock_is_exclusive,
+);
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(1_790_000_000 + secs, 0).unwrap()
+}
+
+fn item(id: &str, title: &str, published: Option<DateTime<Utc>>) -> Item {
+    Item {
+        id: id.into(),
+        title: title.into(),
+        link: Some(format!("https://example.org/{id}")),
+        published,
+        updated: None,
+        authors: Vec::new(),
+        summary: Some(format!("about {title} — ёлки")),
+        content_html: None,
+        categories: vec!["news".into()],
+        language: Some("ru".into()),
+        enclosures: Vec::new(),
+        image: None,
+    }
+}
+
+fn counts(new: usize, updated: usize, unchanged: usize) -> UpsertCounts {
+    UpsertCounts {
+        new,
+        updated,
+        unchanged,
+    }
+}
+
+async fn all(s: &AnyStore) -> Vec<(String, String)> {
+    s.items(&ItemQuery::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|it| (it.source, it.item.id))
+        .collect()
+}
+
+async fn source_state_round_trips(b: &Backend) {
+    let s = b.open().await;
+    assert_eq!(s.source_state("a").await.unwrap(), None);
+    let mut st = SourceState {
+        url: "https://example.org/a.xml".into(),
+        last_fetch_at: Some(t(5)),
+        error_count: 2,
+        last_error: Some("fetch: 503".into()),
+        last_status: Some(503),
+        retry_not_before: Some(t(60)),
+        ..SourceState::default()
+    };
+    st.validators.etag = Some("\"x\"".into());
+    s.record_fetch("a", &st).await.unwrap();
+    assert_eq!(s.source_state("a").await.unwrap(), Some(st.clone()));
+    st.error_count = 0;
+    s.record_fetch("a", &st).await.unwrap();
+    assert_eq!(b.open().await.source_state("a").await.unwrap(), Some(st));
+    assert_eq!(s.source_state("b").await.unwrap(), None);
+}
+
+async fn upsert_counts_new_updated_unchanged(b: &Backend) {
+    let s = b.open().await;
+    let one = item("1", "one", Some(t(10)));
+    let two = item("2", "two", Some(t(20)));
+    assert_eq!(
+        s.upsert_items("a", &[one.clone(), two.clone()], t(100))
+            .await
+            .unwrap(),
+        counts(2, 0, 0)
+    );
+    let two_changed = item("2", "two, corrected", Some(t(20)));
+    let three = item("3", "three", Some(t(30)));
+    assert_eq!(
+        s.upsert_items("a", &[one.clone(), two_changed.clone(), three], t(200))
+            .await
+            .unwrap(),
+        counts(1, 1, 1)
+    );
+    // The same ids in another source are other items.
+    assert_eq!(
+        s.upsert_items("b", &[one], t(200)).await.unwrap(),
+        counts(1, 0, 0)
+    );
+    let stored = s.items(&ItemQuery::default()).await.unwrap();
+    let got = stored
+        .iter()
+        .find(|it| it.source == "a" && it.item.id == "2")
+        .unwrap();
+    assert_eq!(got.item, two_changed);
+    assert_eq!(
+        s.upsert_items("a", &[], t(300)).await.unwrap(),
+        counts(0, 0, 0)
+    );
+}
+
+async fn upsert_keeps_first_seen_and_dates_undated_items_once(b: &Backend) {
+    let s = b.open().await;
+    s.upsert_items("a", &[item("u", "undated", None)], t(100))
+        .await
+        .unwrap();
+    s.upsert_items("a", &[item("u", "undated, edited", None)], t(500))
+        .await
+        .unwrap();
+    let got = s.items(&ItemQuery::default()).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].first_seen, t(100));
+    assert_eq!(
+        got[0].sort_date,
+        t(100),
+        "an undated item keeps its first-seen date"
+    );
+    assert_eq!(got[0].item.title, "undated, edited");
+    // A date given later wins over the first-seen one.
+    s.upsert_items("a", &[item("u", "dated now", Some(t(50)))], t(600))
+        .await
+        .unwrap();
+    let got = s.items(&ItemQuery::default()).await.unwrap();
+    assert_eq!((got[0].first_seen, got[0].sort_date), (t(100), t(50)));
+}
+
+async fn upsert_unlists_what_the_source_dropped(b: &Backend) {
+    let s = b.open().await;
+    let (one, two) = (item("1", "one", Some(t(1))), item("2", "two", Some(t(2))));
+    s.upsert_items("a", &[one.clone(), two.clone()], t(100))
+        .await
+        .unwrap();
+    s.upsert_items("b", std::slice::from_ref(&one), t(100))
+        .await
+        .unwrap();
+    // "2" leaves the document: kept, but unlisted, so retention can take it.
+    s.upsert_items("a", std::slice::from_ref(&one), t(200))
+        .await
+        .unwrap();
+    s.touch_listed("a", t(10_000)).await.unwrap();
+    assert_eq!(s.prune(t(5_000), 100).await.unwrap(), 1);
+    assert_eq!(
+        all(&s).await,
+        vec![("a".into(), "1".into()), ("b".into(), "1".into())]
+    );
+    // Listed items are never stale, however old, and coming back lists an item again.
+    s.upsert_items("a", &[one, two], t(20_000)).await.unwrap();
+    assert_eq!(s.prune(t(30_000), 100).await.unwrap(), 0);
+    assert_eq!(all(&s).await.len(), 3);
+}
+
+async fn items_newest_first_filtered_and_limited(b: &Backend) {
+    let s = b.open().await;
+    let a: Vec<Item> = (0..5)
+        .map(|n| item(&format!("a{n}"), "x", Some(t(n * 10))))
+        .collect();
+    let c: Vec<Item> = (0..5)
+        .map(|n| item(&format!("c{n}"), "y", Some(t(n * 10 + 5))))
+        .collect();
+    s.upsert_items("a", &a, t(1000)).await.unwrap();
+    s.upsert_items("c", &c, t(1000)).await.unwrap();
+    let ids = |v: Vec<feedloom::store::StoredItem>| -> Vec<String> {
+        v.into_iter().map(|it| it.item.id).collect()
+    };
+    let newest = s
+        .items(&ItemQuery {
+            limit: Some(3),
+            ..ItemQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(newest), ["c4", "a4", "c3"]);
+    let only_a_since = s
+        .items(&ItemQuery {
+            sources: Some(vec!["a".into()]),
+            since: Some(t(20)),
+            limit: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(only_a_since), ["a4", "a3", "a2"]);
+    let none = s
+        .items(&ItemQuery {
+            sources: Some(Vec::new()),
+            ..ItemQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+async fn ties_sort_by_bytes(b: &Backend) {
+    let s = b.open().await;
+    let same = Some(t(7));
+    s.upsert_items(
+        "a",
+        &[
+            item("b", "", same),
+            item("B", "", same),
+            item("é", "", same),
+            item("a", "", same),
+        ],
+        t(100),
+    )
+    .await
+    .unwrap();
+    s.upsert_items("Z", &[item("a", "", same)], t(100))
+        .await
+        .unwrap();
+    let got: Vec<String> = all(&s)
+        .await
+        .into_iter()
+        .map(|(s, i)| format!("{s}/{i}"))
+        .collect();
+    assert_eq!(got, ["Z/a", "a/B", "a/a", "a/b", "a/é"]);
+}
+
+async fn prune_drops_stale_unlisted_and_excess(b: &Backend) {
+    let s = b.open().await;
+    let many: Vec<Item> = (0..6)
+        .map(|n| item(&format!("{n}"), "x", Some(t(n))))
+        .collect();
+    s.upsert_items("a", &many, t(100)).await.unwrap();
+    s.upsert_items("a", &many[3..], t(200)).await.unwrap();
+    // Keep 4: the 3 listed ones, then the newest unlisted one.
+    assert_eq!(s.prune(t(0), 4).await.unwrap(), 2);
+    let left: Vec<String> = all(&s).await.into_iter().map(|(_, i)| i).collect();
+    assert_eq!(left, ["5", "4", "3", "2"]);
+}
+
+fn cand(name: &str, host: Option<&str>) -> Candidate {
+    Candidate {
+        name: name.into(),
+        host: host.map(String::from),
+        url: format!("https://{}/{name}.xml", host.unwrap_or("local")),
+    }
+}
+
+fn claim(owner: &str, cands: &[Candidate], now: DateTime<Utc>, max: usize) -> Claim {
+    Claim {
+        owner: owner.into(),
+        candidates: cands.to_vec(),
+        now,
+        lease: Duration::seconds(60),
+        max,
+        per_host: 100,
+        fetched_since: now,
+    }
+}
+
+fn claimed(claimed: &[&str], waiting: &[&str]) -> Claimed {
+    Claimed {
+        claimed: claimed.iter().map(|s| s.to_string()).collect(),
+        waiting: waiting.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+async fn claim_leases_each_source_to_one_owner(b: &Backend) {
+    let (one, two) = (b.open().await, b.open().await);
+    let cands: Vec<Candidate> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|n| cand(n, Some("h1")))
+        .collect();
+    let now = Utc::now();
+    assert_eq!(
+        one.claim_due(&claim("one", &cands, now, 2)).await.unwrap(),
+        claimed(&["a", "b"], &["c", "d"])
+    );
+    // Held sources are someone else's: neither claimed nor waiting.
+    assert_eq!(
+        two.claim_due(&claim("two", &cands, now, 10)).await.unwrap(),
+        claimed(&["c", "d"], &[])
+    );
+    assert_eq!(
+        one.claim_due(&claim("one", &cands, now, 10)).await.unwrap(),
+        claimed(&[], &[])
+    );
+    // Only the holder gives a lease back.
+    two.release("a", "two").await.unwrap();
+    assert_eq!(
+        two.claim_due(&claim("two", &cands, now, 10)).await.unwrap(),
+        claimed(&[], &[])
+    );
+    one.release("a", "one").await.unwrap();
+    assert_eq!(
+        two.claim_due(&claim("two", &cands, now, 10)).await.unwrap(),
+        claimed(&["a"], &[])
+    );
+    assert!(
+        one.claim_due(&claim("one", &[], now, 10))
+            .await
+            .unwrap()
+            .claimed
+            .is_empty()
+    );
+}
+
+async fn claim_lease_runs_out(b: &Backend) {
+    let (one, two) = (b.open().await, b.open().await);
+    let cands = [cand("a", Some("h1")), cand("f", None)];
+    let now = Utc::now();
+    let mut c = claim("crashed", &cands, now, 10);
+    c.lease = Duration::seconds(2);
+    assert_eq!(one.claim_due(&c).await.unwrap(), claimed(&["a", "f"], &[]));
+    let later = now + Duration::milliseconds(1_999);
+    assert_eq!(
+        two.claim_due(&claim("two", &cands, later, 10))
+            .await
+            .unwrap(),
+        claimed(&[], &[])
+    );
+    let after = now + Duration::seconds(2);
+    assert_eq!(
+        two.claim_due(&claim("two", &cands, after, 10))
+            .await
+            .unwrap(),
+        claimed(&["a", "f"], &[])
+    );
+}
+
+async fn claim_lease_renewed_by_its_owner(b: &Backend) {
+    let (one, two) = (b.open().await, b.open().await);
+    let cands = [cand("a", Some("h1"))];
+    let now = Utc::now();
+    let mut c = claim("slow", &cands, now, 10);
+    c.lease = Duration::seconds(2);
+    assert_eq!(one.claim_due(&c).await.unwrap(), claimed(&["a"], &[]));
+    one.renew("slow", now + Duration::seconds(10))
+        .await
+        .unwrap();
+    two.renew("other", now + Duration::seconds(100))
+        .await
+        .unwrap();
+    let at = |s| claim("two", &cands, now + Duration::seconds(s), 10);
+    assert_eq!(two.claim_due(&at(5)).await.unwrap(), claimed(&[], &[]));
+    assert_eq!(two.claim_due(&at(10)).await.unwrap(), claimed(&["a"], &[]));
+}
+
+async fn claim_respects_per_host_limit(b: &Backend) {
+    let (one, two) = (b.open().await, b.open().await);
+    let cands = [
+        cand("a1", Some("a.example")),
+        cand("a2", Some("a.example")),
+        cand("a3", Some("a.example")),
+        cand("b1", Some("b.example")),
+        cand("f1", None),
+        cand("f2", None),
+    ];
+    let now = Utc::now();
+    let mut c = claim("one", &cands[..2], now, 10);
+    c.per_host = 2;
+    assert_eq!(
+        one.claim_due(&c).await.unwrap(),
+        claimed(&["a1", "a2"], &[])
+    );
+    // The other instance counts those two against a.example; files have no host limit.
+    let mut c = claim("two", &cands, now, 10);
+    c.per_host = 2;
+    assert_eq!(
+        two.claim_due(&c).await.unwrap(),
+        claimed(&["b1", "f1", "f2"], &["a3"])
+    );
+    one.release("a1", "one").await.unwrap();
+    let mut c = claim("two", &cands[2..3], now, 10);
+    c.per_host = 2;
+    assert_eq!(two.claim_due(&c).await.unwrap(), claimed(&["a3"], &[]));
+}
+
+async fn claim_respects_retry_after_of_the_same_url(b: &Backend) {
+    let s = b.open().await;
+    let now = Utc::now();
+    let c = cand("a", Some("h1"));
+    let st = SourceState {
+        url: c.url.clone(),
+        last_fetch_at: Some(now - Duration::hours(1)),
+        retry_not_before: Some(now + Duration::seconds(30)),
+        ..SourceState::default()
+    };
+    s.record_fetch("a", &st).await.unwrap();
+    let since = Utc::now() + Duration::seconds(1);
+    let mut req = claim("one", std::slice::from_ref(&c), now, 10);
+    req.fetched_since = since;
+    assert_eq!(s.claim_due(&req).await.unwrap(), claimed(&[], &[]));
+    // The wait binds the location that asked for it: a new url is a new source.
+    let mut moved = c.clone();
+    moved.url = "https://elsewhere.example/a.xml".into();
+    let mut req2 = claim("one", &[moved], now, 10);
+    req2.fetched_since = since;
+    assert_eq!(s.claim_due(&req2).await.unwrap(), claimed(&["a"], &[]));
+    s.release("a", "one").await.unwrap();
+    // And once the time has come, the same url is claimable again.
+    let mut req3 = claim("one", &[c], now + Duration::seconds(31), 10);
+    req3.fetched_since = since;
+    assert_eq!(s.claim_due(&req3).await.unwrap(), claimed(&["a"], &[]));
+}
+
+async fn claim_leaves_sources_fetched_since(b: &Backend) {
+    let (one, two) = (b.open().await, b.open().await);
+    let before = Utc::now() - Duration::seconds(1);
+    let cands = [cand("a", Some("h1")), cand("b", Some("h1"))];
+    // Another instance fetched "a" after this run looked at the states.
+    let st = SourceState {
+        url: cands[0].url.clone(),
+        last_fetch_at: Some(before),
+        ..SourceState::default()
+    };
+    two.record_fetch("a", &st).await.unwrap();
+    let mut c = claim("one", &cands, Utc::now(), 10);
+    c.fetched_since = before;
+    assert_eq!(one.claim_due(&c).await.unwrap(), claimed(&["b"], &[]));
+}
+
+async fn publish_lock_is_exclusive(b: &Backend) {
+    let (one, two) = (b.open().await, b.open().await);
+    let held = one.lock_publish().await.unwrap();
+    let wait = tokio::time::timeout(std::time::Duration::from_millis(300), two.lock_publish());
+    match b {
+        // One process per file (the run lock): nothing to wait for.
+        Backend::Sqlite(..) => assert!(wait.await.is_ok()),
+        Backend::Postgres(_) => {
+            assert!(wait.await.is_err(), "a second publisher got in");
+            drop(held);
+            tokio::time::timeout(std::time::Duration::from_secs(10), two.lock_publish())
+                .await
+                .expect("the lock is free once its holder lets go")
+                .unwrap();
+        }
+    }
+}
+
+/// Timing, not behaviour: 10,000 items upserted into one source, on each backend
+/// (`cargo test --release --test it upsert_timing -- --ignored --nocapture`).
+#[tokio::test]
+#[ignore = "a measurement"]
+async fn upsert_timing() {
+    let items: Vec<Item> = (0..10_000)
+        .map(|n| {
+            item(
+                &format!("https://example.org/{n}"),
+                &format!("story {n}"),
+                Some(t(n)),
+            )
+        })
+        .collect();
+    let mut backends = vec![("sqlite", Backend::sqlite())];
+    if let Some(b) = Backend::postgres("upsert_timing").await {
+        backends.push(("postgres", b));
+    }
+    for (name, b) in backends {
+        let s = b.open().await;
+        for (round, what) in ["new", "unchanged"].iter().enumerate() {
+            let started = std::time::Instant::now();
+            s.upsert_items("a", &items, t(100_000 + round as i64))
+                .await
+                .unwrap();
+            eprintln!("{name}: 10,000 {what} items in {:?}", started.elapsed());
+        }
+        b.finish().await;
+    }
+}
