@@ -576,14 +576,17 @@ async fn websub_publish_pings_the_configured_hubs() {
     let d = Daemon::start(&ws).await;
     let c = client();
     d.wait_for(&c, "/all.atom").await;
-    // The first publish writes every output; each feed is announced.
+    // The first publish writes every output; each feed is announced (the pings go out one by
+    // one, so wait for all of them).
+    let wanted = ["all.atom", "all.rss", "all.json", "central-asia.atom"]
+        .map(|f| format!("https://feeds.example.org/{f}"));
     let t = Instant::now();
     let pings = loop {
         let reqs = hub.received_requests().await.unwrap();
         let pings: Vec<HashMap<String, String>> = reqs.iter().map(|r| form(&r.body)).collect();
-        if pings
+        if wanted
             .iter()
-            .any(|p| p["hub.url"] == "https://feeds.example.org/all.atom")
+            .all(|w| pings.iter().any(|p| p.get("hub.url") == Some(w)))
         {
             break pings;
         }
