@@ -14,7 +14,8 @@
 #   bench/run.sh 1000                    # 3 rounds
 #   ROUNDS=1 PY=0 bench/run.sh 10000     # one round, without the Python aggregator
 # Knobs: ROUNDS (3), PY (1: run the Python aggregator), PORT (18090), UPDATE (0.1), SEED (8),
-# BENCH_WORK (~/.cache/feedloom-bench: generated sources are kept there and reused).
+# BENCH_WORK (/tmp/feedloom-bench: generated sources are kept there and reused; it must be readable
+# by nginx's workers, which run as nobody when started by root, so not under /root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}
@@ -23,7 +24,7 @@ PY=${PY:-1}
 PORT=${PORT:-18090}
 UPDATE=${UPDATE:-0.1}
 SEED=${SEED:-8}
-WORK=${BENCH_WORK:-$HOME/.cache/feedloom-bench}
+WORK=${BENCH_WORK:-/tmp/feedloom-bench}
 BIN=${BIN:-target/release/feedloom}
 FLOOR=${FLOOR:-target/release/examples/floor}
 for t in nginx python3 /usr/bin/time; do command -v "$t" >/dev/null || { echo "bench: $t missing" >&2; exit 2; }; done
