@@ -328,7 +328,6 @@ async fn fetch_and_store<S: Store>(
             state.fresh_for = hints.fresh_for.or(state.fresh_for);
             state.validators = validators;
             state.last_status = Some(304);
-            ctx.store.touch_listed(&source.name, now).await?;
             report.outcome = Outcome::NotModified;
         }
         FetchOutcome::Modified(fetched) => {

@@ -201,20 +201,15 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores a source's current items: new ones inserted, changed ones replaced (first-seen time
-    /// kept), all marked as listed; items of the source absent from `items` are marked unlisted.
+    /// kept), all marked as listed; items of the source absent from `items` are marked unlisted
+    /// and last seen `now` (retention counts from then). A "not modified" answer needs no call:
+    /// listed items are never pruned.
     fn upsert_items(
         &self,
         source: &str,
         items: &[Item],
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<UpsertCounts, StoreError>> + Send;
-
-    /// Marks a source's listed items as seen now (after a "not modified" answer).
-    fn touch_listed(
-        &self,
-        source: &str,
-        now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn items(
         &self,
@@ -343,10 +338,6 @@ impl Store for AnyStore {
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
         dispatch!(self, s => s.upsert_items(source, items, now).await)
-    }
-
-    async fn touch_listed(&self, source: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        dispatch!(self, s => s.touch_listed(source, now).await)
     }
 
     async fn items(&self, query: &ItemQuery) -> Result<Vec<StoredItem>, StoreError> {

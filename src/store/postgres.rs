@@ -300,8 +300,9 @@ impl Store for PostgresStore {
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(e)?;
         tx.execute(
-            "UPDATE items SET listed = FALSE WHERE source = $1 AND listed AND NOT (id = ANY($2))",
-            &[&source, &ids],
+            "UPDATE items SET listed = FALSE, last_seen = $3
+             WHERE source = $1 AND listed AND NOT (id = ANY($2))",
+            &[&source, &ids, &now],
         )
         .await
         .map_err(e)?;
@@ -340,17 +341,6 @@ impl Store for PostgresStore {
             updated,
             unchanged: ids.len().saturating_sub(new + updated),
         })
-    }
-
-    async fn touch_listed(&self, source: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let c = self.conn().await?;
-        c.execute(
-            "UPDATE items SET last_seen = $2 WHERE source = $1 AND listed",
-            &[&source, &now.timestamp()],
-        )
-        .await
-        .map_err(|e| self.inner.err(e))?;
-        Ok(())
     }
 
     async fn items(&self, query: &ItemQuery) -> Result<Vec<StoredItem>, StoreError> {

@@ -188,8 +188,13 @@ impl Store for SqliteStore {
             let tx = c.transaction().map_err(e)?;
             let mut counts = UpsertCounts::default();
             {
-                tx.execute("UPDATE items SET listed = 0 WHERE source = ?1", [&source])
-                    .map_err(e)?;
+                // Items the document no longer lists were last seen now: retention counts from
+                // here. (Listed items are never pruned, so a "not modified" answer writes nothing.)
+                tx.execute(
+                    "UPDATE items SET listed = 0, last_seen = ?2 WHERE source = ?1 AND listed = 1",
+                    params![source, ts(now)],
+                )
+                .map_err(e)?;
                 let mut get = tx
                     .prepare_cached("SELECT hash, first_seen FROM items WHERE source = ?1 AND id = ?2")
                     .map_err(e)?;
@@ -240,19 +245,6 @@ impl Store for SqliteStore {
             }
             tx.commit().map_err(e)?;
             Ok(counts)
-        })
-        .await
-    }
-
-    async fn touch_listed(&self, source: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let source = source.to_string();
-        self.with(move |c, path| {
-            c.execute(
-                "UPDATE items SET last_seen = ?2 WHERE source = ?1 AND listed = 1",
-                params![source, ts(now)],
-            )
-            .map_err(|e| sql(path, e))?;
-            Ok(())
         })
         .await
     }
