@@ -99,6 +99,20 @@ pub struct ItemQuery {
     pub limit: Option<usize>,
 }
 
+/// An item's near-duplicate state (src/cluster.rs): its MinHash signature and its cluster key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterRow {
+    pub source: String,
+    pub id: String,
+    /// The item's sort date (read only: `save_cluster_rows` ignores it).
+    pub date: DateTime<Utc>,
+    /// The stored signature bytes; `None` until computed, and again after the item's content
+    /// changed (an upsert that changes an item clears it).
+    pub signature: Option<Vec<u8>>,
+    /// The published id of the item's cluster; given once and never changed.
+    pub cluster: Option<String>,
+}
+
 /// What a store does. Futures are `Send` so the daemon can run them on any worker.
 pub trait Store: Send + Sync {
     fn source_state(
@@ -132,6 +146,23 @@ pub trait Store: Send + Sync {
         &self,
         query: &ItemQuery,
     ) -> impl Future<Output = Result<Vec<StoredItem>, StoreError>> + Send;
+
+    /// The near-duplicate state of items dated at or after `since` (all when `None`); with
+    /// `signatures` false, `ClusterRow::signature` is left `None` (cheaper when only the keys
+    /// are needed). A store keeps the two values per item and clears the signature whenever
+    /// `upsert_items` changes the item.
+    fn cluster_rows(
+        &self,
+        since: Option<DateTime<Utc>>,
+        signatures: bool,
+    ) -> impl Future<Output = Result<Vec<ClusterRow>, StoreError>> + Send;
+
+    /// Saves signatures and cluster keys: for each row, each value that is `Some` replaces the
+    /// stored one (items no longer stored are skipped). One transaction.
+    fn save_cluster_rows(
+        &self,
+        rows: &[ClusterRow],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Deletes items no longer listed by their source and unseen since `unseen_since`, and
     /// beyond `keep_per_source` per source (unlisted items go first, then the oldest).
