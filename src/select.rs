@@ -62,7 +62,7 @@ struct Haystack {
     stemmer: Option<Stemmer>,
 }
 
-fn stemmer_for(language: Option<&str>) -> Option<Stemmer> {
+pub(crate) fn stemmer_for(language: Option<&str>) -> Option<Stemmer> {
     let algorithm = match language?.split('-').next()? {
         "ru" => Algorithm::Russian,
         "en" => Algorithm::English,
