@@ -211,6 +211,11 @@ pub struct Settings {
     /// `feedloom serve`: `/healthz` answers 503 when the last good refresh is older than this
     /// (`None`: three times `default_interval`).
     pub health_max_age: Option<Duration>,
+    /// `dedupe = "similar"`: estimated Jaccard similarity (0 to 1) of word 3-shingles from which
+    /// two items are one story.
+    pub similar_threshold: f64,
+    /// `dedupe = "similar"`: items further apart in date than this are never one story.
+    pub similar_window: Duration,
 }
 
 impl Default for Settings {
@@ -236,6 +241,8 @@ impl Default for Settings {
             concurrency: 16,
             per_host_concurrency: 2,
             health_max_age: None,
+            similar_threshold: crate::cluster::DEFAULT_THRESHOLD,
+            similar_window: Duration::from_secs(72 * 3600),
         }
     }
 }
@@ -318,6 +325,8 @@ struct RawSettings {
     concurrency: Option<S<i64>>,
     per_host_concurrency: Option<S<i64>>,
     health_max_age: Option<S<String>>,
+    similar_threshold: Option<S<f64>>,
+    similar_window: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -642,6 +651,26 @@ impl Config {
             && let Some(n) = c.count(v, "per_host_concurrency", 1)
         {
             settings.per_host_concurrency = n;
+        }
+        if let Some(v) = &rs.similar_threshold {
+            let t = *v.get_ref();
+            if (0.05..=1.0).contains(&t) {
+                settings.similar_threshold = t;
+            } else {
+                c.at(
+                    v.span(),
+                    format!("`similar_threshold` = {t} is not between 0.05 and 1"),
+                    format!(
+                        "write a similarity such as `similar_threshold = {}` (higher merges fewer items)",
+                        crate::cluster::DEFAULT_THRESHOLD
+                    ),
+                );
+            }
+        }
+        if let Some(v) = &rs.similar_window
+            && let Some(d) = c.duration(v, "similar_window")
+        {
+            settings.similar_window = d;
         }
         if let Some(v) = &rs.health_max_age {
             settings.health_max_age = c.duration(v, "health_max_age");

@@ -20,7 +20,8 @@
 //! - `refresh`: whole runs of the real binary against a local HTTP server on 127.0.0.1.
 //! - `serve`: `feedloom serve` over real HTTP: ETag/304, encodings, WebSub both ways,
 //!   shutdown while republishing, healthz, SIGHUP, the index in headless Chromium.
-//! - `cluster`: near-duplicate stories: the labelled pairs (precision/recall).
+//! - `cluster`: near-duplicate stories: the labelled pairs (precision/recall), whole runs that
+//!   merge one story from several outlets, the 100,000-item timing (`--ignored`).
 //! - `conformance`: the shipped config's outputs judged by `../shared/conformance/`.
 //!
 //! No test touches the internet.
