@@ -157,8 +157,10 @@ pub trait Store: Send + Sync {
         signatures: bool,
     ) -> impl Future<Output = Result<Vec<ClusterRow>, StoreError>> + Send;
 
-    /// Saves signatures and cluster keys: for each row, each value that is `Some` replaces the
-    /// stored one (items no longer stored are skipped). One transaction.
+    /// Saves signatures and cluster keys: for each row, a `Some` signature replaces the stored
+    /// one, a `Some` cluster key is stored only where the item has none yet (a key, once given,
+    /// never changes, even when two runs race); items no longer stored are skipped. One
+    /// transaction.
     fn save_cluster_rows(
         &self,
         rows: &[ClusterRow],

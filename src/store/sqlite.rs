@@ -309,7 +309,7 @@ impl Store for SqliteStore {
                 let mut update = tx
                     .prepare_cached(
                         "UPDATE items SET signature = coalesce(?3, signature),
-                         cluster = coalesce(?4, cluster) WHERE source = ?1 AND id = ?2",
+                         cluster = coalesce(cluster, ?4) WHERE source = ?1 AND id = ?2",
                     )
                     .map_err(e)?;
                 for r in &rows {
