@@ -6,7 +6,9 @@
 //! without a stemmer: its first six letters). Word 3-shingles of at most [`MAX_WORDS`] words are
 //! hashed; the signature is the minimum of [`HASHES`] multiply-shift hashes over them, so the
 //! share of equal positions of two signatures estimates the Jaccard similarity of their shingle
-//! sets.
+//! sets; [`HEAD_HASHES`] more do the same for the head (title and start of the lead). Two items
+//! match when their texts are alike by the threshold and, unless by far more, their heads are
+//! alike too ([`Signature::matches`]).
 //!
 //! Clustering: signatures are cut into bands of [`ROWS`] values; items sharing a band, or the
 //! same canonical link or URL/tag guid, are candidates; a candidate within the time window whose
@@ -16,7 +18,6 @@
 //! its first member's id and never changes as members join.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use chrono::{DateTime, Duration, Utc};
 use unicode_segmentation::UnicodeSegmentation;
@@ -41,9 +42,9 @@ const SHINGLE: usize = 3;
 pub const MAX_WORDS: usize = 2000;
 /// Bytes of an item's text read before words are split.
 const MAX_TEXT: usize = 64 * 1024;
-/// Distinct clusters remembered per band value: a band value hundreds of unrelated items share
-/// (boilerplate) stops adding candidates, so the cost stays linear.
-const BUCKET_CAP: u32 = 32;
+/// Earlier members a member is compared with per band value it shares with them: a value
+/// hundreds of unrelated items share (boilerplate) adds no more, so the cost stays linear.
+const BUCKET_CAP: usize = 8;
 
 /// Values in the signature of an item's head (title and lead).
 pub const HEAD_HASHES: usize = 32;
@@ -270,129 +271,104 @@ pub struct Member<'a> {
     pub cluster: Option<&'a str>,
 }
 
-/// A band value or exact key is already a hash: hash it no further.
-#[derive(Default)]
-struct Identity(u64);
-
-impl Hasher for Identity {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 const NONE: u32 = u32::MAX;
+/// The high half of a band key holds the band value's hash, the low half a position.
+const HIGH: u64 = 0xFFFF_FFFF_0000_0000;
 
-/// Band values and exact keys → the members filed under them (a linked list in an arena).
-struct Index {
-    /// value → (first entry, entries)
-    heads: HashMap<u64, (u32, u32), BuildHasherDefault<Identity>>,
-    /// (member, next entry)
-    arena: Vec<(u32, u32)>,
+/// The hash of band `b` of a signature.
+fn band_key(sig: &Signature, b: usize) -> u64 {
+    let mut h = b as u64;
+    for v in &sig.full[b * ROWS..(b + 1) * ROWS] {
+        h = h.rotate_left(32) ^ u64::from(*v);
+    }
+    splitmix(h)
 }
 
-impl Index {
-    fn with_capacity(n: usize) -> Index {
-        Index {
-            heads: HashMap::with_capacity_and_hasher(n * (BANDS + 2), Default::default()),
-            arena: Vec::with_capacity(n * (BANDS + 2)),
+fn exact_key(k: u64) -> u64 {
+    splitmix(k ^ 0x6578_6163_745f_6b65)
+}
+
+/// Groups band keys by value: a counting sort on the top 16 bits (cache-friendly, linear),
+/// then a sort of each small bucket.
+struct Grouper {
+    counts: Vec<u32>,
+    sorted: Vec<u64>,
+}
+
+impl Grouper {
+    fn new() -> Grouper {
+        Grouper {
+            counts: vec![0; (1 << 16) + 1],
+            sorted: Vec::new(),
         }
     }
 
-    fn entries(&self, key: u64) -> impl Iterator<Item = u32> + '_ {
-        let mut at = self.heads.get(&key).map_or(NONE, |h| h.0);
-        std::iter::from_fn(move || {
-            if at == NONE {
-                return None;
+    /// `keys` are (value hash in the high half, position in the low half). Members with one
+    /// value form a run in position order; each is paired with the `BUCKET_CAP` positions
+    /// before it in its run, as (later position << 32 | earlier position).
+    fn pair_runs(&mut self, keys: &[u64], pairs: &mut Vec<u64>) {
+        let top = |k: u64| (k >> 48) as usize;
+        self.counts.fill(0);
+        for k in keys {
+            self.counts[top(*k) + 1] += 1;
+        }
+        for i in 1..self.counts.len() {
+            self.counts[i] += self.counts[i - 1];
+        }
+        self.sorted.clear();
+        self.sorted.resize(keys.len(), 0);
+        for k in keys {
+            let at = &mut self.counts[top(*k)];
+            self.sorted[*at as usize] = *k;
+            *at += 1;
+        }
+        // counts[b] is now the end of bucket b.
+        let mut start = 0;
+        for b in 0..1 << 16 {
+            let end = self.counts[b] as usize;
+            if end - start > 1 {
+                let bucket = &mut self.sorted[start..end];
+                bucket.sort_unstable();
+                pair_sorted(bucket, pairs);
             }
-            let (m, next) = self.arena[at as usize];
-            at = next;
-            Some(m)
-        })
-    }
-
-    /// Files `member` (of cluster `cluster`) under `key`, unless that cluster is there already
-    /// or the list is full.
-    fn file(&mut self, key: u64, member: u32, cluster: u32, cluster_of: &[u32]) {
-        let at = self.arena.len() as u32;
-        match self.heads.get_mut(&key) {
-            None => {
-                self.arena.push((member, NONE));
-                self.heads.insert(key, (at, 1));
-            }
-            Some(head) => {
-                if head.1 >= BUCKET_CAP {
-                    return;
-                }
-                let mut e = head.0;
-                while e != NONE {
-                    let (m, next) = self.arena[e as usize];
-                    if cluster_of[m as usize] == cluster {
-                        return;
-                    }
-                    e = next;
-                }
-                self.arena.push((member, head.0));
-                *head = (at, head.1 + 1);
-            }
+            start = end;
         }
     }
 }
 
-fn band_keys(sig: Option<&Signature>) -> impl Iterator<Item = u64> + '_ {
-    sig.into_iter().flat_map(|s| {
-        s.full.chunks_exact(ROWS).enumerate().map(|(b, vals)| {
-            let mut h = b as u64;
-            for v in vals {
-                h = h.rotate_left(32) ^ u64::from(*v);
+/// [`Grouper::pair_runs`] on sorted keys.
+fn pair_sorted(keys: &[u64], pairs: &mut Vec<u64>) {
+    let mut start = 0;
+    while start < keys.len() {
+        let value = keys[start] & HIGH;
+        let mut end = start + 1;
+        while end < keys.len() && keys[end] & HIGH == value {
+            end += 1;
+        }
+        for j in start + 1..end {
+            let later = keys[j] << 32;
+            for k in &keys[j.saturating_sub(BUCKET_CAP).max(start)..j] {
+                pairs.push(later | (k & !HIGH));
             }
-            splitmix(h)
-        })
-    })
-}
-
-fn exact_index_keys(exact: &[Option<u64>; 2]) -> impl Iterator<Item = u64> + '_ {
-    exact
-        .iter()
-        .flatten()
-        .map(|k| splitmix(k ^ 0x6578_6163_745f_6b65))
+        }
+        start = end;
+    }
 }
 
 /// Gives every member its cluster key: its old one when it has one, else the key of the most
 /// similar earlier member of another source (at least `threshold`, dated within `window` of
-/// it, or sharing an exact key), else its own. Linear in the members (bounded candidate lists).
+/// it, or sharing an exact key), else its own. Members with a key come first, then new ones by
+/// arrival, date and key.
+///
+/// Banding is done by sorting, band by band (a counting sort), so memory is touched in order: the members
+/// sharing a band value (or an exact key) form a run, and each is paired with the
+/// [`BUCKET_CAP`] members before it in its run; a value hundreds of unrelated members share
+/// (boilerplate, a flood) adds no more than that per member, so cost stays linear.
 pub fn assign<'a>(members: &[Member<'a>], threshold: f64, window: Duration) -> Vec<&'a str> {
     let n = members.len();
-    let mut keys: Vec<&'a str> = Vec::new();
-    let mut by_key: HashMap<&'a str, u32> = HashMap::new();
-    let mut cluster_of = vec![NONE; n];
-    let mut index = Index::with_capacity(n);
-    let mut intern = |k: &'a str, keys: &mut Vec<&'a str>| -> u32 {
-        *by_key.entry(k).or_insert_with(|| {
-            keys.push(k);
-            keys.len() as u32 - 1
-        })
-    };
-    let file = |index: &mut Index, m: usize, cluster_of: &[u32]| {
-        let c = cluster_of[m];
-        for k in band_keys(members[m].signature).chain(exact_index_keys(&members[m].exact)) {
-            index.file(k, m as u32, c, cluster_of);
-        }
-    };
-    // Members with a cluster first: new ones may join them.
-    for (m, member) in members.iter().enumerate() {
-        if let Some(k) = member.cluster {
-            cluster_of[m] = intern(k, &mut keys);
-            file(&mut index, m, &cluster_of);
-        }
-    }
+    assert!(n < NONE as usize, "fewer than 2^32 members");
+    let mut order: Vec<usize> = (0..n).filter(|m| members[*m].cluster.is_some()).collect();
+    let old = order.len();
     let mut fresh: Vec<usize> = (0..n).filter(|m| members[*m].cluster.is_none()).collect();
     fresh.sort_by(|a, b| {
         let (x, y) = (&members[*a], &members[*b]);
@@ -401,52 +377,108 @@ pub fn assign<'a>(members: &[Member<'a>], threshold: f64, window: Duration) -> V
             .then(x.date.cmp(&y.date))
             .then(x.key.cmp(y.key))
     });
-    // Which member a candidate was last checked for, so each pair is checked once.
-    let mut checked = vec![NONE; n];
-    for m in fresh {
-        let me = &members[m];
-        // (similarity, candidate); an exact key counts as more than any similarity.
-        let mut best: Option<(f64, u32)> = None;
-        let consider = |c: u32, score: f64, best: &mut Option<(f64, u32)>| {
-            if best.is_none_or(|(s, b)| score > s || (score == s && c < b)) {
-                *best = Some((score, c));
-            }
-        };
-        for k in exact_index_keys(&me.exact) {
-            for c in index.entries(k) {
-                checked[c as usize] = m as u32;
-                if members[c as usize].source != me.source {
-                    consider(c, 2.0, &mut best);
-                }
-            }
-        }
-        if let Some(sig) = me.signature {
-            for k in band_keys(Some(sig)) {
-                for c in index.entries(k) {
-                    if checked[c as usize] == m as u32 {
-                        continue;
-                    }
-                    checked[c as usize] = m as u32;
-                    let other = &members[c as usize];
-                    if other.source == me.source || (other.date - me.date).abs() > window {
-                        continue;
-                    }
-                    let Some(theirs) = other.signature else {
-                        continue;
-                    };
-                    if let Some(s) = sig.matches(theirs, threshold) {
-                        consider(c, s, &mut best);
-                    }
-                }
+    order.extend(fresh);
+
+    // Candidate pairs of positions, later first, each once.
+    let mut pairs: Vec<u64> = Vec::new();
+    let mut keys: Vec<u64> = Vec::with_capacity(n);
+    let mut grouper = Grouper::new();
+    let compact = |pairs: &mut Vec<u64>| {
+        pairs.sort_unstable();
+        pairs.dedup();
+    };
+    // Band values by band, then position: one pass over the signatures (they are large and
+    // in no useful order), then each band read in order.
+    let mut values = vec![0u32; BANDS * n];
+    let mut signed = vec![false; n];
+    for (pos, m) in order.iter().enumerate() {
+        if let Some(sig) = members[*m].signature {
+            signed[pos] = true;
+            for b in 0..BANDS {
+                values[b * n + pos] = (band_key(sig, b) >> 32) as u32;
             }
         }
-        cluster_of[m] = match best {
-            Some((_, c)) => cluster_of[c as usize],
-            None => intern(me.key, &mut keys),
-        };
-        file(&mut index, m, &cluster_of);
     }
-    cluster_of.iter().map(|c| keys[*c as usize]).collect()
+    for b in 0..BANDS {
+        keys.clear();
+        let band = &values[b * n..(b + 1) * n];
+        for (pos, v) in band.iter().enumerate() {
+            if signed[pos] {
+                keys.push(u64::from(*v) << 32 | pos as u64);
+            }
+        }
+        grouper.pair_runs(&keys, &mut pairs);
+        // Members sharing many bands give the same pairs in each: keep memory bounded.
+        if pairs.len() > 8 * n + 1024 {
+            compact(&mut pairs);
+        }
+    }
+    drop(values);
+    keys.clear();
+    for (pos, m) in order.iter().enumerate() {
+        for k in members[*m].exact.iter().flatten() {
+            keys.push((exact_key(*k) & HIGH) | pos as u64);
+        }
+    }
+    grouper.pair_runs(&keys, &mut pairs);
+    compact(&mut pairs);
+
+    let mut names: Vec<&'a str> = Vec::new();
+    let mut by_name: HashMap<&'a str, u32> = HashMap::new();
+    let mut intern = |k: &'a str| -> u32 {
+        *by_name.entry(k).or_insert_with(|| {
+            names.push(k);
+            names.len() as u32 - 1
+        })
+    };
+    // By position.
+    let mut cluster_of = vec![NONE; n];
+    for (pos, m) in order.iter().enumerate().take(old) {
+        cluster_of[pos] = intern(members[*m].cluster.unwrap_or(members[*m].key));
+    }
+    let mut next = pairs.partition_point(|p| (p >> 32) < old as u64);
+    for pos in old..n {
+        let me = &members[order[pos]];
+        // (score, earlier position): an exact key scores above any similarity.
+        let mut best: Option<(f64, usize)> = None;
+        while next < pairs.len() && (pairs[next] >> 32) == pos as u64 {
+            let c = (pairs[next] & !HIGH) as usize;
+            next += 1;
+            let other = &members[order[c]];
+            if other.source == me.source {
+                continue;
+            }
+            let exact = me
+                .exact
+                .iter()
+                .flatten()
+                .any(|k| other.exact.iter().flatten().any(|o| o == k));
+            let score = if exact {
+                Some(2.0)
+            } else if (other.date - me.date).abs() > window {
+                None
+            } else {
+                match (me.signature, other.signature) {
+                    (Some(a), Some(b)) => a.matches(b, threshold),
+                    _ => None,
+                }
+            };
+            if let Some(s) = score
+                && best.is_none_or(|(bs, bc)| s > bs || (s == bs && c < bc))
+            {
+                best = Some((s, c));
+            }
+        }
+        cluster_of[pos] = match best {
+            Some((_, c)) => cluster_of[c],
+            None => intern(me.key),
+        };
+    }
+    let mut out = vec![""; n];
+    for (pos, m) in order.iter().enumerate() {
+        out[*m] = names[cluster_of[pos] as usize];
+    }
+    out
 }
 
 #[cfg(test)]
