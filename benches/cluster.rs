@@ -140,7 +140,11 @@ fn main() {
     }
     let generated = started.elapsed();
     let started = Instant::now();
-    let sigs: Vec<Option<cluster::Signature>> = items.iter().map(cluster::signature).collect();
+    let mut stems = cluster::StemCache::default();
+    let sigs: Vec<Option<cluster::Signature>> = items
+        .iter()
+        .map(|it| cluster::signature_with(it, &mut stems))
+        .collect();
     let signing = started.elapsed();
     // 1,000 outlets; item i comes from outlet i % 1000.
     let sources: Vec<String> = (0..N).map(|i| format!("outlet{}", i % 1000)).collect();

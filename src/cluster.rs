@@ -38,10 +38,12 @@ pub const ROWS: usize = 2;
 const BANDS: usize = HASHES / ROWS;
 /// Words per shingle.
 const SHINGLE: usize = 3;
-/// Words of an item read (a hostile item cannot make signing or storing it expensive).
-pub const MAX_WORDS: usize = 2000;
-/// Bytes of an item's text read before words are split.
-const MAX_TEXT: usize = 64 * 1024;
+/// Words of an item read: a hostile item cannot make signing it expensive, and a long story
+/// is known by its first 600 words (signing is a large part of a cold refresh: stemming and
+/// word segmentation cost about as much per word as everything else).
+pub const MAX_WORDS: usize = 600;
+/// Bytes of an item's text read before words are split (600 words of Cyrillic fit).
+const MAX_TEXT: usize = 16 * 1024;
 /// Earlier members a member is compared with per band value it shares with them: a value
 /// hundreds of unrelated items share (boilerplate) adds no more, so the cost stays linear.
 const BUCKET_CAP: usize = 8;
@@ -171,16 +173,31 @@ fn text_of(item: &Item) -> String {
     s
 }
 
+/// Stems already computed while signing a batch of items: Snowball stemming is the largest
+/// cost of signing, and news repeats its words. Keyed by the hash of language and folded word;
+/// emptied when it reaches a million entries.
+#[derive(Default)]
+pub struct StemCache(HashMap<u64, u64>);
+
 /// Hashes of the item's words in their folded, stemmed form, at most [`MAX_WORDS`].
-fn word_hashes(item: &Item) -> Vec<u64> {
+fn word_hashes(item: &Item, cache: &mut StemCache) -> Vec<u64> {
     let text = text_of(item);
     let stemmer = crate::select::stemmer_for(item.language.as_deref());
+    let seed = xxh3_64(item.language.as_deref().unwrap_or("").as_bytes());
+    if cache.0.len() > 1_000_000 {
+        cache.0.clear();
+    }
     let mut out = Vec::new();
     let mut folded = String::new();
     for w in text.unicode_words().take(MAX_WORDS) {
         folded.clear();
         for c in w.chars().flat_map(char::to_lowercase) {
             folded.push(if c == 'ё' { 'е' } else { c });
+        }
+        let key = xxhash_rust::xxh3::xxh3_64_with_seed(folded.as_bytes(), seed);
+        if let Some(h) = cache.0.get(&key) {
+            out.push(*h);
+            continue;
         }
         let h = match &stemmer {
             Some(st) => xxh3_64(st.stem(&folded).as_bytes()),
@@ -192,6 +209,7 @@ fn word_hashes(item: &Item) -> Vec<u64> {
                 xxh3_64(&folded.as_bytes()[..end])
             }
         };
+        cache.0.insert(key, h);
         out.push(h);
     }
     out
@@ -218,7 +236,12 @@ fn minhash(words: &[u64], sig: &mut [u32]) {
 
 /// The item's signature; `None` when it has no words.
 pub fn signature(item: &Item) -> Option<Signature> {
-    let words = word_hashes(item);
+    signature_with(item, &mut StemCache::default())
+}
+
+/// [`signature`], reusing the stems of earlier items of a batch.
+pub fn signature_with(item: &Item, cache: &mut StemCache) -> Option<Signature> {
+    let words = word_hashes(item, cache);
     if words.is_empty() {
         return None;
     }

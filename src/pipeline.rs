@@ -551,6 +551,7 @@ fn assign_clusters(
         .map(|r| ((r.source.clone(), r.id.clone()), r))
         .collect();
     let mut updates = Vec::new();
+    let mut stems = cluster::StemCache::default();
     let mut sigs = Vec::with_capacity(items.len());
     let mut old = Vec::with_capacity(items.len());
     for it in items {
@@ -562,7 +563,7 @@ fn assign_clusters(
         let sig = match sig {
             Some(s) => Some(s),
             None => {
-                let s = cluster::signature(&it.item);
+                let s = cluster::signature_with(&it.item, &mut stems);
                 if let Some(s) = &s {
                     updates.push(ClusterRow {
                         source: it.source.clone(),
