@@ -21,7 +21,7 @@
 //! - `serve`: `feedloom serve` over real HTTP: ETag/304, encodings, WebSub both ways,
 //!   shutdown while republishing, healthz, SIGHUP, the index in headless Chromium.
 //! - `cluster`: near-duplicate stories: the labelled pairs (precision/recall), whole runs that
-//!   merge one story from several outlets, the 100,000-item timing (`--ignored`).
+//!   merge one story from several outlets (the 100,000-item timing is `cargo bench --bench cluster`).
 //! - `conformance`: the shipped config's outputs judged by `../shared/conformance/`.
 //!
 //! No test touches the internet.
