@@ -230,6 +230,7 @@ fn bench_render(c: &mut Criterion) {
         sources,
         ttl_minutes: 30,
         hubs: Vec::new(),
+        merged: Default::default(),
     };
     let mut g = c.benchmark_group("render_500");
     for format in Format::ALL {

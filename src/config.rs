@@ -221,6 +221,11 @@ pub struct Settings {
     /// How long an instance holds a source it is refreshing (PostgreSQL); a crashed
     /// instance's sources are fetched by others after it. Longer than `fetch_timeout`.
     pub lease: Duration,
+    /// `dedupe = "similar"`: estimated Jaccard similarity (0 to 1) of word 3-shingles from which
+    /// two items are one story.
+    pub similar_threshold: f64,
+    /// `dedupe = "similar"`: items further apart in date than this are never one story.
+    pub similar_window: Duration,
 }
 
 impl Default for Settings {
@@ -249,6 +254,8 @@ impl Default for Settings {
             health_max_age: None,
             parse_limits: crate::parse::Limits::default(),
             lease: Duration::from_secs(5 * 60),
+            similar_threshold: crate::cluster::DEFAULT_THRESHOLD,
+            similar_window: Duration::from_secs(72 * 3600),
         }
     }
 }
@@ -341,6 +348,8 @@ struct RawSettings {
     max_field_bytes: Option<S<i64>>,
     parse_timeout: Option<S<String>>,
     lease: Option<S<String>>,
+    similar_threshold: Option<S<f64>>,
+    similar_window: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -714,6 +723,26 @@ impl Config {
             && let Some(n) = c.count(v, "fulltext_pages_per_run", 1)
         {
             settings.fulltext_pages_per_run = n;
+        }
+        if let Some(v) = &rs.similar_threshold {
+            let t = *v.get_ref();
+            if (0.05..=1.0).contains(&t) {
+                settings.similar_threshold = t;
+            } else {
+                c.at(
+                    v.span(),
+                    format!("`similar_threshold` = {t} is not between 0.05 and 1"),
+                    format!(
+                        "write a similarity such as `similar_threshold = {}` (higher merges fewer items)",
+                        crate::cluster::DEFAULT_THRESHOLD
+                    ),
+                );
+            }
+        }
+        if let Some(v) = &rs.similar_window
+            && let Some(d) = c.duration(v, "similar_window")
+        {
+            settings.similar_window = d;
         }
         if let Some(v) = &rs.health_max_age {
             settings.health_max_age = c.duration(v, "health_max_age");

@@ -16,6 +16,7 @@
 //! memory, `/healthz`, `/metrics`, WebSub).
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod decode;
 pub mod fetch;

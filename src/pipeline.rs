@@ -11,7 +11,8 @@ use serde::Serialize;
 use tracing::{debug, info, warn};
 use url::Url;
 
-use crate::config::{Config, Location, OutputFeed, Source};
+use crate::cluster;
+use crate::config::{Config, Dedupe, Location, OutputFeed, Source};
 use crate::decode;
 use crate::fetch::{FetchOutcome, Fetcher};
 use crate::model::Parsed;
@@ -21,7 +22,8 @@ use crate::parse::{self, ParseError};
 use crate::publish::{self, Context, PublishError, SourceInfo};
 use crate::select;
 use crate::store::{
-    Candidate, Claim, ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts,
+    Candidate, Claim, ClusterRow, ItemQuery, SourceState, Store, StoreError, StoredItem,
+    UpsertCounts,
 };
 
 pub mod pages;
@@ -706,6 +708,205 @@ fn priorities(config: &Config) -> select::Priorities {
         .collect()
 }
 
+/// Gives every stored item that has no cluster key yet one (signing the items it is compared
+/// with when they have no stored signature) and stores what changed; returns the cluster key
+/// of every stored item. A new item is compared with the items dated within `similar_window`
+/// of it, so only those are read. Nothing is done, and nothing returned, when no `[[feed]]`
+/// uses `dedupe = "similar"`.
+pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, StoreError> {
+    if !ctx.config.feeds.iter().any(|f| f.dedupe == Dedupe::Similar) {
+        return Ok(select::Clusters::new());
+    }
+    let settings = &ctx.config.settings;
+    let window = chrono::Duration::from_std(settings.similar_window)
+        .unwrap_or(chrono::Duration::MAX)
+        .min(chrono::Duration::days(3650));
+    let all = ctx.store.cluster_rows(None, false).await?;
+    let oldest_new = all
+        .iter()
+        .filter(|r| r.cluster.is_none())
+        .map(|r| r.date)
+        .min();
+    let mut clusters: select::Clusters = all
+        .into_iter()
+        .filter_map(|r| Some(((r.source, r.id), r.cluster?)))
+        .collect();
+    let Some(oldest_new) = oldest_new else {
+        return Ok(clusters);
+    };
+    let since = oldest_new.checked_sub_signed(window).unwrap_or_default();
+    let items = ctx
+        .store
+        .items(&ItemQuery {
+            sources: None,
+            since: Some(since),
+            limit: None,
+        })
+        .await?;
+    let rows = ctx.store.cluster_rows(Some(since), true).await?;
+    let threshold = settings.similar_threshold;
+    let started = Instant::now();
+    let (updates, assigned) =
+        tokio::task::spawn_blocking(move || assign_clusters(&items, rows, threshold, window))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+    debug!(
+        items = assigned.len(),
+        updated = updates.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "clustered"
+    );
+    if !updates.is_empty() {
+        ctx.store.save_cluster_rows(&updates).await?;
+    }
+    clusters.extend(assigned);
+    Ok(clusters)
+}
+
+/// The CPU part of [`cluster_items`]: the rows to store, and every item's cluster key.
+fn assign_clusters(
+    items: &[StoredItem],
+    rows: Vec<ClusterRow>,
+    threshold: f64,
+    window: chrono::Duration,
+) -> (Vec<ClusterRow>, select::Clusters) {
+    let mut stored: HashMap<(String, String), ClusterRow> = rows
+        .into_iter()
+        .map(|r| ((r.source.clone(), r.id.clone()), r))
+        .collect();
+    let mut updates = Vec::new();
+    let mut stems = cluster::StemCache::default();
+    let mut sigs = Vec::with_capacity(items.len());
+    let mut old = Vec::with_capacity(items.len());
+    for it in items {
+        let row = stored.remove(&(it.source.clone(), it.item.id.clone()));
+        let sig = row
+            .as_ref()
+            .and_then(|r| r.signature.as_deref())
+            .and_then(cluster::Signature::from_bytes);
+        let sig = match sig {
+            Some(s) => Some(s),
+            None => {
+                let s = cluster::signature_with(&it.item, &mut stems);
+                if let Some(s) = &s {
+                    updates.push(ClusterRow {
+                        source: it.source.clone(),
+                        id: it.item.id.clone(),
+                        date: it.sort_date,
+                        signature: Some(s.to_bytes()),
+                        cluster: None,
+                    });
+                }
+                s
+            }
+        };
+        sigs.push(sig);
+        old.push(row.and_then(|r| r.cluster));
+    }
+    let keys: Vec<String> = items
+        .iter()
+        .map(|it| publish::output_id(&it.source, &it.item.id))
+        .collect();
+    let members: Vec<cluster::Member<'_>> = items
+        .iter()
+        .enumerate()
+        .map(|(n, it)| cluster::Member {
+            key: &keys[n],
+            source: &it.source,
+            date: it.sort_date,
+            arrival: it.first_seen,
+            signature: sigs[n].as_ref(),
+            exact: cluster::exact_keys(&it.item),
+            cluster: old[n].as_deref(),
+        })
+        .collect();
+    let assigned = cluster::assign(&members, threshold, window);
+    let mut clusters = select::Clusters::with_capacity(items.len());
+    for (n, it) in items.iter().enumerate() {
+        let key = (it.source.clone(), it.item.id.clone());
+        if old[n].is_none() {
+            updates.push(ClusterRow {
+                source: key.0.clone(),
+                id: key.1.clone(),
+                date: it.sort_date,
+                signature: None,
+                cluster: Some(assigned[n].to_string()),
+            });
+        }
+        clusters.insert(key, assigned[n].to_string());
+    }
+    (updates, clusters)
+}
+
+/// For every kept item of a `dedupe = "similar"` feed that stands for other versions of its
+/// story: its cluster's id and the other versions.
+fn merged_items(
+    decided: &[(StoredItem, select::Decision)],
+    clusters: &select::Clusters,
+    sources: &HashMap<String, SourceInfo>,
+) -> HashMap<(String, String), publish::Merged> {
+    let mut out: HashMap<(String, String), publish::Merged> = HashMap::new();
+    let mut members: Vec<(&StoredItem, &str, &str)> = decided
+        .iter()
+        .filter_map(|(it, d)| match d {
+            select::Decision::Merged { source, id } => Some((it, source.as_str(), id.as_str())),
+            _ => None,
+        })
+        .collect();
+    members.sort_by(|(a, ..), (b, ..)| {
+        (a.sort_date, &a.source, &a.item.id).cmp(&(b.sort_date, &b.source, &b.item.id))
+    });
+    let kept: HashMap<(&str, &str), &StoredItem> = decided
+        .iter()
+        .filter(|(_, d)| *d == select::Decision::Kept)
+        .map(|(it, _)| ((it.source.as_str(), it.item.id.as_str()), it))
+        .collect();
+    // A version kept alone still goes by its cluster's id, so that id holds when others join.
+    for it in kept.values() {
+        let id = select::cluster_key(clusters, it);
+        if id != publish::output_id(&it.source, &it.item.id) {
+            out.insert(
+                (it.source.clone(), it.item.id.clone()),
+                publish::Merged {
+                    id,
+                    related: Vec::new(),
+                },
+            );
+        }
+    }
+    for (it, source, id) in members {
+        let Some(rep) = kept.get(&(source, id)) else {
+            continue;
+        };
+        let entry = out
+            .entry((source.to_string(), id.to_string()))
+            .or_insert_with(|| publish::Merged {
+                id: select::cluster_key(clusters, rep),
+                related: Vec::new(),
+            });
+        let url = it
+            .item
+            .link
+            .clone()
+            .filter(|u| u.starts_with("https://") || u.starts_with("http://"));
+        if entry
+            .related
+            .iter()
+            .any(|r| r.source == it.source && r.url == url)
+        {
+            continue;
+        }
+        entry.related.push(publish::Related {
+            source: it.source.clone(),
+            title: sources
+                .get(&it.source)
+                .map_or_else(|| it.source.clone(), |s| s.title.clone()),
+            url,
+        });
+    }
+    out
+}
+
 /// The `recent` newest candidates of one output feed, each with the rule that kept or dropped
 /// it (`feedloom explain`). Decided over all stored candidates, as publishing does.
 pub async fn explain<S: Store>(
@@ -722,7 +923,8 @@ pub async fn explain<S: Store>(
             limit: None,
         })
         .await?;
-    let mut decided = select::decide(feed, candidates, &priorities(&ctx.config), now);
+    let clusters = cluster_items(ctx).await?;
+    let mut decided = select::decide(feed, candidates, &priorities(&ctx.config), &clusters, now);
     decided.truncate(recent);
     Ok(decided)
 }
@@ -749,11 +951,13 @@ pub async fn publish_all<S: Store>(
     }
     let (sources, newest_fetch) = source_infos(ctx).await?;
     let now = newest_fetch.unwrap_or(now);
-    let pctx = Context {
+    let clusters = cluster_items(ctx).await?;
+    let mut pctx = Context {
         base_url: settings.base_url.clone(),
         sources,
         ttl_minutes: (settings.default_interval.as_secs() / 60).max(1),
         hubs: settings.websub_hubs.clone(),
+        merged: Default::default(),
     };
     let priorities = priorities(&ctx.config);
     let mut report = PublishReport::default();
@@ -771,9 +975,14 @@ pub async fn publish_all<S: Store>(
                 limit: None,
             })
             .await?;
+        let decided = select::decide(feed, candidates, &priorities, &clusters, now);
+        if feed.dedupe == Dedupe::Similar {
+            let merged = merged_items(&decided, &clusters, &pctx.sources);
+            pctx.merged.insert(feed.name.clone(), merged);
+        }
         let mut items = Vec::new();
         let mut beyond = Vec::new();
-        for (it, decision) in select::decide(feed, candidates, &priorities, now) {
+        for (it, decision) in decided {
             match decision {
                 select::Decision::Kept => items.push(it),
                 select::Decision::Limit => beyond.push(it),

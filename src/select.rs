@@ -30,7 +30,16 @@ pub enum Decision {
     TooOld,
     NoInclude,
     Excluded(String),
-    Duplicate { source: String, id: String },
+    Duplicate {
+        source: String,
+        id: String,
+    },
+    /// `dedupe = "similar"`: the same story as the kept item of its cluster (which lists this
+    /// one as "also reported by").
+    Merged {
+        source: String,
+        id: String,
+    },
     PerSourceLimit,
     Limit,
 }
@@ -44,6 +53,7 @@ impl std::fmt::Display for Decision {
             Decision::NoInclude => write!(f, "dropped: matches no include pattern"),
             Decision::Excluded(p) => write!(f, "dropped: matches exclude {p:?}"),
             Decision::Duplicate { source, id } => write!(f, "dropped: duplicate of {source}/{id}"),
+            Decision::Merged { source, id } => write!(f, "merged: same story as {source}/{id}"),
             Decision::PerSourceLimit => write!(f, "dropped: beyond per_source_limit"),
             Decision::Limit => write!(f, "dropped: beyond limit"),
         }
@@ -62,7 +72,7 @@ struct Haystack {
     stemmer: Option<Stemmer>,
 }
 
-fn stemmer_for(language: Option<&str>) -> Option<Stemmer> {
+pub(crate) fn stemmer_for(language: Option<&str>) -> Option<Stemmer> {
     let algorithm = match language?.split('-').next()? {
         "ru" => Algorithm::Russian,
         "en" => Algorithm::English,
@@ -171,11 +181,16 @@ impl Haystack {
 /// Sources' `priority` (absent: 0): among duplicates, the highest priority's version stays.
 pub type Priorities = HashMap<String, i64>;
 
+/// Items' cluster keys, by (source, id) (from the store; see `crate::cluster`). An item
+/// without one is a cluster of its own.
+pub type Clusters = HashMap<(String, String), String>;
+
 /// Decides for every candidate (given newest first) whether `feed` publishes it.
 pub fn decide(
     feed: &OutputFeed,
     candidates: Vec<StoredItem>,
     priorities: &Priorities,
+    clusters: &Clusters,
     now: DateTime<Utc>,
 ) -> Vec<(StoredItem, Decision)> {
     let mut decided: Vec<(StoredItem, Decision)> = Vec::with_capacity(candidates.len());
@@ -200,6 +215,9 @@ pub fn decide(
         };
         decided.push((it, d));
     }
+    if feed.dedupe == Dedupe::Similar {
+        merge_clusters(&mut decided, priorities, clusters);
+    }
     if feed.dedupe != Dedupe::Off {
         dedupe(&mut decided, priorities);
     }
@@ -222,22 +240,60 @@ pub fn decide(
     decided
 }
 
+/// Which of several versions of a story stays: the highest `priority`, else the earliest.
+fn preferred(priorities: &Priorities, x: &StoredItem, y: &StoredItem) -> std::cmp::Ordering {
+    let priority = |s: &str| priorities.get(s).copied().unwrap_or(0);
+    priority(&y.source)
+        .cmp(&priority(&x.source))
+        .then_with(|| x.sort_date.cmp(&y.sort_date))
+        .then_with(|| x.source.cmp(&y.source))
+        .then_with(|| x.item.id.cmp(&y.item.id))
+}
+
+/// The cluster key an item is published under: its cluster's, else its own id.
+pub fn cluster_key(clusters: &Clusters, it: &StoredItem) -> String {
+    clusters
+        .get(&(it.source.clone(), it.item.id.clone()))
+        .cloned()
+        .unwrap_or_else(|| crate::publish::output_id(&it.source, &it.item.id))
+}
+
+/// Near duplicates: of the kept items of one cluster, the preferred version stays and the
+/// others are `Merged` into it.
+fn merge_clusters(
+    decided: &mut [(StoredItem, Decision)],
+    priorities: &Priorities,
+    clusters: &Clusters,
+) {
+    let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, (it, d)) in decided.iter().enumerate() {
+        if *d == Decision::Kept
+            && let Some(key) = clusters.get(&(it.source.clone(), it.item.id.clone()))
+        {
+            groups.entry(key.clone()).or_default().push(i);
+        }
+    }
+    for members in groups.values_mut().filter(|m| m.len() > 1) {
+        members.sort_by(|a, b| preferred(priorities, &decided[*a].0, &decided[*b].0));
+        let kept = &decided[members[0]].0;
+        let (source, id) = (kept.source.clone(), kept.item.id.clone());
+        for i in &members[1..] {
+            decided[*i].1 = Decision::Merged {
+                source: source.clone(),
+                id: id.clone(),
+            };
+        }
+    }
+}
+
 /// Exact duplicates across sources: the same canonical link, or the same guid when it is a
 /// URL or tag URI (not a source-local counter). The version from the source with the highest
 /// `priority` stays, else the earliest.
 fn dedupe(decided: &mut [(StoredItem, Decision)], priorities: &Priorities) {
-    let priority = |s: &str| priorities.get(s).copied().unwrap_or(0);
     let mut order: Vec<usize> = (0..decided.len())
         .filter(|i| decided[*i].1 == Decision::Kept)
         .collect();
-    order.sort_by(|a, b| {
-        let (x, y) = (&decided[*a].0, &decided[*b].0);
-        priority(&y.source)
-            .cmp(&priority(&x.source))
-            .then_with(|| x.sort_date.cmp(&y.sort_date))
-            .then_with(|| x.source.cmp(&y.source))
-            .then_with(|| x.item.id.cmp(&y.item.id))
-    });
+    order.sort_by(|a, b| preferred(priorities, &decided[*a].0, &decided[*b].0));
     // key → (source, id) of the earliest item that has it
     let mut seen: HashMap<String, (String, String)> = HashMap::new();
     for i in order {
@@ -267,9 +323,10 @@ pub fn select(
     feed: &OutputFeed,
     candidates: Vec<StoredItem>,
     priorities: &Priorities,
+    clusters: &Clusters,
     now: DateTime<Utc>,
 ) -> Vec<StoredItem> {
-    decide(feed, candidates, priorities, now)
+    decide(feed, candidates, priorities, clusters, now)
         .into_iter()
         .filter(|(_, d)| *d == Decision::Kept)
         .map(|(it, _)| it)
@@ -331,7 +388,7 @@ mod tests {
             .enumerate()
             .map(|(n, t)| item("a", &n.to_string(), t, None, 30))
             .collect();
-        decide(f, items, &Priorities::new(), now())
+        decide(f, items, &Priorities::new(), &Clusters::new(), now())
             .iter()
             .map(|(_, d)| *d == Decision::Kept)
             .collect()
@@ -404,6 +461,7 @@ mod tests {
             &with(&["Туркменистан"], &["спорт"]),
             vec![item("a", "1", "Туркменистан: новости спорта", None, 30)],
             &Priorities::new(),
+            &Clusters::new(),
             now(),
         );
         assert_eq!(got[0].1.to_string(), "dropped: matches exclude \"спорт\"");
@@ -429,6 +487,7 @@ mod tests {
                 item("c", "w", "Elsewhere", None, 27),
             ],
             &Priorities::new(),
+            &Clusters::new(),
             now(),
         );
         let ds: Vec<String> = got.iter().map(|(_, d)| d.to_string()).collect();
@@ -452,6 +511,7 @@ mod tests {
                 item("a", "y", "Same", Some("https://e/1"), 29),
             ],
             &Priorities::from([("b".to_string(), 5)]),
+            &Clusters::new(),
             now(),
         );
         assert_eq!(got[0].1, Decision::Kept);
@@ -462,5 +522,38 @@ mod tests {
                 id: "x".into()
             }
         );
+    }
+
+    #[test]
+    fn similar_merges_a_cluster_into_its_preferred_version() {
+        let mut f = feed();
+        f.dedupe = Dedupe::Similar;
+        let clusters = Clusters::from([
+            (("a".to_string(), "y".to_string()), "k".to_string()),
+            (("b".to_string(), "x".to_string()), "k".to_string()),
+        ]);
+        let items = || {
+            vec![
+                item("b", "x", "Same, edited", None, 30),
+                item("a", "y", "Same", None, 29),
+                item("a", "z", "Other", None, 28),
+            ]
+        };
+        let got = decide(&f, items(), &Priorities::new(), &clusters, now());
+        let ds: Vec<String> = got.iter().map(|(_, d)| d.to_string()).collect();
+        assert_eq!(ds, ["merged: same story as a/y", "kept", "kept"]);
+        let got = decide(
+            &f,
+            items(),
+            &Priorities::from([("b".to_string(), 1)]),
+            &clusters,
+            now(),
+        );
+        assert_eq!(got[0].1, Decision::Kept);
+        assert_eq!(got[1].1.to_string(), "merged: same story as b/x");
+        // "exact" ignores clusters.
+        f.dedupe = Dedupe::Exact;
+        let got = decide(&f, items(), &Priorities::new(), &clusters, now());
+        assert!(got.iter().all(|(_, d)| *d == Decision::Kept));
     }
 }

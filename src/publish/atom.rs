@@ -7,7 +7,8 @@ use quick_xml::Writer;
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 
 use super::{
-    Context, feed_updated, item_date, item_link, item_title, item_updated, output_id, xml_safe,
+    Context, feed_updated, item_content, item_date, item_link, item_title, item_updated,
+    published_id, xml_safe,
 };
 use crate::config::{Format, OutputFeed};
 use crate::store::StoredItem;
@@ -125,7 +126,7 @@ fn write(
         empty_el(&mut w, "fh:archive", &[])?;
     }
     for it in items {
-        entry(&mut w, it, ctx)?;
+        entry(&mut w, feed, it, ctx)?;
     }
     end(&mut w, "feed")?;
     let mut out = w.into_inner();
@@ -133,14 +134,14 @@ fn write(
     Ok(out)
 }
 
-fn entry(w: &mut W, it: &StoredItem, ctx: &Context) -> R {
+fn entry(w: &mut W, feed: &OutputFeed, it: &StoredItem, ctx: &Context) -> R {
     let i = &it.item;
     match &i.language {
         Some(lang) => start(w, "entry", &[("xml:lang", lang)])?,
         None => start(w, "entry", &[])?,
     }
     text_el(w, "title", &[("type", "text")], &item_title(it))?;
-    text_el(w, "id", &[], &output_id(&it.source, &i.id))?;
+    text_el(w, "id", &[], &published_id(feed, it, ctx))?;
     text_el(w, "updated", &[], &date(item_updated(it)))?;
     text_el(w, "published", &[], &date(item_date(it)))?;
     for a in &i.authors {
@@ -154,7 +155,25 @@ fn entry(w: &mut W, it: &StoredItem, ctx: &Context) -> R {
         }
         end(w, "author")?;
     }
-    link(w, "alternate", &item_link(it, ctx), Some("text/html"))?;
+    let alternate = item_link(it, ctx);
+    link(w, "alternate", &alternate, Some("text/html"))?;
+    // The other outlets' versions of the story (RFC 4287 §4.2.7.2 "related").
+    let mut seen = vec![alternate.as_str()];
+    for r in ctx.merged(feed, it).map_or(&[][..], |m| &m.related) {
+        if let Some(u) = r.url.as_deref().filter(|u| !seen.contains(u)) {
+            seen.push(u);
+            empty_el(
+                w,
+                "link",
+                &[
+                    ("rel", "related"),
+                    ("href", u),
+                    ("type", "text/html"),
+                    ("title", &r.title),
+                ],
+            )?;
+        }
+    }
     for e in &i.enclosures {
         let len = e.length.map(|l| l.to_string());
         let mut attrs = vec![
@@ -173,8 +192,8 @@ fn entry(w: &mut W, it: &StoredItem, ctx: &Context) -> R {
     if let Some(s) = &i.summary {
         text_el(w, "summary", &[("type", "text")], s)?;
     }
-    if let Some(h) = &i.content_html {
-        text_el(w, "content", &[("type", "html")], h)?;
+    if let Some(h) = item_content(feed, it, ctx) {
+        text_el(w, "content", &[("type", "html")], &h)?;
     }
     source(w, it, ctx)?;
     end(w, "entry")

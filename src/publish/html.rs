@@ -102,6 +102,12 @@ pub fn render(feeds: &[(&OutputFeed, Vec<StoredItem>)], ctx: &Context) -> Vec<u8
                     .unwrap_or_default();
                 h.push_str(&format!("<p{lang}>{}</p>", text(s)));
             }
+            if let Some(also) = ctx
+                .merged(feed, it)
+                .and_then(|m| super::also_reported_by(&m.related))
+            {
+                h.push_str(&also);
+            }
             h.push_str("</li>\n");
         }
         if !items.is_empty() {

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Context, item_date, item_link, item_title, item_updated, output_id};
+use super::{Context, item_content, item_date, item_link, item_title, item_updated, published_id};
 use crate::config::{Format, OutputFeed};
 use crate::store::StoredItem;
 
@@ -33,7 +33,7 @@ struct JsonItem<'a> {
     url: String,
     title: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    content_html: Option<&'a str>,
+    content_html: Option<std::borrow::Cow<'a, str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     summary: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,6 +70,17 @@ struct Attachment<'a> {
 struct Extension<'a> {
     source: SourceRef,
     original_id: &'a str,
+    /// Other outlets' versions of the story this item stands for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    related: Vec<RelatedRef>,
+}
+
+#[derive(Serialize)]
+struct RelatedRef {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
+    source: String,
+    title: String,
 }
 
 #[derive(Serialize)]
@@ -109,11 +120,24 @@ pub fn render(feed: &OutputFeed, items: &[StoredItem], ctx: &Context) -> Result<
             .map(|it| {
                 let i = &it.item;
                 let src = ctx.source(&it.source);
+                let related: Vec<RelatedRef> = ctx
+                    .merged(feed, it)
+                    .map(|m| {
+                        m.related
+                            .iter()
+                            .map(|r| RelatedRef {
+                                url: r.url.clone(),
+                                source: r.source.clone(),
+                                title: r.title.clone(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 JsonItem {
-                    id: output_id(&it.source, &i.id),
+                    id: published_id(feed, it, ctx),
                     url: item_link(it, ctx),
                     title: item_title(it),
-                    content_html: i.content_html.as_deref(),
+                    content_html: item_content(feed, it, ctx),
                     summary: i.summary.as_deref(),
                     image: i.image.as_deref(),
                     date_published: rfc3339(item_date(it)),
@@ -145,6 +169,7 @@ pub fn render(feed: &OutputFeed, items: &[StoredItem], ctx: &Context) -> Result<
                             feed_url: src.feed_url.clone(),
                         },
                         original_id: &i.id,
+                        related,
                     },
                 }
             })

@@ -54,6 +54,29 @@ pub struct SourceInfo {
     pub updated: Option<DateTime<Utc>>,
 }
 
+/// A published item that stands for several versions of one story (`dedupe = "similar"`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Merged {
+    /// The id it is published under: its cluster's key, which stays as versions join.
+    pub id: String,
+    /// The other versions, earliest first.
+    pub related: Vec<Related>,
+}
+
+/// Another outlet's version of a published story.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Related {
+    /// The source's name.
+    pub source: String,
+    /// The source's title (its feed's own title, else its name).
+    pub title: String,
+    /// That version's link (http(s) only).
+    pub url: Option<String>,
+}
+
+/// Merged items per output feed: feed name → (source, id) of the published version → merge.
+pub type MergedItems = HashMap<String, HashMap<(String, String), Merged>>;
+
 /// Everything rendering needs besides the feed and its items.
 #[derive(Debug, Clone)]
 pub struct Context {
@@ -63,6 +86,8 @@ pub struct Context {
     /// Minutes a reader may cache the feed (RSS `<ttl>`).
     pub ttl_minutes: u64,
     pub hubs: Vec<Url>,
+    /// Items that stand for several versions of a story, per feed.
+    pub merged: MergedItems,
 }
 
 impl Context {
@@ -72,6 +97,13 @@ impl Context {
             .join(&format!("{}.{}", feed.name, format.extension()))
             .map(|u| u.to_string())
             .unwrap_or_default()
+    }
+
+    /// How `it` stands for other versions of its story in `feed`, if it does.
+    pub fn merged(&self, feed: &OutputFeed, it: &StoredItem) -> Option<&Merged> {
+        self.merged
+            .get(&feed.name)?
+            .get(&(it.source.clone(), it.item.id.clone()))
     }
 
     fn source(&self, name: &str) -> Cow<'_, SourceInfo> {
@@ -101,6 +133,57 @@ pub fn output_id(source: &str, id: &str) -> String {
         }
     }
     out
+}
+
+/// The id an item is published under in `feed`: its cluster's when it stands for several
+/// versions of a story, else [`output_id`].
+fn published_id(feed: &OutputFeed, it: &StoredItem, ctx: &Context) -> String {
+    match ctx.merged(feed, it) {
+        Some(m) => m.id.clone(),
+        None => output_id(&it.source, &it.item.id),
+    }
+}
+
+/// "Also reported by: <a>Outlet A</a>, Outlet B" as an HTML paragraph; `None` without related
+/// versions.
+pub fn also_reported_by(related: &[Related]) -> Option<String> {
+    if related.is_empty() {
+        return None;
+    }
+    let mut p = String::from("<p class=\"feedloom-related\">Also reported by: ");
+    for (n, r) in related.iter().enumerate() {
+        if n > 0 {
+            p.push_str(", ");
+        }
+        let title = html_escape::encode_text(&r.title);
+        match &r.url {
+            Some(u) => p.push_str(&format!(
+                "<a href=\"{}\">{title}</a>",
+                html_escape::encode_double_quoted_attribute(u)
+            )),
+            None => p.push_str(&title),
+        }
+    }
+    p.push_str("</p>");
+    Some(p)
+}
+
+/// The item's content in `feed`: its HTML (else its lead as a paragraph) followed by "Also
+/// reported by" when it stands for several versions of a story.
+fn item_content<'a>(feed: &OutputFeed, it: &'a StoredItem, ctx: &Context) -> Option<Cow<'a, str>> {
+    let content = it.item.content_html.as_deref();
+    let Some(also) = ctx
+        .merged(feed, it)
+        .and_then(|m| also_reported_by(&m.related))
+    else {
+        return content.map(Cow::Borrowed);
+    };
+    let base = match (content, &it.item.summary) {
+        (Some(c), _) => c.to_string(),
+        (None, Some(s)) => format!("<p>{}</p>", html_escape::encode_text(s)),
+        (None, None) => String::new(),
+    };
+    Some(Cow::Owned(format!("{base}\n{also}")))
 }
 
 /// The date an item is published under: published, else updated, else first seen.

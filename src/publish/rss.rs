@@ -7,7 +7,9 @@ use rss::extension::atom::{AtomExtension, Link};
 use rss::extension::dublincore::DublinCoreExtension;
 use rss::{Category, Channel, Enclosure, Guid, Item, Source};
 
-use super::{Context, feed_updated, item_date, item_link, item_title, output_id, xml_safe};
+use super::{
+    Context, feed_updated, item_content, item_date, item_link, item_title, published_id, xml_safe,
+};
 use crate::config::{Format, OutputFeed};
 use crate::store::StoredItem;
 
@@ -38,7 +40,7 @@ pub fn render(
         rel: "hub".into(),
         ..Link::default()
     }));
-    let rss_items = items.iter().map(|it| item(it, ctx)).collect();
+    let rss_items = items.iter().map(|it| item(feed, it, ctx)).collect();
     let mut namespaces = BTreeMap::new();
     namespaces.insert(
         "atom".to_string(),
@@ -81,7 +83,7 @@ fn common_language(items: &[StoredItem]) -> Option<String> {
         .then_some(first)
 }
 
-fn item(it: &StoredItem, ctx: &Context) -> Item {
+fn item(feed: &OutputFeed, it: &StoredItem, ctx: &Context) -> Item {
     let i = &it.item;
     let src = ctx.source(&it.source);
     let dc = (!i.authors.is_empty()).then(|| DublinCoreExtension {
@@ -93,9 +95,9 @@ fn item(it: &StoredItem, ctx: &Context) -> Item {
         title: Some(s(&item_title(it))),
         link: Some(item_link(it, ctx)),
         description: i.summary.as_deref().map(s),
-        content: i.content_html.as_deref().map(s),
+        content: item_content(feed, it, ctx).as_deref().map(s),
         guid: Some(Guid {
-            value: output_id(&it.source, &i.id),
+            value: published_id(feed, it, ctx),
             permalink: false,
         }),
         pub_date: Some(item_date(it).to_rfc2822()),

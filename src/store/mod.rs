@@ -184,6 +184,20 @@ pub struct Claimed {
     pub waiting: Vec<String>,
 }
 
+/// An item's near-duplicate state (src/cluster.rs): its MinHash signature and its cluster key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterRow {
+    pub source: String,
+    pub id: String,
+    /// The item's sort date (read only: `save_cluster_rows` ignores it).
+    pub date: DateTime<Utc>,
+    /// The stored signature bytes; `None` until computed, and again after the item's content
+    /// changed (an upsert that changes an item clears it).
+    pub signature: Option<Vec<u8>>,
+    /// The published id of the item's cluster; given once and never changed.
+    pub cluster: Option<String>,
+}
+
 /// What a store does. Futures are `Send` so the daemon can run them on any worker.
 pub trait Store: Send + Sync {
     /// Held while outputs are written; dropping it lets the next publisher in.
@@ -215,6 +229,25 @@ pub trait Store: Send + Sync {
         &self,
         query: &ItemQuery,
     ) -> impl Future<Output = Result<Vec<StoredItem>, StoreError>> + Send;
+
+    /// The near-duplicate state of items dated at or after `since` (all when `None`); with
+    /// `signatures` false, `ClusterRow::signature` is left `None` (cheaper when only the keys
+    /// are needed). A store keeps the two values per item and clears the signature whenever
+    /// `upsert_items` changes the item.
+    fn cluster_rows(
+        &self,
+        since: Option<DateTime<Utc>>,
+        signatures: bool,
+    ) -> impl Future<Output = Result<Vec<ClusterRow>, StoreError>> + Send;
+
+    /// Saves signatures and cluster keys: for each row, a `Some` signature replaces the stored
+    /// one, a `Some` cluster key is stored only where the item has none yet (a key, once given,
+    /// never changes, even when two runs race); items no longer stored are skipped. One
+    /// transaction.
+    fn save_cluster_rows(
+        &self,
+        rows: &[ClusterRow],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Deletes items no longer listed by their source and unseen since `unseen_since`, and
     /// beyond `keep_per_source` per source (unlisted items go first, then the oldest).
@@ -342,6 +375,18 @@ impl Store for AnyStore {
 
     async fn items(&self, query: &ItemQuery) -> Result<Vec<StoredItem>, StoreError> {
         dispatch!(self, s => s.items(query).await)
+    }
+
+    async fn cluster_rows(
+        &self,
+        since: Option<DateTime<Utc>>,
+        signatures: bool,
+    ) -> Result<Vec<ClusterRow>, StoreError> {
+        dispatch!(self, s => s.cluster_rows(since, signatures).await)
+    }
+
+    async fn save_cluster_rows(&self, rows: &[ClusterRow]) -> Result<(), StoreError> {
+        dispatch!(self, s => s.save_cluster_rows(rows).await)
     }
 
     async fn prune(

@@ -27,10 +27,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, Config, NoTls};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{Claim, Claimed, ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts};
+use super::{
+    Claim, Claimed, ClusterRow, ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts,
+};
 use crate::model::Item;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres/0001_init.sql"),
+    include_str!("migrations/postgres/0002_clusters.sql"),
+];
 
 /// Advisory lock keys ("feedlo" + a number): schema migrations, claims, publishing.
 const MIGRATE_KEY: i64 = 0x6665_6564_6c6f_0001;
@@ -309,7 +314,7 @@ impl Store for PostgresStore {
         let updated = tx
             .execute(
                 "UPDATE items i SET hash = t.hash, data = t.data, last_seen = $2, listed = TRUE,
-                     sort_date = COALESCE(t.date, i.first_seen)
+                     sort_date = COALESCE(t.date, i.first_seen), signature = NULL
                  FROM unnest($3::text[], $4::int8[], $5::int8[], $6::text[]) AS t(id, hash, date, data)
                  WHERE i.source = $1 AND i.id = t.id AND i.hash <> t.hash",
                 &[&source, &now, &ids, &hashes, &dates, &data],
@@ -370,6 +375,56 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn cluster_rows(
+        &self,
+        since: Option<DateTime<Utc>>,
+        signatures: bool,
+    ) -> Result<Vec<ClusterRow>, StoreError> {
+        let since = since.map_or(i64::MIN, |d| d.timestamp());
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT source, id, sort_date, CASE WHEN $2 THEN signature END, cluster
+                 FROM items WHERE sort_date >= $1 ORDER BY sort_date, source, id",
+                &[&since, &signatures],
+            )
+            .await
+            .map_err(|e| self.inner.err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| ClusterRow {
+                source: r.get(0),
+                id: r.get(1),
+                date: from_ts(r.get(2)),
+                signature: r.get(3),
+                cluster: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn save_cluster_rows(&self, rows: &[ClusterRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let signatures: Vec<Option<&[u8]>> = rows.iter().map(|r| r.signature.as_deref()).collect();
+        let clusters: Vec<Option<&str>> = rows.iter().map(|r| r.cluster.as_deref()).collect();
+        let c = self.conn().await?;
+        // One statement is one transaction; a key already given is never replaced.
+        c.execute(
+            "UPDATE items i SET signature = COALESCE(t.signature, i.signature),
+                 cluster = COALESCE(i.cluster, t.cluster)
+             FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
+                 AS t(source, id, signature, cluster)
+             WHERE i.source = t.source AND i.id = t.id",
+            &[&sources, &ids, &signatures, &clusters],
+        )
+        .await
+        .map_err(|e| self.inner.err(e))?;
+        Ok(())
     }
 
     async fn prune(

@@ -15,10 +15,15 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{Claim, Claimed, ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts};
+use super::{
+    Claim, Claimed, ClusterRow, ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts,
+};
 use crate::model::Item;
 
-const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/sqlite/0001_init.sql"),
+    include_str!("migrations/sqlite/0002_clusters.sql"),
+];
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -211,8 +216,8 @@ impl Store for SqliteStore {
                     .map_err(e)?;
                 let mut update = tx
                     .prepare_cached(
-                        "UPDATE items SET hash = ?3, last_seen = ?4, sort_date = ?5, listed = 1, data = ?6
-                         WHERE source = ?1 AND id = ?2",
+                        "UPDATE items SET hash = ?3, last_seen = ?4, sort_date = ?5, listed = 1, data = ?6,
+                         signature = NULL WHERE source = ?1 AND id = ?2",
                     )
                     .map_err(e)?;
                 let now = ts(now);
@@ -280,6 +285,60 @@ impl Store for SqliteStore {
                 });
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn cluster_rows(
+        &self,
+        since: Option<DateTime<Utc>>,
+        signatures: bool,
+    ) -> Result<Vec<ClusterRow>, StoreError> {
+        self.with(move |c, path| {
+            let e = |source| sql(path, source);
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT source, id, sort_date, CASE WHEN ?2 THEN signature END, cluster
+                     FROM items WHERE sort_date >= ?1 ORDER BY sort_date, source, id",
+                )
+                .map_err(e)?;
+            let since = since.map_or(i64::MIN, ts);
+            let rows = stmt
+                .query_map(params![since, signatures], |r| {
+                    Ok(ClusterRow {
+                        source: r.get(0)?,
+                        id: r.get(1)?,
+                        date: from_ts(r.get(2)?),
+                        signature: r.get(3)?,
+                        cluster: r.get(4)?,
+                    })
+                })
+                .map_err(e)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(e)
+        })
+        .await
+    }
+
+    async fn save_cluster_rows(&self, rows: &[ClusterRow]) -> Result<(), StoreError> {
+        let rows = rows.to_vec();
+        self.with(move |c, path| {
+            let e = |source| sql(path, source);
+            let tx = c.transaction().map_err(e)?;
+            {
+                let mut update = tx
+                    .prepare_cached(
+                        "UPDATE items SET signature = coalesce(?3, signature),
+                         cluster = coalesce(cluster, ?4) WHERE source = ?1 AND id = ?2",
+                    )
+                    .map_err(e)?;
+                for r in &rows {
+                    update
+                        .execute(params![r.source, r.id, r.signature, r.cluster])
+                        .map_err(e)?;
+                }
+            }
+            tx.commit().map_err(e)?;
+            Ok(())
         })
         .await
     }

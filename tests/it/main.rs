@@ -23,6 +23,8 @@
 //! - `refresh`: whole runs of the real binary against a local HTTP server on 127.0.0.1.
 //! - `serve`: `feedloom serve` over real HTTP: ETag/304, encodings, WebSub both ways,
 //!   shutdown while republishing, healthz, SIGHUP, the index in headless Chromium.
+//! - `cluster`: near-duplicate stories: the labelled pairs (precision/recall), whole runs that
+//!   merge one story from several outlets (the 100,000-item timing is `cargo bench --bench cluster`).
 //! - `conformance`: the shipped config's outputs judged by `../shared/conformance/`.
 //! - `store_conformance`: the `Store` contract, one test written once and run on SQLite and on
 //!   PostgreSQL (`FEEDLOOM_TEST_POSTGRES`); a new store method gets its test there.
@@ -32,6 +34,7 @@
 //! No test touches the internet.
 
 mod cli_parse;
+mod cluster;
 mod config;
 mod conformance;
 mod crash;

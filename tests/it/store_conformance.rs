@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use feedloom::model::Item;
 use feedloom::store::{
-    AnyStore, Candidate, Claim, Claimed, ItemQuery, SourceState, Store, UpsertCounts,
+    AnyStore, Candidate, Claim, Claimed, ClusterRow, ItemQuery, SourceState, Store, UpsertCounts,
 };
 
 /// Where a test's stores live.
@@ -87,6 +87,7 @@ conformance!(
     claim_respects_retry_after_of_the_same_url,
     claim_leaves_sources_fetched_since,
     publish_lock_is_exclusive,
+    cluster_keys_are_given_once_and_signatures_follow_content,
 );
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -542,4 +543,55 @@ async fn upsert_timing() {
         }
         b.finish().await;
     }
+}
+
+async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) {
+    let s = b.open().await;
+    let (one, two) = (item("1", "one", Some(t(10))), item("2", "two", Some(t(20))));
+    s.upsert_items("a", &[one.clone(), two.clone()], t(100))
+        .await
+        .unwrap();
+    let row = |id: &str, sig: Option<&[u8]>, key: Option<&str>| ClusterRow {
+        source: "a".into(),
+        id: id.into(),
+        date: t(0),
+        signature: sig.map(<[u8]>::to_vec),
+        cluster: key.map(String::from),
+    };
+    let rows = s.cluster_rows(None, true).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter()
+            .all(|r| r.signature.is_none() && r.cluster.is_none())
+    );
+    // Oldest first, with the sort date.
+    assert_eq!((rows[0].id.as_str(), rows[0].date), ("1", t(10)));
+    s.save_cluster_rows(&[
+        row("1", Some(&[1, 2, 3]), Some("k1")),
+        row("2", None, Some("k2")),
+    ])
+    .await
+    .unwrap();
+    // A second key never replaces the first; a missing signature keeps the stored one.
+    s.save_cluster_rows(&[
+        row("1", None, Some("other")),
+        row("gone", Some(&[9]), Some("x")),
+    ])
+    .await
+    .unwrap();
+    let rows = s.cluster_rows(None, true).await.unwrap();
+    assert_eq!(rows[0].signature.as_deref(), Some(&[1u8, 2, 3][..]));
+    assert_eq!(rows[0].cluster.as_deref(), Some("k1"));
+    assert_eq!(rows[1].cluster.as_deref(), Some("k2"));
+    // Without signatures asked for, none are read; `since` filters by date.
+    let keys = s.cluster_rows(Some(t(15)), false).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].signature.is_none() && keys[0].cluster.as_deref() == Some("k2"));
+    // Changed content clears the signature and keeps the key; unchanged content keeps both.
+    let mut edited = one.clone();
+    edited.title = "one, edited".into();
+    s.upsert_items("a", &[edited, two], t(200)).await.unwrap();
+    let rows = s.cluster_rows(None, true).await.unwrap();
+    assert_eq!(rows[0].signature, None);
+    assert_eq!(rows[0].cluster.as_deref(), Some("k1"));
 }

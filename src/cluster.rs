@@ -1,0 +1,592 @@
+//! Near-duplicate stories across sources: `Item → Signature` (MinHash) and
+//! `members → cluster keys` (LSH banding). Pure; the pipeline persists what comes out.
+//!
+//! Text: title, lead and body (tags stripped, entities decoded), Unicode words, lower-cased with
+//! ё folded to е, each word reduced to its Snowball stem in the item's language (a language
+//! without a stemmer: its first six letters). Word 3-shingles of at most [`MAX_WORDS`] words are
+//! hashed; the signature is the minimum of [`HASHES`] multiply-shift hashes over them, so the
+//! share of equal positions of two signatures estimates the Jaccard similarity of their shingle
+//! sets; [`HEAD_HASHES`] more do the same for the head (title and start of the lead). Two items
+//! match when their texts are alike by the threshold and, unless by far more, their heads are
+//! alike too ([`Signature::matches`]).
+//!
+//! Clustering: signatures are cut into bands of [`ROWS`] values; items sharing a band, or the
+//! same canonical link or URL/tag guid, are candidates; a candidate within the time window whose
+//! estimated similarity reaches the threshold is a match; items of one source never match each
+//! other (the issue is the same story across outlets). Items keep the cluster key they were
+//! given once; a new item takes the key of its best match, else its own, so a cluster's key is
+//! its first member's id and never changes as members join.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use unicode_segmentation::UnicodeSegmentation;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::model::Item;
+
+/// Estimated Jaccard similarity of word 3-shingles from which two items are one story
+/// (`similar_threshold`): the labelled pairs (tests/fixtures/dedupe/pairs.json) put same stories at
+/// 0.24 and above and different stories on one topic at 0.12 and below.
+pub const DEFAULT_THRESHOLD: f64 = 0.2;
+
+/// Values in a signature.
+pub const HASHES: usize = 128;
+/// Values per LSH band: with 64 bands of 2, a pair at similarity 0.25 is a candidate with
+/// probability 0.98, at 0.3 with 0.998.
+pub const ROWS: usize = 2;
+const BANDS: usize = HASHES / ROWS;
+/// Words per shingle.
+const SHINGLE: usize = 3;
+/// Words of an item read: a hostile item cannot make signing it expensive, and a long story
+/// is known by its first 600 words (signing is a large part of a cold refresh: stemming and
+/// word segmentation cost about as much per word as everything else).
+pub const MAX_WORDS: usize = 600;
+/// Bytes of an item's text read before words are split (600 words of Cyrillic fit).
+const MAX_TEXT: usize = 16 * 1024;
+/// Earlier members a member is compared with per band value it shares with them: a value
+/// hundreds of unrelated items share (boilerplate) adds no more, so the cost stays linear.
+const BUCKET_CAP: usize = 8;
+
+/// Values in the signature of an item's head (title and lead).
+pub const HEAD_HASHES: usize = 32;
+/// Words of the head: the title and the start of the lead.
+const HEAD_WORDS: usize = 40;
+/// Two items whose whole texts are alike by less than this many times the threshold must
+/// also start alike (head similarity at least [`HEAD_THRESHOLD`]): a moderate overlap is as
+/// often a shared background paragraph under two different stories as one story retold.
+const SURE_FACTOR: f64 = 1.5;
+const HEAD_THRESHOLD: f64 = 0.15;
+
+/// An item's MinHash signatures: of its whole text, and of its head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    pub full: [u32; HASHES],
+    pub head: [u32; HEAD_HASHES],
+}
+
+fn agreement(a: &[u32], b: &[u32]) -> f64 {
+    let same = a.iter().zip(b).filter(|(x, y)| x == y).count();
+    same as f64 / a.len().max(1) as f64
+}
+
+impl Signature {
+    /// The stored form: the values (whole text, then head) as little-endian bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.full
+            .iter()
+            .chain(self.head.iter())
+            .flat_map(|v| v.to_le_bytes())
+            .collect()
+    }
+
+    /// The stored form read back; `None` when it is not one (then it is computed again).
+    pub fn from_bytes(b: &[u8]) -> Option<Signature> {
+        if b.len() != (HASHES + HEAD_HASHES) * 4 {
+            return None;
+        }
+        let mut v = b
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        let mut full = [0u32; HASHES];
+        let mut head = [0u32; HEAD_HASHES];
+        for x in full.iter_mut().chain(head.iter_mut()) {
+            *x = v.next()?;
+        }
+        Some(Signature { full, head })
+    }
+
+    /// Estimated Jaccard similarity of the two items' shingle sets, 0 to 1.
+    pub fn similarity(&self, other: &Signature) -> f64 {
+        agreement(&self.full, &other.full)
+    }
+
+    /// Estimated Jaccard similarity of the shingles of the two items' heads.
+    pub fn head_similarity(&self, other: &Signature) -> f64 {
+        agreement(&self.head, &other.head)
+    }
+
+    /// Whether the two items are one story at `threshold`: their texts are alike by at least
+    /// `threshold`, and, unless by far more, they start alike too. Returns the similarity.
+    pub fn matches(&self, other: &Signature, threshold: f64) -> Option<f64> {
+        let s = self.similarity(other);
+        (s >= threshold
+            && (s >= threshold * SURE_FACTOR || self.head_similarity(other) >= HEAD_THRESHOLD))
+            .then_some(s)
+    }
+}
+
+const fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Multipliers (odd) and offsets of the signature's hash functions; fixed, since signatures
+/// are stored.
+const PARAMS: [(u64, u64); HASHES] = {
+    let mut p = [(0u64, 0u64); HASHES];
+    let mut i = 0;
+    while i < HASHES {
+        p[i] = (
+            splitmix(0x6665_6564_6c6f_6f6d ^ (2 * i as u64)) | 1,
+            splitmix(0x6c6f_6f6d_6665_6564 ^ (2 * i as u64 + 1)),
+        );
+        i += 1;
+    }
+    p
+};
+
+/// The text an item is compared by: title, lead and body as plain text, at most `MAX_TEXT`
+/// bytes.
+fn text_of(item: &Item) -> String {
+    let mut s = String::with_capacity(1024);
+    s.push_str(&item.title);
+    s.push('\n');
+    s.push_str(item.summary.as_deref().unwrap_or(""));
+    s.push('\n');
+    let mut in_tag = false;
+    let mut body = String::new();
+    for c in item.content_html.as_deref().unwrap_or("").chars() {
+        if s.len() + body.len() >= MAX_TEXT {
+            break;
+        }
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                body.push(' ');
+            }
+            _ if !in_tag => body.push(c),
+            _ => {}
+        }
+    }
+    s.push_str(&html_escape::decode_html_entities(&body));
+    if s.len() > MAX_TEXT {
+        let mut end = MAX_TEXT;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}
+
+/// Stems already computed while signing a batch of items: Snowball stemming is the largest
+/// cost of signing, and news repeats its words. Keyed by the hash of language and folded word;
+/// emptied when it reaches a million entries.
+#[derive(Default)]
+pub struct StemCache(HashMap<u64, u64>);
+
+/// Hashes of the item's words in their folded, stemmed form, at most [`MAX_WORDS`].
+fn word_hashes(item: &Item, cache: &mut StemCache) -> Vec<u64> {
+    let text = text_of(item);
+    let stemmer = crate::select::stemmer_for(item.language.as_deref());
+    let seed = xxh3_64(item.language.as_deref().unwrap_or("").as_bytes());
+    if cache.0.len() > 1_000_000 {
+        cache.0.clear();
+    }
+    let mut out = Vec::new();
+    let mut folded = String::new();
+    for w in text.unicode_words().take(MAX_WORDS) {
+        folded.clear();
+        for c in w.chars().flat_map(char::to_lowercase) {
+            folded.push(if c == 'ё' { 'е' } else { c });
+        }
+        let key = xxhash_rust::xxh3::xxh3_64_with_seed(folded.as_bytes(), seed);
+        if let Some(h) = cache.0.get(&key) {
+            out.push(*h);
+            continue;
+        }
+        let h = match &stemmer {
+            Some(st) => xxh3_64(st.stem(&folded).as_bytes()),
+            None => {
+                let end = folded
+                    .char_indices()
+                    .nth(6)
+                    .map_or(folded.len(), |(i, _)| i);
+                xxh3_64(&folded.as_bytes()[..end])
+            }
+        };
+        cache.0.insert(key, h);
+        out.push(h);
+    }
+    out
+}
+
+/// MinHash of the word 3-shingles of `words` with the first `sig.len()` hash functions.
+fn minhash(words: &[u64], sig: &mut [u32]) {
+    sig.fill(u32::MAX);
+    let mut add = |shingle: u64| {
+        let x = splitmix(shingle);
+        for (v, (a, b)) in sig.iter_mut().zip(PARAMS.iter()) {
+            let h = (a.wrapping_mul(x).wrapping_add(*b) >> 32) as u32;
+            *v = (*v).min(h);
+        }
+    };
+    if words.len() < SHINGLE {
+        add(words.iter().fold(0, |acc, w| acc.rotate_left(21) ^ w));
+    } else {
+        for w in words.windows(SHINGLE) {
+            add(w[0] ^ w[1].rotate_left(21) ^ w[2].rotate_left(42));
+        }
+    }
+}
+
+/// The item's signature; `None` when it has no words.
+pub fn signature(item: &Item) -> Option<Signature> {
+    signature_with(item, &mut StemCache::default())
+}
+
+/// [`signature`], reusing the stems of earlier items of a batch.
+pub fn signature_with(item: &Item, cache: &mut StemCache) -> Option<Signature> {
+    let words = word_hashes(item, cache);
+    if words.is_empty() {
+        return None;
+    }
+    let mut sig = Signature {
+        full: [0; HASHES],
+        head: [0; HEAD_HASHES],
+    };
+    minhash(&words, &mut sig.full);
+    minhash(&words[..words.len().min(HEAD_WORDS)], &mut sig.head);
+    Some(sig)
+}
+
+/// Whether two items are the same story at `threshold` (what [`assign`] decides for a pair
+/// within the window, by text alone).
+pub fn same_story(a: &Item, b: &Item, threshold: f64) -> bool {
+    match (signature(a), signature(b)) {
+        (Some(x), Some(y)) => x.matches(&y, threshold).is_some(),
+        _ => false,
+    }
+}
+
+/// Keys that make two items of different sources the same story whatever their text: the
+/// canonical link, and the guid when it is a URL or tag URI (not a source-local counter).
+pub fn exact_keys(item: &Item) -> [Option<u64>; 2] {
+    let link = item
+        .link
+        .as_deref()
+        .map(|l| xxh3_64(format!("link:{l}").as_bytes()));
+    let id = &item.id;
+    let guid = (id.contains("://") || id.starts_with("tag:"))
+        .then(|| xxh3_64(format!("id:{id}").as_bytes()));
+    [link, guid]
+}
+
+/// One item to cluster.
+#[derive(Debug, Clone)]
+pub struct Member<'a> {
+    /// The item's own published id; the key of the cluster it starts, if it starts one.
+    pub key: &'a str,
+    /// Its source: items of one source are never matched with each other (a source's
+    /// templated items, such as daily reports, are not one story).
+    pub source: &'a str,
+    /// When it was dated (sort date).
+    pub date: DateTime<Utc>,
+    /// When it was first seen: new items join clusters in this order.
+    pub arrival: DateTime<Utc>,
+    pub signature: Option<&'a Signature>,
+    pub exact: [Option<u64>; 2],
+    /// The cluster key it was given before; kept.
+    pub cluster: Option<&'a str>,
+}
+
+const NONE: u32 = u32::MAX;
+/// The high half of a band key holds the band value's hash, the low half a position.
+const HIGH: u64 = 0xFFFF_FFFF_0000_0000;
+
+/// The hash of band `b` of a signature.
+fn band_key(sig: &Signature, b: usize) -> u64 {
+    let mut h = b as u64;
+    for v in &sig.full[b * ROWS..(b + 1) * ROWS] {
+        h = h.rotate_left(32) ^ u64::from(*v);
+    }
+    splitmix(h)
+}
+
+fn exact_key(k: u64) -> u64 {
+    splitmix(k ^ 0x6578_6163_745f_6b65)
+}
+
+/// Groups band keys by value: a counting sort on the top 16 bits (cache-friendly, linear),
+/// then a sort of each small bucket.
+struct Grouper {
+    counts: Vec<u32>,
+    sorted: Vec<u64>,
+}
+
+impl Grouper {
+    fn new() -> Grouper {
+        Grouper {
+            counts: vec![0; (1 << 16) + 1],
+            sorted: Vec::new(),
+        }
+    }
+
+    /// `keys` are (value hash in the high half, position in the low half). Members with one
+    /// value form a run in position order; each is paired with the `BUCKET_CAP` positions
+    /// before it in its run, as (later position << 32 | earlier position).
+    fn pair_runs(&mut self, keys: &[u64], pairs: &mut Vec<u64>) {
+        let top = |k: u64| (k >> 48) as usize;
+        self.counts.fill(0);
+        for k in keys {
+            self.counts[top(*k) + 1] += 1;
+        }
+        for i in 1..self.counts.len() {
+            self.counts[i] += self.counts[i - 1];
+        }
+        self.sorted.clear();
+        self.sorted.resize(keys.len(), 0);
+        for k in keys {
+            let at = &mut self.counts[top(*k)];
+            self.sorted[*at as usize] = *k;
+            *at += 1;
+        }
+        // counts[b] is now the end of bucket b.
+        let mut start = 0;
+        for b in 0..1 << 16 {
+            let end = self.counts[b] as usize;
+            if end - start > 1 {
+                let bucket = &mut self.sorted[start..end];
+                bucket.sort_unstable();
+                pair_sorted(bucket, pairs);
+            }
+            start = end;
+        }
+    }
+}
+
+/// [`Grouper::pair_runs`] on sorted keys.
+fn pair_sorted(keys: &[u64], pairs: &mut Vec<u64>) {
+    let mut start = 0;
+    while start < keys.len() {
+        let value = keys[start] & HIGH;
+        let mut end = start + 1;
+        while end < keys.len() && keys[end] & HIGH == value {
+            end += 1;
+        }
+        for j in start + 1..end {
+            let later = keys[j] << 32;
+            for k in &keys[j.saturating_sub(BUCKET_CAP).max(start)..j] {
+                pairs.push(later | (k & !HIGH));
+            }
+        }
+        start = end;
+    }
+}
+
+/// Gives every member its cluster key: its old one when it has one, else the key of the most
+/// similar earlier member of another source (at least `threshold`, dated within `window` of
+/// it, or sharing an exact key), else its own. Members with a key come first, then new ones by
+/// arrival, date and key.
+///
+/// Banding is done by sorting, band by band (a counting sort), so memory is touched in order: the members
+/// sharing a band value (or an exact key) form a run, and each is paired with the
+/// [`BUCKET_CAP`] members before it in its run; a value hundreds of unrelated members share
+/// (boilerplate, a flood) adds no more than that per member, so cost stays linear.
+pub fn assign<'a>(members: &[Member<'a>], threshold: f64, window: Duration) -> Vec<&'a str> {
+    let n = members.len();
+    assert!(n < NONE as usize, "fewer than 2^32 members");
+    let mut order: Vec<usize> = (0..n).filter(|m| members[*m].cluster.is_some()).collect();
+    let old = order.len();
+    let mut fresh: Vec<usize> = (0..n).filter(|m| members[*m].cluster.is_none()).collect();
+    fresh.sort_by(|a, b| {
+        let (x, y) = (&members[*a], &members[*b]);
+        x.arrival
+            .cmp(&y.arrival)
+            .then(x.date.cmp(&y.date))
+            .then(x.key.cmp(y.key))
+    });
+    order.extend(fresh);
+
+    // Candidate pairs of positions, later first, each once.
+    let mut pairs: Vec<u64> = Vec::new();
+    let mut keys: Vec<u64> = Vec::with_capacity(n);
+    let mut grouper = Grouper::new();
+    let compact = |pairs: &mut Vec<u64>| {
+        pairs.sort_unstable();
+        pairs.dedup();
+    };
+    // Band values by band, then position: one pass over the signatures (they are large and
+    // in no useful order), then each band read in order.
+    let mut values = vec![0u32; BANDS * n];
+    let mut signed = vec![false; n];
+    for (pos, m) in order.iter().enumerate() {
+        if let Some(sig) = members[*m].signature {
+            signed[pos] = true;
+            for b in 0..BANDS {
+                values[b * n + pos] = (band_key(sig, b) >> 32) as u32;
+            }
+        }
+    }
+    for b in 0..BANDS {
+        keys.clear();
+        let band = &values[b * n..(b + 1) * n];
+        for (pos, v) in band.iter().enumerate() {
+            if signed[pos] {
+                keys.push(u64::from(*v) << 32 | pos as u64);
+            }
+        }
+        grouper.pair_runs(&keys, &mut pairs);
+        // Members sharing many bands give the same pairs in each: keep memory bounded.
+        if pairs.len() > 8 * n + 1024 {
+            compact(&mut pairs);
+        }
+    }
+    drop(values);
+    keys.clear();
+    for (pos, m) in order.iter().enumerate() {
+        for k in members[*m].exact.iter().flatten() {
+            keys.push((exact_key(*k) & HIGH) | pos as u64);
+        }
+    }
+    grouper.pair_runs(&keys, &mut pairs);
+    compact(&mut pairs);
+
+    let mut names: Vec<&'a str> = Vec::new();
+    let mut by_name: HashMap<&'a str, u32> = HashMap::new();
+    let mut intern = |k: &'a str| -> u32 {
+        *by_name.entry(k).or_insert_with(|| {
+            names.push(k);
+            names.len() as u32 - 1
+        })
+    };
+    // By position.
+    let mut cluster_of = vec![NONE; n];
+    for (pos, m) in order.iter().enumerate().take(old) {
+        cluster_of[pos] = intern(members[*m].cluster.unwrap_or(members[*m].key));
+    }
+    let mut next = pairs.partition_point(|p| (p >> 32) < old as u64);
+    for pos in old..n {
+        let me = &members[order[pos]];
+        // (score, earlier position): an exact key scores above any similarity.
+        let mut best: Option<(f64, usize)> = None;
+        while next < pairs.len() && (pairs[next] >> 32) == pos as u64 {
+            let c = (pairs[next] & !HIGH) as usize;
+            next += 1;
+            let other = &members[order[c]];
+            if other.source == me.source {
+                continue;
+            }
+            let exact = me
+                .exact
+                .iter()
+                .flatten()
+                .any(|k| other.exact.iter().flatten().any(|o| o == k));
+            let score = if exact {
+                Some(2.0)
+            } else if (other.date - me.date).abs() > window {
+                None
+            } else {
+                match (me.signature, other.signature) {
+                    (Some(a), Some(b)) => a.matches(b, threshold),
+                    _ => None,
+                }
+            };
+            if let Some(s) = score
+                && best.is_none_or(|(bs, bc)| s > bs || (s == bs && c < bc))
+            {
+                best = Some((s, c));
+            }
+        }
+        cluster_of[pos] = match best {
+            Some((_, c)) => cluster_of[c],
+            None => intern(me.key),
+        };
+    }
+    let mut out = vec![""; n];
+    for (pos, m) in order.iter().enumerate() {
+        out[*m] = names[cluster_of[pos] as usize];
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, title: &str, body: &str) -> Item {
+        Item {
+            id: id.into(),
+            title: title.into(),
+            link: None,
+            published: None,
+            updated: None,
+            authors: vec![],
+            summary: None,
+            content_html: Some(format!("<p>{body}</p>")),
+            categories: vec![],
+            language: Some("ru".into()),
+            enclosures: vec![],
+            image: None,
+        }
+    }
+
+    const BODY: &str = "Президент Туркменистана Сердар Бердымухамедов прибыл в Астану для участия в \
+        саммите «Центральная Азия – Италия». В аэропорту его встретили премьер-министр Казахстана \
+        и министр иностранных дел. Саммит пройдёт в пятницу во Дворце независимости.";
+
+    #[test]
+    fn signatures_round_trip_and_fold() {
+        let a = signature(&item("1", "Визит", BODY)).unwrap();
+        assert_eq!(Signature::from_bytes(&a.to_bytes()), Some(a.clone()));
+        assert_eq!(Signature::from_bytes(&[1, 2, 3]), None);
+        let b = signature(&item("2", "ВИЗИТ", &BODY.replace('ё', "е"))).unwrap();
+        assert_eq!(a.similarity(&b), 1.0, "case and ё do not matter");
+        assert!(signature(&item("3", "", "")).is_none());
+    }
+
+    #[test]
+    fn assign_keeps_keys_and_joins_the_earliest() {
+        let s1 = signature(&item("1", "Визит", BODY)).unwrap();
+        let s2 = signature(&item("2", "Визит в Астану", &format!("АСТАНА. {BODY}"))).unwrap();
+        let s3 = signature(&item(
+            "3",
+            "Погода",
+            "Завтра в Астане снег и ветер до 20 м/с",
+        ))
+        .unwrap();
+        let t = |h: i64| DateTime::from_timestamp(1_750_000_000 + h * 3600, 0).unwrap();
+        let m = |key, sig, h, cluster| Member {
+            key,
+            source: key,
+            date: t(h),
+            arrival: t(h),
+            signature: Some(sig),
+            exact: [None, None],
+            cluster,
+        };
+        let w = Duration::hours(72);
+        let got = assign(
+            &[
+                m("b", &s2, 1, None),
+                m("a", &s1, 0, None),
+                m("c", &s3, 2, None),
+            ],
+            0.3,
+            w,
+        );
+        assert_eq!(got, ["a", "a", "c"]);
+        // An old key stays even when a newer member would sort first.
+        let got = assign(&[m("b", &s2, 1, Some("b")), m("a", &s1, 0, None)], 0.3, w);
+        assert_eq!(got, ["b", "b"]);
+        // Outside the window: no match.
+        let got = assign(&[m("a", &s1, 0, None), m("b", &s2, 100, None)], 0.3, w);
+        assert_eq!(got, ["a", "b"]);
+        // An exact key matches whatever the text.
+        let mut x = m("x", &s3, 0, None);
+        let mut y = m("y", &s1, 500, None);
+        x.exact = [Some(7), None];
+        y.exact = [Some(7), None];
+        assert_eq!(assign(&[x.clone(), y.clone()], 0.3, w), ["x", "x"]);
+        // Never within one source.
+        y.source = "x";
+        assert_eq!(assign(&[x, y], 0.3, w), ["x", "y"]);
+        let (mut a, b) = (m("a", &s1, 0, None), m("b", &s2, 1, None));
+        a.source = "b";
+        assert_eq!(assign(&[a, b], 0.3, w), ["a", "b"]);
+    }
+}
