@@ -324,7 +324,7 @@ async fn refresh(
         b.finish_and_clear();
     }
     let pruned = pipeline::prune(&ctx, started).await?;
-    let publish = pipeline::publish_all(&ctx, started).await?;
+    let publish = pipeline::publish_all(&ctx, started, false).await?;
     let report = RunReport {
         started,
         millis: clock.elapsed().as_millis() as u64,
@@ -434,7 +434,7 @@ async fn publish(path: &Path) -> Result<u8> {
         return Ok(3);
     };
     let ctx = open(config).await?;
-    let report = pipeline::publish_all(&ctx, Utc::now()).await?;
+    let report = pipeline::publish_all(&ctx, Utc::now(), true).await?;
     for f in &report.failed {
         eprintln!("feedloom: {f}");
     }

@@ -936,9 +936,13 @@ pub async fn explain<S: Store>(
 /// Outputs depend only on the stored state and the config, so every instance renders the
 /// same bytes: `max_age` counts back from the newest recorded fetch, not from this instance's
 /// clock (`now` only when nothing was fetched yet).
+///
+/// Unless `always`, nothing is read or rendered when the last complete publish into the output
+/// folder was made from the same items, sources, config and build ([`PUBLISHED_MARKER`]).
 pub async fn publish_all<S: Store>(
     ctx: &Ctx<S>,
     now: DateTime<Utc>,
+    always: bool,
 ) -> Result<PublishReport, StoreError> {
     let _publishing = ctx.store.lock_publish().await?;
     let settings = &ctx.config.settings;
@@ -951,6 +955,23 @@ pub async fn publish_all<S: Store>(
     }
     let (sources, newest_fetch) = source_infos(ctx).await?;
     let now = newest_fetch.unwrap_or(now);
+    // Nothing to do when the last complete publish into this folder rendered from the same
+    // items, sources and config (and every output is still there): a run where every source
+    // answered 304 reads no items at all.
+    let generation = ctx.store.generation().await?;
+    let fingerprint = publish_fingerprint(&ctx.config, generation, &sources, now);
+    let marker = settings.output_dir.join(PUBLISHED_MARKER);
+    let outputs = expected_outputs(&ctx.config);
+    if !always
+        && std::fs::read_to_string(&marker).is_ok_and(|m| m.trim() == fingerprint)
+        && outputs.iter().all(|p| p.is_file())
+    {
+        debug!("nothing changed since the last publish: outputs left as they are");
+        return Ok(PublishReport {
+            unchanged: outputs.iter().map(|p| p.display().to_string()).collect(),
+            ..PublishReport::default()
+        });
+    }
     let clusters = cluster_items(ctx).await?;
     let mut pctx = Context {
         base_url: settings.base_url.clone(),
@@ -1015,7 +1036,64 @@ pub async fn publish_all<S: Store>(
     write_output(&settings.output_dir, "index.html", Ok(html), &mut report);
     let opml = render_opml(&ctx.config, &pctx.sources);
     write_output(&settings.output_dir, "sources.opml", Ok(opml), &mut report);
+    if report.failed.is_empty() {
+        // Only a complete publish is remembered; a failed one is tried again next time.
+        if let Err(e) = publish::write_atomic(&marker, format!("{fingerprint}\n").as_bytes()) {
+            warn!(output = %marker.display(), error = %e, "could not record the publish");
+        }
+    }
     Ok(report)
+}
+
+/// The file a complete publish leaves in the output folder: the fingerprint of what it was
+/// rendered from ([`publish_fingerprint`]).
+pub const PUBLISHED_MARKER: &str = ".feedloom.published";
+
+/// What the outputs depend on, hashed: the store's item generation, the sources' attribution,
+/// the config (every setting, source and feed), the time `max_age` counts back from (only when
+/// a feed has one), and this build of feedloom (another build may render differently).
+fn publish_fingerprint(
+    config: &Config,
+    generation: u64,
+    sources: &HashMap<String, SourceInfo>,
+    now: DateTime<Utc>,
+) -> String {
+    let mut infos: Vec<_> = sources.iter().collect();
+    infos.sort_by(|a, b| a.0.cmp(b.0));
+    let clock = config
+        .feeds
+        .iter()
+        .any(|f| f.max_age.is_some())
+        .then_some(now);
+    let build = std::env::current_exe()
+        .and_then(std::fs::metadata)
+        .and_then(|m| m.modified())
+        .ok();
+    let text = format!(
+        "{}|{build:?}|{generation}|{clock:?}|{infos:?}|{:?}|{:?}|{:?}",
+        env!("CARGO_PKG_VERSION"),
+        config.settings,
+        config.sources,
+        config.feeds
+    );
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(text.as_bytes()))
+}
+
+/// Every file a publish writes for sure (archive pages aside).
+fn expected_outputs(config: &Config) -> Vec<std::path::PathBuf> {
+    let dir = &config.settings.output_dir;
+    let mut out: Vec<_> = config
+        .feeds
+        .iter()
+        .flat_map(|f| {
+            f.formats
+                .iter()
+                .map(move |fmt| dir.join(format!("{}.{}", f.name, fmt.extension())))
+        })
+        .collect();
+    out.push(dir.join("index.html"));
+    out.push(dir.join("sources.opml"));
+    out
 }
 
 /// Writes one rendered output (when its bytes changed) and notes the outcome.

@@ -200,7 +200,7 @@ impl<S: Store + Clone + 'static> Daemon<S> {
             if let Err(e) = pipeline::prune(&ctx, now).await {
                 warn!(error = %e, "prune failed");
             }
-            match pipeline::publish_all(&ctx, now).await {
+            match pipeline::publish_all(&ctx, now, false).await {
                 Ok(report) => {
                     *publish_needed = false;
                     self.last_publish = Some(Instant::now());

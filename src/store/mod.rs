@@ -230,6 +230,10 @@ pub trait Store: Send + Sync {
         query: &ItemQuery,
     ) -> impl Future<Output = Result<Vec<StoredItem>, StoreError>> + Send;
 
+    /// A count that changes whenever what could be published changes: items added, changed
+    /// or deleted (not fetch bookkeeping, not listing). Equal counts mean the same items.
+    fn generation(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// The near-duplicate state of items dated at or after `since` (all when `None`); with
     /// `signatures` false, `ClusterRow::signature` is left `None` (cheaper when only the keys
     /// are needed). A store keeps the two values per item and clears the signature whenever
@@ -375,6 +379,10 @@ impl Store for AnyStore {
 
     async fn items(&self, query: &ItemQuery) -> Result<Vec<StoredItem>, StoreError> {
         dispatch!(self, s => s.items(query).await)
+    }
+
+    async fn generation(&self) -> Result<u64, StoreError> {
+        dispatch!(self, s => s.generation().await)
     }
 
     async fn cluster_rows(

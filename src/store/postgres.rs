@@ -35,7 +35,11 @@ use crate::model::Item;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_init.sql"),
     include_str!("migrations/postgres/0002_clusters.sql"),
+    include_str!("migrations/postgres/0003_generation.sql"),
 ];
+
+/// Bumps the count of changes to what could be published (see [`Store::generation`]).
+const BUMP_GENERATION: &str = "UPDATE meta SET value = value + 1 WHERE key = 'generation'";
 
 /// Advisory lock keys ("feedlo" + a number): schema migrations, claims, publishing.
 const MIGRATE_KEY: i64 = 0x6665_6564_6c6f_0001;
@@ -339,6 +343,9 @@ impl Store for PostgresStore {
         )
         .await
         .map_err(e)?;
+        if new + updated > 0 {
+            tx.execute(BUMP_GENERATION, &[]).await.map_err(e)?;
+        }
         tx.commit().await.map_err(e)?;
         let (new, updated) = (new as usize, updated as usize);
         Ok(UpsertCounts {
@@ -375,6 +382,15 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn generation(&self) -> Result<u64, StoreError> {
+        let c = self.conn().await?;
+        let row = c
+            .query_one("SELECT value FROM meta WHERE key = 'generation'", &[])
+            .await
+            .map_err(|e| self.inner.err(e))?;
+        Ok(row.get::<_, i64>(0) as u64)
     }
 
     async fn cluster_rows(
@@ -455,6 +471,9 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(e)?;
+        if stale + excess > 0 {
+            tx.execute(BUMP_GENERATION, &[]).await.map_err(e)?;
+        }
         tx.commit().await.map_err(e)?;
         Ok(stale + excess)
     }

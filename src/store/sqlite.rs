@@ -23,7 +23,11 @@ use crate::model::Item;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0001_init.sql"),
     include_str!("migrations/sqlite/0002_clusters.sql"),
+    include_str!("migrations/sqlite/0003_generation.sql"),
 ];
+
+/// Bumps the count of changes to what could be published (see [`Store::generation`]).
+const BUMP_GENERATION: &str = "UPDATE meta SET value = value + 1 WHERE key = 'generation'";
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -248,6 +252,9 @@ impl Store for SqliteStore {
                     }
                 }
             }
+            if counts.new + counts.updated > 0 {
+                tx.execute(BUMP_GENERATION, []).map_err(e)?;
+            }
             tx.commit().map_err(e)?;
             Ok(counts)
         })
@@ -285,6 +292,17 @@ impl Store for SqliteStore {
                 });
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn generation(&self) -> Result<u64, StoreError> {
+        self.with(|c, path| {
+            c.query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|v| v as u64)
+            .map_err(|e| sql(path, e))
         })
         .await
     }
@@ -368,6 +386,9 @@ impl Store for SqliteStore {
                     [keep_per_source as i64],
                 )
                 .map_err(e)?;
+            if stale + excess > 0 {
+                tx.execute(BUMP_GENERATION, []).map_err(e)?;
+            }
             tx.commit().map_err(e)?;
             Ok((stale + excess) as u64)
         })

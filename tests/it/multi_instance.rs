@@ -183,9 +183,12 @@ fn every_source_fetched(hits: &BTreeMap<String, usize>, times: usize) {
     );
 }
 
+/// The outputs in `dir` (the record of the last publish differs by instance: it hashes the
+/// instance's config, whose `output_dir` differs).
 fn read_dir(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
         .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name() != feedloom::pipeline::PUBLISHED_MARKER)
         .map(|e| {
             let e = e.unwrap();
             (

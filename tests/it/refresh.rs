@@ -428,3 +428,50 @@ async fn per_source_limit_lets_no_source_crowd_out_the_others() {
     let unique: std::collections::HashSet<_> = sources.iter().collect();
     assert_eq!(unique.len(), 6, "one item per source: {sources:?}");
 }
+
+/// A run that changes nothing reads no items and rewrites nothing; whatever the outputs depend
+/// on (the config, a missing output, the items) makes the next run publish again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_is_skipped_only_when_nothing_it_depends_on_changed() {
+    let ws = Workspace::shipped();
+    assert_eq!(ws.run(&["refresh"]).await.status.code(), Some(0));
+    let marker = ws
+        .path()
+        .join("public")
+        .join(feedloom::pipeline::PUBLISHED_MARKER);
+    let recorded = std::fs::read_to_string(&marker).expect("a complete publish is recorded");
+    let verbose = ws.run(&["-vv", "refresh", "--force"]).await;
+    assert!(
+        stderr(&verbose).contains("nothing changed since the last publish"),
+        "{}",
+        stderr(&verbose)
+    );
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), recorded);
+
+    // A config change: the feed's new title is published.
+    let config = ws.read("config.toml").replace(
+        "title = \"Central Asia\"",
+        "title = \"Central Asia, renamed\"",
+    );
+    ws.write("config.toml", &config);
+    assert_eq!(ws.run(&["refresh"]).await.status.code(), Some(0));
+    assert!(
+        ws.read("public/central-asia.atom")
+            .contains("Central Asia, renamed")
+    );
+    assert_ne!(std::fs::read_to_string(&marker).unwrap(), recorded);
+
+    // A missing output is written again.
+    std::fs::remove_file(ws.path().join("public/index.html")).unwrap();
+    assert_eq!(ws.run(&["refresh"]).await.status.code(), Some(0));
+    assert!(ws.path().join("public/index.html").is_file());
+
+    // A changed item is published.
+    let feed = ws.read("feeds/tech-atom.xml").replace(
+        "<title type=\"text\">Parsing RFC 822",
+        "<title type=\"text\">Edited: Parsing RFC 822",
+    );
+    ws.write("feeds/tech-atom.xml", &feed);
+    assert_eq!(ws.run(&["refresh", "--force"]).await.status.code(), Some(0));
+    assert!(ws.read("public/all.atom").contains("Edited: "));
+}

@@ -88,6 +88,7 @@ conformance!(
     claim_leaves_sources_fetched_since,
     publish_lock_is_exclusive,
     cluster_keys_are_given_once_and_signatures_follow_content,
+    generation_counts_changes_to_items_only,
 );
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -594,4 +595,33 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     let rows = s.cluster_rows(None, true).await.unwrap();
     assert_eq!(rows[0].signature, None);
     assert_eq!(rows[0].cluster.as_deref(), Some("k1"));
+}
+
+async fn generation_counts_changes_to_items_only(b: &Backend) {
+    let s = b.open().await;
+    let g0 = s.generation().await.unwrap();
+    let (one, two) = (item("1", "one", Some(t(10))), item("2", "two", Some(t(20))));
+    s.upsert_items("a", &[one.clone(), two.clone()], t(100))
+        .await
+        .unwrap();
+    let g1 = s.generation().await.unwrap();
+    assert_ne!(g1, g0, "new items");
+    // The same items again, a fetch recorded, an item unlisted: nothing to publish anew.
+    s.upsert_items("a", &[one.clone(), two.clone()], t(200))
+        .await
+        .unwrap();
+    s.record_fetch("a", &SourceState::default()).await.unwrap();
+    s.upsert_items("a", std::slice::from_ref(&one), t(300))
+        .await
+        .unwrap();
+    assert_eq!(s.generation().await.unwrap(), g1);
+    let mut edited = one.clone();
+    edited.title = "one, edited".into();
+    s.upsert_items("a", &[edited], t(400)).await.unwrap();
+    let g2 = s.generation().await.unwrap();
+    assert_ne!(g2, g1, "a changed item");
+    assert_eq!(s.prune(t(0), 100).await.unwrap(), 0);
+    assert_eq!(s.generation().await.unwrap(), g2, "nothing pruned");
+    assert_eq!(s.prune(t(10_000), 100).await.unwrap(), 1);
+    assert_ne!(s.generation().await.unwrap(), g2, "an item deleted");
 }

@@ -67,10 +67,12 @@ impl Workspace {
             .expect("run feedloom")
     }
 
-    /// Every file in the output folder with its bytes.
+    /// Every file in the output folder with its bytes (but the record of the last publish,
+    /// which is not an output).
     pub fn outputs(&self) -> Vec<(String, Vec<u8>)> {
         let mut out: Vec<_> = std::fs::read_dir(self.path().join("public"))
             .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name() != feedloom::pipeline::PUBLISHED_MARKER)
             .map(|e| {
                 let e = e.unwrap();
                 (
