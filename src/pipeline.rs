@@ -533,6 +533,9 @@ pub async fn refresh<S: Store + Clone + 'static>(
                 released?;
                 progress(&report);
                 reports.push((n, report));
+                // Our release freed a slot on its host: sources waiting for it can go now.
+                next_claim = tokio::time::Instant::now();
+                pause = CLAIM_PAUSE_MIN;
             }
             joined = async { claiming.as_mut().expect("polled only while claiming").await },
                 if claiming.is_some() =>

@@ -460,11 +460,15 @@ impl Store for PostgresStore {
             .map_err(e)?;
         let excess = tx
             .execute(
+                // Only sources over the limit are ranked.
                 "DELETE FROM items i USING (
                      SELECT source, id FROM (
                          SELECT source, id, row_number() OVER (
                              PARTITION BY source ORDER BY listed DESC, sort_date DESC, id) AS n
-                         FROM items) ranked
+                         FROM items
+                         WHERE source IN (
+                             SELECT source FROM items GROUP BY source HAVING count(*) > $1)
+                     ) ranked
                      WHERE n > $1) x
                  WHERE i.source = x.source AND i.id = x.id",
                 &[&(keep_per_source as i64)],

@@ -375,17 +375,29 @@ impl Store for SqliteStore {
                     [ts(unseen_since)],
                 )
                 .map_err(e)?;
-            let excess = tx
-                .execute(
-                    "DELETE FROM items WHERE rowid IN (
-                        SELECT rowid FROM (
-                            SELECT rowid, row_number() OVER (
-                                PARTITION BY source ORDER BY listed DESC, sort_date DESC, id) AS n
-                            FROM items)
-                        WHERE n > ?1)",
-                    [keep_per_source as i64],
-                )
+            // Only sources over the limit are ranked (counted from the (source, sort_date)
+            // index, without reading a row).
+            let over: Vec<String> = tx
+                .prepare("SELECT source FROM items GROUP BY source HAVING count(*) > ?1")
+                .and_then(|mut s| {
+                    s.query_map([keep_per_source as i64], |r| r.get(0))?
+                        .collect::<Result<_, _>>()
+                })
                 .map_err(e)?;
+            let mut excess = 0;
+            for source in &over {
+                excess += tx
+                    .execute(
+                        "DELETE FROM items WHERE rowid IN (
+                            SELECT rowid FROM (
+                                SELECT rowid, row_number() OVER (
+                                    ORDER BY listed DESC, sort_date DESC, id) AS n
+                                FROM items WHERE source = ?2)
+                            WHERE n > ?1)",
+                        params![keep_per_source as i64, source],
+                    )
+                    .map_err(e)?;
+            }
             if stale + excess > 0 {
                 tx.execute(BUMP_GENERATION, []).map_err(e)?;
             }
