@@ -314,15 +314,19 @@ impl Store for SqliteStore {
     ) -> Result<Vec<ClusterRow>, StoreError> {
         self.with(move |c, path| {
             let e = |source| sql(path, source);
+            // Without signatures, the keys come from the items_clusters index alone.
             let mut stmt = c
-                .prepare_cached(
-                    "SELECT source, id, sort_date, CASE WHEN ?2 THEN signature END, cluster
-                     FROM items WHERE sort_date >= ?1 ORDER BY sort_date, source, id",
-                )
+                .prepare_cached(if signatures {
+                    "SELECT source, id, sort_date, signature, cluster
+                     FROM items WHERE sort_date >= ?1 ORDER BY sort_date, source, id"
+                } else {
+                    "SELECT source, id, sort_date, NULL, cluster
+                     FROM items WHERE sort_date >= ?1 ORDER BY sort_date, source, id"
+                })
                 .map_err(e)?;
             let since = since.map_or(i64::MIN, ts);
             let rows = stmt
-                .query_map(params![since, signatures], |r| {
+                .query_map(params![since], |r| {
                     Ok(ClusterRow {
                         source: r.get(0)?,
                         id: r.get(1)?,
