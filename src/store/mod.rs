@@ -58,6 +58,10 @@ pub enum StoreError {
     Unsupported { url: String, reason: &'static str },
 }
 
+/// Bumps the count of changes to what could be published ([`Store::generation`]); both
+/// stores run it in the transaction that makes the change (schema 3's `meta` table).
+const BUMP_GENERATION: &str = "UPDATE meta SET value = value + 1 WHERE key = 'generation'";
+
 /// What is known of a source between runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -27,6 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, Config, NoTls};
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::BUMP_GENERATION;
 use super::{
     Claim, Claimed, ClusterRow, ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts,
 };
@@ -37,9 +38,6 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0002_clusters.sql"),
     include_str!("migrations/postgres/0003_generation.sql"),
 ];
-
-/// Bumps the count of changes to what could be published (see [`Store::generation`]).
-const BUMP_GENERATION: &str = "UPDATE meta SET value = value + 1 WHERE key = 'generation'";
 
 /// Advisory lock keys ("feedlo" + a number): schema migrations, claims, publishing.
 const MIGRATE_KEY: i64 = 0x6665_6564_6c6f_0001;

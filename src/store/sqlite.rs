@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use xxhash_rust::xxh3::xxh3_64;
 
+use super::BUMP_GENERATION;
 use super::{
     Claim, Claimed, ClusterRow, ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts,
 };
@@ -25,9 +26,6 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0002_clusters.sql"),
     include_str!("migrations/sqlite/0003_generation.sql"),
 ];
-
-/// Bumps the count of changes to what could be published (see [`Store::generation`]).
-const BUMP_GENERATION: &str = "UPDATE meta SET value = value + 1 WHERE key = 'generation'";
 
 #[derive(Clone)]
 pub struct SqliteStore {
