@@ -353,12 +353,6 @@ fn line_of(text: &str, byte: u64) -> usize {
         + 1
 }
 
-/// Reads a document into a tree within the default [`Limits`].
-pub fn read(text: &str) -> Document {
-    let limits = Limits::default();
-    read_within(text, &limits, Instant::now() + limits.max_time)
-}
-
 /// Reads a document into a tree, stopping (not failing) at the first unrecoverable error, at
 /// `deadline` or at `limits.max_elements`; deeper elements than `limits.max_depth` are skipped
 /// and text runs cut at `limits.max_field_bytes` (both logged).
@@ -596,6 +590,12 @@ fn open(reader: &NsReader<&[u8]>, e: &BytesStart<'_>, parent: Option<&Element>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads a document within the default [`Limits`].
+    fn read(text: &str) -> Document {
+        let limits = Limits::default();
+        read_within(text, &limits, Instant::now() + limits.max_time)
+    }
 
     fn root(s: &str) -> Element {
         read(s).root.unwrap()
