@@ -266,11 +266,12 @@ pub fn same_story(a: &Item, b: &Item, threshold: f64) -> bool {
 /// Keys that make two items of different sources the same story whatever their text: the
 /// canonical link, and the guid when it is a URL or tag URI (not a source-local counter).
 pub fn exact_keys(item: &Item) -> [Option<u64>; 2] {
-    let link = item
-        .link
-        .as_deref()
-        .map(|l| xxh3_64(format!("link:{l}").as_bytes()));
-    let id = &item.id;
+    exact_keys_of(item.link.as_deref(), &item.id)
+}
+
+/// [`exact_keys`] of an item's link and id.
+pub fn exact_keys_of(link: Option<&str>, id: &str) -> [Option<u64>; 2] {
+    let link = link.map(|l| xxh3_64(format!("link:{l}").as_bytes()));
     let guid = (id.contains("://") || id.starts_with("tag:"))
         .then(|| xxh3_64(format!("id:{id}").as_bytes()));
     [link, guid]

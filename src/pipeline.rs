@@ -738,19 +738,26 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
         return Ok(clusters);
     };
     let since = oldest_new.checked_sub_signed(window).unwrap_or_default();
-    let items = ctx
-        .store
-        .items(&ItemQuery {
-            sources: None,
-            since: Some(since),
-            limit: None,
+    let mut rows = ctx.store.cluster_rows(Some(since), true).await?;
+    // Newest first, as items are listed: where several clustered items match, the order
+    // decides which one a new item meets first.
+    rows.sort_by(|a, b| (b.date, &a.source, &a.id).cmp(&(a.date, &b.source, &b.id)));
+    // Only items without a signature are read: new ones and changed ones.
+    let unsigned: Vec<(String, String)> = rows
+        .iter()
+        .filter(|r| {
+            r.signature
+                .as_deref()
+                .and_then(cluster::Signature::from_bytes)
+                .is_none()
         })
-        .await?;
-    let rows = ctx.store.cluster_rows(Some(since), true).await?;
+        .map(|r| (r.source.clone(), r.id.clone()))
+        .collect();
+    let items = ctx.store.items_by_keys(&unsigned).await?;
     let threshold = settings.similar_threshold;
     let started = Instant::now();
     let (updates, assigned) =
-        tokio::task::spawn_blocking(move || assign_clusters(&items, rows, threshold, window))
+        tokio::task::spawn_blocking(move || assign_clusters(rows, &items, threshold, window))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?;
     debug!(
@@ -767,73 +774,71 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
 }
 
 /// The CPU part of [`cluster_items`]: the rows to store, and every item's cluster key.
+/// `rows` are the items in the window; `unsigned` the stored items of those without a
+/// signature, which are signed here.
 fn assign_clusters(
-    items: &[StoredItem],
     rows: Vec<ClusterRow>,
+    unsigned: &[StoredItem],
     threshold: f64,
     window: chrono::Duration,
 ) -> (Vec<ClusterRow>, select::Clusters) {
-    let mut stored: HashMap<(String, String), ClusterRow> = rows
-        .into_iter()
-        .map(|r| ((r.source.clone(), r.id.clone()), r))
+    let unsigned: HashMap<(&str, &str), &StoredItem> = unsigned
+        .iter()
+        .map(|it| ((it.source.as_str(), it.item.id.as_str()), it))
         .collect();
     let mut updates = Vec::new();
     let mut stems = cluster::StemCache::default();
-    let mut sigs = Vec::with_capacity(items.len());
-    let mut old = Vec::with_capacity(items.len());
-    for it in items {
-        let row = stored.remove(&(it.source.clone(), it.item.id.clone()));
-        let sig = row
-            .as_ref()
-            .and_then(|r| r.signature.as_deref())
+    let mut sigs = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let sig = r
+            .signature
+            .as_deref()
             .and_then(cluster::Signature::from_bytes);
         let sig = match sig {
             Some(s) => Some(s),
             None => {
-                let s = cluster::signature_with(&it.item, &mut stems);
+                let it = unsigned.get(&(r.source.as_str(), r.id.as_str()));
+                let s = it.and_then(|it| cluster::signature_with(&it.item, &mut stems));
                 if let Some(s) = &s {
                     updates.push(ClusterRow {
-                        source: it.source.clone(),
-                        id: it.item.id.clone(),
-                        date: it.sort_date,
+                        source: r.source.clone(),
+                        id: r.id.clone(),
                         signature: Some(s.to_bytes()),
-                        cluster: None,
+                        ..ClusterRow::default()
                     });
                 }
                 s
             }
         };
         sigs.push(sig);
-        old.push(row.and_then(|r| r.cluster));
     }
-    let keys: Vec<String> = items
+    let keys: Vec<String> = rows
         .iter()
-        .map(|it| publish::output_id(&it.source, &it.item.id))
+        .map(|r| publish::output_id(&r.source, &r.id))
         .collect();
-    let members: Vec<cluster::Member<'_>> = items
+    let members: Vec<cluster::Member<'_>> = rows
         .iter()
         .enumerate()
-        .map(|(n, it)| cluster::Member {
+        .map(|(n, r)| cluster::Member {
             key: &keys[n],
-            source: &it.source,
-            date: it.sort_date,
-            arrival: it.first_seen,
+            source: &r.source,
+            date: r.date,
+            arrival: r.first_seen,
             signature: sigs[n].as_ref(),
-            exact: cluster::exact_keys(&it.item),
-            cluster: old[n].as_deref(),
+            exact: cluster::exact_keys_of(r.link.as_deref(), &r.id),
+            cluster: r.cluster.as_deref(),
         })
         .collect();
     let assigned = cluster::assign(&members, threshold, window);
-    let mut clusters = select::Clusters::with_capacity(items.len());
-    for (n, it) in items.iter().enumerate() {
-        let key = (it.source.clone(), it.item.id.clone());
-        if old[n].is_none() {
+    let mut clusters = select::Clusters::with_capacity(rows.len());
+    for (n, r) in rows.iter().enumerate() {
+        let key = (r.source.clone(), r.id.clone());
+        if r.cluster.is_none() {
             updates.push(ClusterRow {
                 source: key.0.clone(),
                 id: key.1.clone(),
-                date: it.sort_date,
-                signature: None,
                 cluster: Some(assigned[n].to_string()),
+                ..ClusterRow::default()
             });
         }
         clusters.insert(key, assigned[n].to_string());
@@ -843,13 +848,13 @@ fn assign_clusters(
 
 /// For every kept item of a `dedupe = "similar"` feed that stands for other versions of its
 /// story: its cluster's id and the other versions.
-fn merged_items(
-    decided: &[(StoredItem, select::Decision)],
+fn merged_items<T: select::Selectable>(
+    decided: &[(T, select::Decision)],
     clusters: &select::Clusters,
     sources: &HashMap<String, SourceInfo>,
 ) -> HashMap<(String, String), publish::Merged> {
     let mut out: HashMap<(String, String), publish::Merged> = HashMap::new();
-    let mut members: Vec<(&StoredItem, &str, &str)> = decided
+    let mut members: Vec<(&T, &str, &str)> = decided
         .iter()
         .filter_map(|(it, d)| match d {
             select::Decision::Merged { source, id } => Some((it, source.as_str(), id.as_str())),
@@ -857,19 +862,19 @@ fn merged_items(
         })
         .collect();
     members.sort_by(|(a, ..), (b, ..)| {
-        (a.sort_date, &a.source, &a.item.id).cmp(&(b.sort_date, &b.source, &b.item.id))
+        (a.sort_date(), a.source(), a.id()).cmp(&(b.sort_date(), b.source(), b.id()))
     });
-    let kept: HashMap<(&str, &str), &StoredItem> = decided
+    let kept: HashMap<(&str, &str), &T> = decided
         .iter()
         .filter(|(_, d)| *d == select::Decision::Kept)
-        .map(|(it, _)| ((it.source.as_str(), it.item.id.as_str()), it))
+        .map(|(it, _)| ((it.source(), it.id()), it))
         .collect();
     // A version kept alone still goes by its cluster's id, so that id holds when others join.
     for it in kept.values() {
-        let id = select::cluster_key(clusters, it);
-        if id != publish::output_id(&it.source, &it.item.id) {
+        let id = select::cluster_key(clusters, *it);
+        if id != publish::output_id(it.source(), it.id()) {
             out.insert(
-                (it.source.clone(), it.item.id.clone()),
+                (it.source().to_string(), it.id().to_string()),
                 publish::Merged {
                     id,
                     related: Vec::new(),
@@ -884,30 +889,57 @@ fn merged_items(
         let entry = out
             .entry((source.to_string(), id.to_string()))
             .or_insert_with(|| publish::Merged {
-                id: select::cluster_key(clusters, rep),
+                id: select::cluster_key(clusters, *rep),
                 related: Vec::new(),
             });
         let url = it
-            .item
-            .link
-            .clone()
-            .filter(|u| u.starts_with("https://") || u.starts_with("http://"));
+            .link()
+            .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+            .map(str::to_string);
         if entry
             .related
             .iter()
-            .any(|r| r.source == it.source && r.url == url)
+            .any(|r| r.source == it.source() && r.url == url)
         {
             continue;
         }
         entry.related.push(publish::Related {
-            source: it.source.clone(),
+            source: it.source().to_string(),
             title: sources
-                .get(&it.source)
-                .map_or_else(|| it.source.clone(), |s| s.title.clone()),
+                .get(it.source())
+                .map_or_else(|| it.source().to_string(), |s| s.title.clone()),
             url,
         });
     }
     out
+}
+
+/// How many items are read at once to decide include/exclude patterns.
+const TEXT_BATCH: usize = 512;
+
+/// The text-rule decisions ([`select::text_decision`]) of the candidates of a feed with
+/// include/exclude patterns, by (source, id); empty for a feed without. Items are read a batch
+/// at a time, so a filtered feed never holds all its candidates.
+async fn text_decisions<S: Store>(
+    ctx: &Ctx<S>,
+    feed: &OutputFeed,
+    heads: &[crate::store::ItemHead],
+) -> Result<HashMap<(String, String), select::Decision>, StoreError> {
+    let mut out = HashMap::new();
+    if feed.include.is_empty() && feed.exclude.is_empty() {
+        return Ok(out);
+    }
+    for batch in heads.chunks(TEXT_BATCH) {
+        let keys: Vec<(String, String)> = batch
+            .iter()
+            .map(|h| (h.source.clone(), h.id.clone()))
+            .collect();
+        for it in ctx.store.items_by_keys(&keys).await? {
+            let d = select::text_decision(feed, &it);
+            out.insert((it.source, it.item.id), d);
+        }
+    }
+    Ok(out)
 }
 
 /// The `recent` newest candidates of one output feed, each with the rule that kept or dropped
@@ -991,30 +1023,60 @@ pub async fn publish_all<S: Store>(
             .max_age
             .and_then(|a| chrono::Duration::from_std(a).ok())
             .and_then(|a| now.checked_sub_signed(a));
-        let candidates = ctx
+        // Selection reads item heads (an index), and items only where it must: the text of
+        // candidates when the feed has include/exclude patterns, then the items it publishes.
+        let heads = ctx
             .store
-            .items(&ItemQuery {
+            .heads(&ItemQuery {
                 sources: Some(feed.sources.iter().cloned().collect()),
                 since,
                 limit: None,
             })
             .await?;
-        let decided = select::decide(feed, candidates, &priorities, &clusters, now);
+        let texts = text_decisions(ctx, feed, &heads).await?;
+        let decided = select::decide_by(
+            feed,
+            heads,
+            |h| {
+                texts
+                    .get(&(h.source.clone(), h.id.clone()))
+                    .cloned()
+                    .unwrap_or(select::Decision::Kept)
+            },
+            &priorities,
+            &clusters,
+            now,
+        );
         if feed.dedupe == Dedupe::Similar {
             let merged = merged_items(&decided, &clusters, &pctx.sources);
             pctx.merged.insert(feed.name.clone(), merged);
         }
-        let mut items = Vec::new();
+        let mut kept = Vec::new();
         let mut beyond = Vec::new();
-        for (it, decision) in decided {
+        for (h, decision) in decided {
             match decision {
-                select::Decision::Kept => items.push(it),
-                select::Decision::Limit => beyond.push(it),
+                select::Decision::Kept => kept.push((h.source, h.id)),
+                select::Decision::Limit => beyond.push(h),
                 _ => {}
             }
         }
+        let items = ctx.store.items_by_keys(&kept).await?;
         let mut prev_archive = None;
         if feed.archive_pages > 0 && feed.formats.contains(&crate::config::Format::Atom) {
+            // Archive pages hold the newest `archive_pages` months of what is beyond the limit.
+            let mut months: Vec<String> = Vec::new();
+            let beyond: Vec<(String, String)> = beyond
+                .into_iter()
+                .filter(|h| {
+                    let month = h.sort_date.format("%Y-%m").to_string();
+                    if !months.contains(&month) {
+                        months.push(month.clone());
+                    }
+                    months.iter().position(|m| *m == month) < Some(feed.archive_pages)
+                })
+                .map(|h| (h.source, h.id))
+                .collect();
+            let beyond = ctx.store.items_by_keys(&beyond).await?;
             match publish::archive_pages(feed, &beyond, &pctx) {
                 Ok((pages, newest)) => {
                     for (file, bytes) in pages {

@@ -20,7 +20,46 @@ use chrono::{DateTime, Utc};
 use rust_stemmers::{Algorithm, Stemmer};
 
 use crate::config::{Dedupe, OutputFeed, Pattern, PatternKind, pattern_words};
-use crate::store::StoredItem;
+use crate::store::{ItemHead, StoredItem};
+
+/// What the rules read of a candidate besides its text: a stored item, or its [`ItemHead`]
+/// when the text rules were decided apart ([`decide_by`]).
+pub trait Selectable {
+    fn source(&self) -> &str;
+    fn id(&self) -> &str;
+    fn sort_date(&self) -> DateTime<Utc>;
+    fn link(&self) -> Option<&str>;
+}
+
+impl Selectable for StoredItem {
+    fn source(&self) -> &str {
+        &self.source
+    }
+    fn id(&self) -> &str {
+        &self.item.id
+    }
+    fn sort_date(&self) -> DateTime<Utc> {
+        self.sort_date
+    }
+    fn link(&self) -> Option<&str> {
+        self.item.link.as_deref()
+    }
+}
+
+impl Selectable for ItemHead {
+    fn source(&self) -> &str {
+        &self.source
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn sort_date(&self) -> DateTime<Utc> {
+        self.sort_date
+    }
+    fn link(&self) -> Option<&str> {
+        self.link.as_deref()
+    }
+}
 
 /// Why an item was kept or dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,25 +232,54 @@ pub fn decide(
     clusters: &Clusters,
     now: DateTime<Utc>,
 ) -> Vec<(StoredItem, Decision)> {
-    let mut decided: Vec<(StoredItem, Decision)> = Vec::with_capacity(candidates.len());
+    decide_by(
+        feed,
+        candidates,
+        |it| text_decision(feed, it),
+        priorities,
+        clusters,
+        now,
+    )
+}
+
+/// What `feed`'s `include` and `exclude` patterns make of an item: `Kept`, `NoInclude` or
+/// `Excluded`.
+pub fn text_decision(feed: &OutputFeed, it: &StoredItem) -> Decision {
+    if feed.include.is_empty() && feed.exclude.is_empty() {
+        return Decision::Kept;
+    }
+    let text = Haystack::of(it);
+    if !feed.include.is_empty() && !feed.include.iter().any(|p| text.matches(p)) {
+        Decision::NoInclude
+    } else if let Some(p) = feed.exclude.iter().find(|p| text.matches(p)) {
+        Decision::Excluded(p.source.clone())
+    } else {
+        Decision::Kept
+    }
+}
+
+/// [`decide`] with the text rules given by `text` (called, when `feed` has patterns, for the
+/// candidates of selected sources within `max_age`, as [`text_decision`] would answer).
+pub fn decide_by<T: Selectable>(
+    feed: &OutputFeed,
+    candidates: Vec<T>,
+    mut text: impl FnMut(&T) -> Decision,
+    priorities: &Priorities,
+    clusters: &Clusters,
+    now: DateTime<Utc>,
+) -> Vec<(T, Decision)> {
+    let mut decided: Vec<(T, Decision)> = Vec::with_capacity(candidates.len());
     for it in candidates {
-        let d = if !feed.sources.contains(&it.source) {
+        let d = if !feed.sources.contains(it.source()) {
             Decision::SourceNotSelected
         } else if feed.max_age.is_some_and(|age| {
-            chrono::Duration::from_std(age).is_ok_and(|age| it.sort_date < now - age)
+            chrono::Duration::from_std(age).is_ok_and(|age| it.sort_date() < now - age)
         }) {
             Decision::TooOld
         } else if feed.include.is_empty() && feed.exclude.is_empty() {
             Decision::Kept
         } else {
-            let text = Haystack::of(&it);
-            if !feed.include.is_empty() && !feed.include.iter().any(|p| text.matches(p)) {
-                Decision::NoInclude
-            } else if let Some(p) = feed.exclude.iter().find(|p| text.matches(p)) {
-                Decision::Excluded(p.source.clone())
-            } else {
-                Decision::Kept
-            }
+            text(&it)
         };
         decided.push((it, d));
     }
@@ -221,13 +289,13 @@ pub fn decide(
     if feed.dedupe != Dedupe::Off {
         dedupe(&mut decided, priorities);
     }
-    let mut per_source: HashMap<String, usize> = HashMap::new();
+    let mut per_source: HashMap<&str, usize> = HashMap::new();
     let mut kept = 0;
     for (it, d) in decided.iter_mut() {
         if *d != Decision::Kept {
             continue;
         }
-        let n = per_source.entry(it.source.clone()).or_default();
+        let n = per_source.entry(it.source()).or_default();
         if feed.per_source_limit > 0 && *n >= feed.per_source_limit {
             *d = Decision::PerSourceLimit;
         } else if kept >= feed.limit {
@@ -241,34 +309,34 @@ pub fn decide(
 }
 
 /// Which of several versions of a story stays: the highest `priority`, else the earliest.
-fn preferred(priorities: &Priorities, x: &StoredItem, y: &StoredItem) -> std::cmp::Ordering {
+fn preferred<T: Selectable>(priorities: &Priorities, x: &T, y: &T) -> std::cmp::Ordering {
     let priority = |s: &str| priorities.get(s).copied().unwrap_or(0);
-    priority(&y.source)
-        .cmp(&priority(&x.source))
-        .then_with(|| x.sort_date.cmp(&y.sort_date))
-        .then_with(|| x.source.cmp(&y.source))
-        .then_with(|| x.item.id.cmp(&y.item.id))
+    priority(y.source())
+        .cmp(&priority(x.source()))
+        .then_with(|| x.sort_date().cmp(&y.sort_date()))
+        .then_with(|| x.source().cmp(y.source()))
+        .then_with(|| x.id().cmp(y.id()))
 }
 
 /// The cluster key an item is published under: its cluster's, else its own id.
-pub fn cluster_key(clusters: &Clusters, it: &StoredItem) -> String {
+pub fn cluster_key<T: Selectable + ?Sized>(clusters: &Clusters, it: &T) -> String {
     clusters
-        .get(&(it.source.clone(), it.item.id.clone()))
+        .get(&(it.source().to_string(), it.id().to_string()))
         .cloned()
-        .unwrap_or_else(|| crate::publish::output_id(&it.source, &it.item.id))
+        .unwrap_or_else(|| crate::publish::output_id(it.source(), it.id()))
 }
 
 /// Near duplicates: of the kept items of one cluster, the preferred version stays and the
 /// others are `Merged` into it.
-fn merge_clusters(
-    decided: &mut [(StoredItem, Decision)],
+fn merge_clusters<T: Selectable>(
+    decided: &mut [(T, Decision)],
     priorities: &Priorities,
     clusters: &Clusters,
 ) {
     let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, (it, d)) in decided.iter().enumerate() {
         if *d == Decision::Kept
-            && let Some(key) = clusters.get(&(it.source.clone(), it.item.id.clone()))
+            && let Some(key) = clusters.get(&(it.source().to_string(), it.id().to_string()))
         {
             groups.entry(key.clone()).or_default().push(i);
         }
@@ -276,7 +344,7 @@ fn merge_clusters(
     for members in groups.values_mut().filter(|m| m.len() > 1) {
         members.sort_by(|a, b| preferred(priorities, &decided[*a].0, &decided[*b].0));
         let kept = &decided[members[0]].0;
-        let (source, id) = (kept.source.clone(), kept.item.id.clone());
+        let (source, id) = (kept.source().to_string(), kept.id().to_string());
         for i in &members[1..] {
             decided[*i].1 = Decision::Merged {
                 source: source.clone(),
@@ -289,7 +357,7 @@ fn merge_clusters(
 /// Exact duplicates across sources: the same canonical link, or the same guid when it is a
 /// URL or tag URI (not a source-local counter). The version from the source with the highest
 /// `priority` stays, else the earliest.
-fn dedupe(decided: &mut [(StoredItem, Decision)], priorities: &Priorities) {
+fn dedupe<T: Selectable>(decided: &mut [(T, Decision)], priorities: &Priorities) {
     let mut order: Vec<usize> = (0..decided.len())
         .filter(|i| decided[*i].1 == Decision::Kept)
         .collect();
@@ -299,21 +367,21 @@ fn dedupe(decided: &mut [(StoredItem, Decision)], priorities: &Priorities) {
     for i in order {
         let it = &decided[i].0;
         let mut keys = Vec::new();
-        if let Some(l) = &it.item.link {
+        if let Some(l) = it.link() {
             keys.push(format!("link:{l}"));
         }
-        let id = &it.item.id;
+        let id = it.id();
         if id.contains("://") || id.starts_with("tag:") {
             keys.push(format!("id:{id}"));
         }
         if let Some((source, id)) = keys.iter().find_map(|k| seen.get(k)).cloned() {
-            debug!(source = %it.source, id = %it.item.id, first = %format!("{source}/{id}"), "duplicate");
+            debug!(source = %it.source(), id = %it.id(), first = %format!("{source}/{id}"), "duplicate");
             decided[i].1 = Decision::Duplicate { source, id };
             continue;
         }
         for k in keys {
             seen.entry(k)
-                .or_insert_with(|| (it.source.clone(), it.item.id.clone()));
+                .or_insert_with(|| (it.source().to_string(), it.id().to_string()));
         }
     }
 }

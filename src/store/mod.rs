@@ -188,13 +188,30 @@ pub struct Claimed {
     pub waiting: Vec<String>,
 }
 
+/// What selecting an item for an output needs to know of it, read without the item itself
+/// (from an index: publishing a feed does not read every stored item).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemHead {
+    pub source: String,
+    pub id: String,
+    pub first_seen: DateTime<Utc>,
+    /// published, else updated, else first seen.
+    pub sort_date: DateTime<Utc>,
+    /// The item's link (`Item::link`).
+    pub link: Option<String>,
+}
+
 /// An item's near-duplicate state (src/cluster.rs): its MinHash signature and its cluster key.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterRow {
     pub source: String,
     pub id: String,
-    /// The item's sort date (read only: `save_cluster_rows` ignores it).
+    /// The item's sort date (read only, as are `first_seen` and `link`: `save_cluster_rows`
+    /// ignores them).
     pub date: DateTime<Utc>,
+    pub first_seen: DateTime<Utc>,
+    /// The item's link (`Item::link`), for the exact-duplicate keys.
+    pub link: Option<String>,
     /// The stored signature bytes; `None` until computed, and again after the item's content
     /// changed (an upsert that changes an item clears it).
     pub signature: Option<Vec<u8>>,
@@ -232,6 +249,20 @@ pub trait Store: Send + Sync {
     fn items(
         &self,
         query: &ItemQuery,
+    ) -> impl Future<Output = Result<Vec<StoredItem>, StoreError>> + Send;
+
+    /// What [`Store::items`] would list, as [`ItemHead`]s: the same items in the same order,
+    /// without reading the items themselves.
+    fn heads(
+        &self,
+        query: &ItemQuery,
+    ) -> impl Future<Output = Result<Vec<ItemHead>, StoreError>> + Send;
+
+    /// The stored items of these (source, id) keys, in the order given; keys of items no
+    /// longer stored are skipped.
+    fn items_by_keys(
+        &self,
+        keys: &[(String, String)],
     ) -> impl Future<Output = Result<Vec<StoredItem>, StoreError>> + Send;
 
     /// A count that changes whenever what could be published changes: items added, changed
@@ -383,6 +414,17 @@ impl Store for AnyStore {
 
     async fn items(&self, query: &ItemQuery) -> Result<Vec<StoredItem>, StoreError> {
         dispatch!(self, s => s.items(query).await)
+    }
+
+    async fn heads(&self, query: &ItemQuery) -> Result<Vec<ItemHead>, StoreError> {
+        dispatch!(self, s => s.heads(query).await)
+    }
+
+    async fn items_by_keys(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<StoredItem>, StoreError> {
+        dispatch!(self, s => s.items_by_keys(keys).await)
     }
 
     async fn generation(&self) -> Result<u64, StoreError> {

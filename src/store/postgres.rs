@@ -29,7 +29,8 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::BUMP_GENERATION;
 use super::{
-    Claim, Claimed, ClusterRow, ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts,
+    Claim, Claimed, ClusterRow, ItemHead, ItemQuery, SourceState, Store, StoreError, StoredItem,
+    UpsertCounts,
 };
 use crate::model::Item;
 
@@ -37,6 +38,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_init.sql"),
     include_str!("migrations/postgres/0002_clusters.sql"),
     include_str!("migrations/postgres/0003_generation.sql"),
+    include_str!("migrations/postgres/0004_heads.sql"),
 ];
 
 /// Advisory lock keys ("feedlo" + a number): schema migrations, claims, publishing.
@@ -285,6 +287,7 @@ impl Store for PostgresStore {
         let mut hashes: Vec<i64> = Vec::with_capacity(items.len());
         let mut dates: Vec<Option<i64>> = Vec::with_capacity(items.len());
         let mut data: Vec<String> = Vec::with_capacity(items.len());
+        let mut links: Vec<Option<String>> = Vec::with_capacity(items.len());
         let mut at = std::collections::HashMap::new();
         for it in items {
             let json = serde_json::to_string(it).map_err(|e| self.inner.corrupt(e))?;
@@ -294,12 +297,14 @@ impl Store for PostgresStore {
                 hashes[n] = hash;
                 dates[n] = date;
                 data[n] = json;
+                links[n] = it.link.clone();
             } else {
                 at.insert(it.id.clone(), ids.len());
                 ids.push(it.id.clone());
                 hashes.push(hash);
                 dates.push(date);
                 data.push(json);
+                links.push(it.link.clone());
             }
         }
         let now = now.timestamp();
@@ -316,21 +321,23 @@ impl Store for PostgresStore {
         let updated = tx
             .execute(
                 "UPDATE items i SET hash = t.hash, data = t.data, last_seen = $2, listed = TRUE,
-                     sort_date = COALESCE(t.date, i.first_seen), signature = NULL
-                 FROM unnest($3::text[], $4::int8[], $5::int8[], $6::text[]) AS t(id, hash, date, data)
+                     sort_date = COALESCE(t.date, i.first_seen), signature = NULL, link = t.link
+                 FROM unnest($3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[])
+                     AS t(id, hash, date, data, link)
                  WHERE i.source = $1 AND i.id = t.id AND i.hash <> t.hash",
-                &[&source, &now, &ids, &hashes, &dates, &data],
+                &[&source, &now, &ids, &hashes, &dates, &data, &links],
             )
             .await
             .map_err(e)?;
         let new = tx
             .execute(
-                "INSERT INTO items (source, id, hash, first_seen, last_seen, sort_date, listed, data)
-                 SELECT $1, t.id, t.hash, $2, $2, COALESCE(t.date, $2), TRUE, t.data
-                 FROM unnest($3::text[], $4::int8[], $5::int8[], $6::text[]) AS t(id, hash, date, data)
+                "INSERT INTO items (source, id, hash, first_seen, last_seen, sort_date, listed, data, link)
+                 SELECT $1, t.id, t.hash, $2, $2, COALESCE(t.date, $2), TRUE, t.data, t.link
+                 FROM unnest($3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[])
+                     AS t(id, hash, date, data, link)
                  WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.source = $1 AND i.id = t.id)
                  ON CONFLICT (source, id) DO NOTHING",
-                &[&source, &now, &ids, &hashes, &dates, &data],
+                &[&source, &now, &ids, &hashes, &dates, &data, &links],
             )
             .await
             .map_err(e)?;
@@ -382,6 +389,67 @@ impl Store for PostgresStore {
             .collect()
     }
 
+    async fn heads(&self, query: &ItemQuery) -> Result<Vec<ItemHead>, StoreError> {
+        if query.sources.as_ref().is_some_and(|s| s.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let since = query.since.map_or(i64::MIN, |d| d.timestamp());
+        let limit = query.limit.map(|l| l as i64);
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT source, id, first_seen, sort_date, link FROM items
+                 WHERE sort_date >= $1 AND ($2::text[] IS NULL OR source = ANY($2))
+                 ORDER BY sort_date DESC, source, id LIMIT $3",
+                &[&since, &query.sources, &limit],
+            )
+            .await
+            .map_err(|e| self.inner.err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| ItemHead {
+                source: r.get(0),
+                id: r.get(1),
+                first_seen: from_ts(r.get(2)),
+                sort_date: from_ts(r.get(3)),
+                link: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn items_by_keys(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<StoredItem>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sources: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        let ids: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT i.source, i.first_seen, i.sort_date, i.data
+                 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(source, id, n)
+                 JOIN items i ON i.source = k.source AND i.id = k.id
+                 ORDER BY k.n",
+                &[&sources, &ids],
+            )
+            .await
+            .map_err(|e| self.inner.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let data: &str = r.get(3);
+                Ok(StoredItem {
+                    source: r.get(0),
+                    first_seen: from_ts(r.get(1)),
+                    sort_date: from_ts(r.get(2)),
+                    item: serde_json::from_str(data).map_err(|e| self.inner.corrupt(e))?,
+                })
+            })
+            .collect()
+    }
+
     async fn generation(&self) -> Result<u64, StoreError> {
         let c = self.conn().await?;
         let row = c
@@ -400,7 +468,8 @@ impl Store for PostgresStore {
         let c = self.conn().await?;
         let rows = c
             .query(
-                "SELECT source, id, sort_date, CASE WHEN $2 THEN signature END, cluster
+                "SELECT source, id, sort_date, CASE WHEN $2 THEN signature END, cluster,
+                     first_seen, link
                  FROM items WHERE sort_date >= $1 ORDER BY sort_date, source, id",
                 &[&since, &signatures],
             )
@@ -414,6 +483,8 @@ impl Store for PostgresStore {
                 date: from_ts(r.get(2)),
                 signature: r.get(3),
                 cluster: r.get(4),
+                first_seen: from_ts(r.get(5)),
+                link: r.get(6),
             })
             .collect())
     }

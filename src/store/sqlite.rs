@@ -17,7 +17,8 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::BUMP_GENERATION;
 use super::{
-    Claim, Claimed, ClusterRow, ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts,
+    Claim, Claimed, ClusterRow, ItemHead, ItemQuery, SourceState, Store, StoreError, StoredItem,
+    UpsertCounts,
 };
 use crate::model::Item;
 
@@ -25,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0001_init.sql"),
     include_str!("migrations/sqlite/0002_clusters.sql"),
     include_str!("migrations/sqlite/0003_generation.sql"),
+    include_str!("migrations/sqlite/0004_heads.sql"),
 ];
 
 #[derive(Clone)]
@@ -121,6 +123,52 @@ impl SqliteStore {
     }
 }
 
+/// The arguments of an [`item_query`].
+struct ItemArgs {
+    since: i64,
+    sources: String,
+    limit: i64,
+}
+
+impl ItemArgs {
+    fn params(&self) -> [&dyn rusqlite::ToSql; 3] {
+        [&self.since, &self.sources, &self.limit]
+    }
+}
+
+/// The statement listing `columns` of the items `query` asks for, newest first; `None` when
+/// it asks for no source at all.
+fn item_query(columns: &str, query: &ItemQuery) -> Option<(String, ItemArgs)> {
+    let mut text = format!("SELECT {columns} FROM items WHERE sort_date >= ?1");
+    if let Some(sources) = &query.sources {
+        if sources.is_empty() {
+            return None;
+        }
+        text.push_str(" AND source IN (SELECT value FROM json_each(?2))");
+    }
+    text.push_str(" ORDER BY sort_date DESC, source, id LIMIT ?3");
+    let args = ItemArgs {
+        since: query.since.map_or(i64::MIN, ts),
+        // A list of strings always serialises.
+        sources: serde_json::to_string(query.sources.as_deref().unwrap_or_default())
+            .unwrap_or_default(),
+        limit: query.limit.map_or(-1, |l| l as i64),
+    };
+    Some((text, args))
+}
+
+/// A row of `source, first_seen, sort_date, data`.
+fn stored_item(r: &rusqlite::Row<'_>, path: &str) -> Result<StoredItem, StoreError> {
+    let e = |source| sql(path, source);
+    let data: String = r.get(3).map_err(e)?;
+    Ok(StoredItem {
+        source: r.get(0).map_err(e)?,
+        first_seen: from_ts(r.get(1).map_err(e)?),
+        sort_date: from_ts(r.get(2).map_err(e)?),
+        item: serde_json::from_str(&data).map_err(|er| corrupt(path, er))?,
+    })
+}
+
 fn sql(path: &str, source: rusqlite::Error) -> StoreError {
     StoreError::Sqlite {
         path: path.to_string(),
@@ -188,7 +236,7 @@ impl Store for SqliteStore {
         for it in items {
             let json = serde_json::to_string(it).map_err(|e| corrupt(&self.path, e))?;
             let hash = xxh3_64(json.as_bytes()) as i64;
-            rows.push((it.id.clone(), it.date(), hash, json));
+            rows.push((it.id.clone(), it.date(), hash, json, it.link.clone()));
         }
         self.with(move |c, path| {
             let e = |source| sql(path, source);
@@ -207,8 +255,8 @@ impl Store for SqliteStore {
                     .map_err(e)?;
                 let mut insert = tx
                     .prepare_cached(
-                        "INSERT INTO items (source, id, hash, first_seen, last_seen, sort_date, listed, data)
-                         VALUES (?1, ?2, ?3, ?4, ?4, ?5, 1, ?6)",
+                        "INSERT INTO items (source, id, hash, first_seen, last_seen, sort_date, listed, data, link)
+                         VALUES (?1, ?2, ?3, ?4, ?4, ?5, 1, ?6, ?7)",
                     )
                     .map_err(e)?;
                 let mut touch = tx
@@ -219,11 +267,11 @@ impl Store for SqliteStore {
                 let mut update = tx
                     .prepare_cached(
                         "UPDATE items SET hash = ?3, last_seen = ?4, sort_date = ?5, listed = 1, data = ?6,
-                         signature = NULL WHERE source = ?1 AND id = ?2",
+                         link = ?7, signature = NULL WHERE source = ?1 AND id = ?2",
                     )
                     .map_err(e)?;
                 let now = ts(now);
-                for (id, date, hash, json) in &rows {
+                for (id, date, hash, json, link) in &rows {
                     let old: Option<(i64, i64)> = get
                         .query_row(params![source, id], |r| Ok((r.get(0)?, r.get(1)?)))
                         .optional()
@@ -232,7 +280,7 @@ impl Store for SqliteStore {
                         None => {
                             let sort = date.map_or(now, ts);
                             insert
-                                .execute(params![source, id, hash, now, sort, json])
+                                .execute(params![source, id, hash, now, sort, json, link])
                                 .map_err(e)?;
                             counts.new += 1;
                         }
@@ -243,7 +291,7 @@ impl Store for SqliteStore {
                         Some((_, first_seen)) => {
                             let sort = date.map_or(first_seen, ts);
                             update
-                                .execute(params![source, id, hash, now, sort, json])
+                                .execute(params![source, id, hash, now, sort, json, link])
                                 .map_err(e)?;
                             counts.updated += 1;
                         }
@@ -263,31 +311,66 @@ impl Store for SqliteStore {
         let query = query.clone();
         self.with(move |c, path| {
             let e = |source| sql(path, source);
-            let mut sql_text = String::from(
-                "SELECT source, first_seen, sort_date, data FROM items WHERE sort_date >= ?1",
-            );
-            if let Some(sources) = &query.sources {
-                if sources.is_empty() {
-                    return Ok(Vec::new());
-                }
-                sql_text.push_str(" AND source IN (SELECT value FROM json_each(?2))");
-            }
-            sql_text.push_str(" ORDER BY sort_date DESC, source, id LIMIT ?3");
-            let sources_json = serde_json::to_string(&query.sources.clone().unwrap_or_default())
-                .map_err(|er| corrupt(path, er))?;
-            let since = query.since.map_or(i64::MIN, ts);
-            let limit = query.limit.map_or(-1, |l| l as i64);
+            let Some((sql_text, args)) = item_query("source, first_seen, sort_date, data", &query)
+            else {
+                return Ok(Vec::new());
+            };
             let mut stmt = c.prepare_cached(&sql_text).map_err(e)?;
-            let mut rows = stmt.query(params![since, sources_json, limit]).map_err(e)?;
+            let mut rows = stmt.query(args.params()).map_err(e)?;
             let mut out = Vec::new();
             while let Some(r) = rows.next().map_err(e)? {
-                let data: String = r.get(3).map_err(e)?;
-                out.push(StoredItem {
-                    source: r.get(0).map_err(e)?,
-                    first_seen: from_ts(r.get(1).map_err(e)?),
-                    sort_date: from_ts(r.get(2).map_err(e)?),
-                    item: serde_json::from_str(&data).map_err(|er| corrupt(path, er))?,
-                });
+                out.push(stored_item(r, path)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn heads(&self, query: &ItemQuery) -> Result<Vec<ItemHead>, StoreError> {
+        let query = query.clone();
+        self.with(move |c, path| {
+            let e = |source| sql(path, source);
+            // Every column is in the items_heads index: no item row is read.
+            let Some((sql_text, args)) =
+                item_query("source, id, first_seen, sort_date, link", &query)
+            else {
+                return Ok(Vec::new());
+            };
+            let mut stmt = c.prepare_cached(&sql_text).map_err(e)?;
+            let rows = stmt
+                .query_map(args.params(), |r| {
+                    Ok(ItemHead {
+                        source: r.get(0)?,
+                        id: r.get(1)?,
+                        first_seen: from_ts(r.get(2)?),
+                        sort_date: from_ts(r.get(3)?),
+                        link: r.get(4)?,
+                    })
+                })
+                .map_err(e)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(e)
+        })
+        .await
+    }
+
+    async fn items_by_keys(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<StoredItem>, StoreError> {
+        let keys = keys.to_vec();
+        self.with(move |c, path| {
+            let e = |source| sql(path, source);
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT source, first_seen, sort_date, data FROM items WHERE source = ?1 AND id = ?2",
+                )
+                .map_err(e)?;
+            let mut out = Vec::with_capacity(keys.len());
+            for (source, id) in &keys {
+                let mut rows = stmt.query(params![source, id]).map_err(e)?;
+                if let Some(r) = rows.next().map_err(e)? {
+                    out.push(stored_item(r, path)?);
+                }
             }
             Ok(out)
         })
@@ -312,13 +395,13 @@ impl Store for SqliteStore {
     ) -> Result<Vec<ClusterRow>, StoreError> {
         self.with(move |c, path| {
             let e = |source| sql(path, source);
-            // Without signatures, the keys come from the items_clusters index alone.
+            // Without signatures, the rows come from the items_heads index alone.
             let mut stmt = c
                 .prepare_cached(if signatures {
-                    "SELECT source, id, sort_date, signature, cluster
+                    "SELECT source, id, sort_date, signature, cluster, first_seen, link
                      FROM items WHERE sort_date >= ?1 ORDER BY sort_date, source, id"
                 } else {
-                    "SELECT source, id, sort_date, NULL, cluster
+                    "SELECT source, id, sort_date, NULL, cluster, first_seen, link
                      FROM items WHERE sort_date >= ?1 ORDER BY sort_date, source, id"
                 })
                 .map_err(e)?;
@@ -331,6 +414,8 @@ impl Store for SqliteStore {
                         date: from_ts(r.get(2)?),
                         signature: r.get(3)?,
                         cluster: r.get(4)?,
+                        first_seen: from_ts(r.get(5)?),
+                        link: r.get(6)?,
                     })
                 })
                 .map_err(e)?;
@@ -490,5 +575,56 @@ impl Store for SqliteStore {
 
     async fn lock_publish(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written by schema 3 gets its items' links on opening (version 4).
+    #[tokio::test]
+    async fn version_4_fills_in_the_links_of_stored_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..3] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 3).unwrap();
+            for (id, link) in [("1", Some("https://example.org/1")), ("2", None)] {
+                let item = Item {
+                    id: id.into(),
+                    title: format!("item {id}"),
+                    link: link.map(String::from),
+                    published: None,
+                    updated: None,
+                    authors: Vec::new(),
+                    summary: None,
+                    content_html: None,
+                    categories: Vec::new(),
+                    language: None,
+                    enclosures: Vec::new(),
+                    image: None,
+                };
+                let data = serde_json::to_string(&item).unwrap();
+                c.execute(
+                    "INSERT INTO items (source, id, hash, first_seen, last_seen, sort_date, data)
+                     VALUES ('a', ?1, 0, 5, 5, ?2, ?3)",
+                    params![id, id.parse::<i64>().unwrap(), data],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let heads = store.heads(&ItemQuery::default()).await.unwrap();
+        let links: Vec<_> = heads
+            .iter()
+            .map(|h| (h.id.as_str(), h.link.as_deref()))
+            .collect();
+        assert_eq!(links, [("2", None), ("1", Some("https://example.org/1"))]);
+        let rows = store.cluster_rows(None, false).await.unwrap();
+        assert_eq!(rows[0].link.as_deref(), Some("https://example.org/1"));
     }
 }

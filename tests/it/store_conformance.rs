@@ -5,7 +5,8 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use feedloom::model::Item;
 use feedloom::store::{
-    AnyStore, Candidate, Claim, Claimed, ClusterRow, ItemQuery, SourceState, Store, UpsertCounts,
+    AnyStore, Candidate, Claim, Claimed, ClusterRow, ItemHead, ItemQuery, SourceState, Store,
+    UpsertCounts,
 };
 
 /// Where a test's stores live.
@@ -78,6 +79,7 @@ conformance!(
     upsert_keeps_first_seen_and_dates_undated_items_once,
     upsert_unlists_what_the_source_dropped,
     items_newest_first_filtered_and_limited,
+    heads_list_what_items_lists_and_items_by_keys_reads_them,
     ties_sort_by_bytes,
     prune_drops_stale_unlisted_and_excess,
     claim_leases_each_source_to_one_owner,
@@ -274,6 +276,79 @@ async fn items_newest_first_filtered_and_limited(b: &Backend) {
         .await
         .unwrap();
     assert!(none.is_empty());
+}
+
+async fn heads_list_what_items_lists_and_items_by_keys_reads_them(b: &Backend) {
+    let s = b.open().await;
+    let mut a: Vec<Item> = (0..4)
+        .map(|n| item(&format!("a{n}"), "x", Some(t(n * 10))))
+        .collect();
+    a[1].link = None;
+    let c: Vec<Item> = (0..3)
+        .map(|n| item(&format!("c{n}"), "y", Some(t(n * 10 + 5))))
+        .collect();
+    s.upsert_items("a", &a, t(1000)).await.unwrap();
+    s.upsert_items("c", &c, t(2000)).await.unwrap();
+    for query in [
+        ItemQuery::default(),
+        ItemQuery {
+            limit: Some(3),
+            ..ItemQuery::default()
+        },
+        ItemQuery {
+            sources: Some(vec!["c".into()]),
+            since: Some(t(10)),
+            limit: None,
+        },
+        ItemQuery {
+            sources: Some(Vec::new()),
+            ..ItemQuery::default()
+        },
+    ] {
+        let items = s.items(&query).await.unwrap();
+        let heads = s.heads(&query).await.unwrap();
+        let expected: Vec<ItemHead> = items
+            .iter()
+            .map(|it| ItemHead {
+                source: it.source.clone(),
+                id: it.item.id.clone(),
+                first_seen: it.first_seen,
+                sort_date: it.sort_date,
+                link: it.item.link.clone(),
+            })
+            .collect();
+        assert_eq!(heads, expected, "{query:?}");
+    }
+    // A changed link is the head's link too.
+    a[1].link = Some("https://example.org/moved".into());
+    s.upsert_items("a", &a, t(3000)).await.unwrap();
+    let heads = s.heads(&ItemQuery::default()).await.unwrap();
+    let a1 = heads.iter().find(|h| h.id == "a1").unwrap();
+    assert_eq!(a1.link.as_deref(), Some("https://example.org/moved"));
+    assert_eq!(a1.first_seen, t(1000));
+    // Items by key come in the order asked for; unknown keys are skipped.
+    let key = |s: &str, i: &str| (s.to_string(), i.to_string());
+    let got = s
+        .items_by_keys(&[
+            key("c", "c2"),
+            key("a", "gone"),
+            key("a", "a0"),
+            key("x", "a1"),
+        ])
+        .await
+        .unwrap();
+    let got: Vec<(String, String, DateTime<Utc>)> = got
+        .into_iter()
+        .map(|it| (it.source, it.item.id, it.first_seen))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("c".to_string(), "c2".to_string(), t(2000)),
+            ("a".to_string(), "a0".to_string(), t(1000))
+        ]
+    );
+    assert!(s.items_by_keys(&[]).await.unwrap().is_empty());
 }
 
 async fn ties_sort_by_bytes(b: &Backend) {
@@ -555,9 +630,9 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     let row = |id: &str, sig: Option<&[u8]>, key: Option<&str>| ClusterRow {
         source: "a".into(),
         id: id.into(),
-        date: t(0),
         signature: sig.map(<[u8]>::to_vec),
         cluster: key.map(String::from),
+        ..ClusterRow::default()
     };
     let rows = s.cluster_rows(None, true).await.unwrap();
     assert_eq!(rows.len(), 2);
@@ -565,8 +640,10 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
         rows.iter()
             .all(|r| r.signature.is_none() && r.cluster.is_none())
     );
-    // Oldest first, with the sort date.
+    // Oldest first, with the sort date, first-seen time and link.
     assert_eq!((rows[0].id.as_str(), rows[0].date), ("1", t(10)));
+    assert_eq!(rows[0].first_seen, t(100));
+    assert_eq!(rows[0].link.as_deref(), Some("https://example.org/1"));
     s.save_cluster_rows(&[
         row("1", Some(&[1, 2, 3]), Some("k1")),
         row("2", None, Some("k2")),
