@@ -742,76 +742,103 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
     // Newest first, as items are listed: where several clustered items match, the order
     // decides which one a new item meets first.
     rows.sort_by(|a, b| (b.date, &a.source, &a.id).cmp(&(a.date, &b.source, &b.id)));
-    // Only items without a signature are read: new ones and changed ones.
-    let unsigned: Vec<(String, String)> = rows
-        .iter()
-        .filter(|r| {
-            r.signature
+    // Items without a signature (new ones and changed ones) are read and signed a batch at
+    // a time, so a first run does not hold every item at once.
+    let unsigned: Vec<usize> = (0..rows.len())
+        .filter(|n| {
+            rows[*n]
+                .signature
                 .as_deref()
                 .and_then(cluster::Signature::from_bytes)
                 .is_none()
         })
-        .map(|r| (r.source.clone(), r.id.clone()))
         .collect();
-    let items = ctx.store.items_by_keys(&unsigned).await?;
+    let mut stems = cluster::StemCache::default();
+    let mut signed: Vec<ClusterRow> = Vec::new();
+    for batch in unsigned.chunks(SIGN_BATCH) {
+        let keys: Vec<(String, String)> = batch
+            .iter()
+            .map(|n| (rows[*n].source.clone(), rows[*n].id.clone()))
+            .collect();
+        let items = ctx.store.items_by_keys(&keys).await?;
+        let (sigs, cache) = tokio::task::spawn_blocking(move || {
+            let sigs: HashMap<(String, String), Vec<u8>> = items
+                .iter()
+                .filter_map(|it| {
+                    let sig = cluster::signature_with(&it.item, &mut stems)?;
+                    Some(((it.source.clone(), it.item.id.clone()), sig.to_bytes()))
+                })
+                .collect();
+            (sigs, stems)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?;
+        stems = cache;
+        for n in batch {
+            let r = &mut rows[*n];
+            r.signature = sigs.get(&(r.source.clone(), r.id.clone())).cloned();
+            if let Some(sig) = &r.signature {
+                signed.push(ClusterRow {
+                    source: r.source.clone(),
+                    id: r.id.clone(),
+                    signature: Some(sig.clone()),
+                    ..ClusterRow::default()
+                });
+            }
+        }
+    }
     let threshold = settings.similar_threshold;
     let started = Instant::now();
-    let (updates, assigned) =
-        tokio::task::spawn_blocking(move || assign_clusters(rows, &items, threshold, window))
+    let (keys, assigned) =
+        tokio::task::spawn_blocking(move || assign_clusters(rows, threshold, window))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?;
     debug!(
         items = assigned.len(),
-        updated = updates.len(),
+        signed = signed.len(),
+        keyed = keys.len(),
         ms = started.elapsed().as_millis() as u64,
         "clustered"
     );
-    if !updates.is_empty() {
-        ctx.store.save_cluster_rows(&updates).await?;
+    // One row per item: PostgreSQL applies only one of several rows updating the same item.
+    let at: HashMap<(String, String), usize> = signed
+        .iter()
+        .enumerate()
+        .map(|(n, r)| ((r.source.clone(), r.id.clone()), n))
+        .collect();
+    for k in keys {
+        match at.get(&(k.source.clone(), k.id.clone())) {
+            Some(n) => signed[*n].cluster = k.cluster,
+            None => signed.push(k),
+        }
+    }
+    if !signed.is_empty() {
+        ctx.store.save_cluster_rows(&signed).await?;
     }
     clusters.extend(assigned);
     Ok(clusters)
 }
 
-/// The CPU part of [`cluster_items`]: the rows to store, and every item's cluster key.
-/// `rows` are the items in the window; `unsigned` the stored items of those without a
-/// signature, which are signed here.
+/// How many items are read at once to be signed for clustering.
+const SIGN_BATCH: usize = 1024;
+
+/// The CPU part of [`cluster_items`]: the cluster keys to store (items that had none), and
+/// every item's cluster key. `rows` are the items in the window, newest first, signed.
 fn assign_clusters(
-    rows: Vec<ClusterRow>,
-    unsigned: &[StoredItem],
+    mut rows: Vec<ClusterRow>,
     threshold: f64,
     window: chrono::Duration,
 ) -> (Vec<ClusterRow>, select::Clusters) {
-    let unsigned: HashMap<(&str, &str), &StoredItem> = unsigned
-        .iter()
-        .map(|it| ((it.source.as_str(), it.item.id.as_str()), it))
+    // Each signature is held once, parsed.
+    let sigs: Vec<Option<cluster::Signature>> = rows
+        .iter_mut()
+        .map(|r| {
+            r.signature
+                .take()
+                .as_deref()
+                .and_then(cluster::Signature::from_bytes)
+        })
         .collect();
-    let mut updates = Vec::new();
-    let mut stems = cluster::StemCache::default();
-    let mut sigs = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let sig = r
-            .signature
-            .as_deref()
-            .and_then(cluster::Signature::from_bytes);
-        let sig = match sig {
-            Some(s) => Some(s),
-            None => {
-                let it = unsigned.get(&(r.source.as_str(), r.id.as_str()));
-                let s = it.and_then(|it| cluster::signature_with(&it.item, &mut stems));
-                if let Some(s) = &s {
-                    updates.push(ClusterRow {
-                        source: r.source.clone(),
-                        id: r.id.clone(),
-                        signature: Some(s.to_bytes()),
-                        ..ClusterRow::default()
-                    });
-                }
-                s
-            }
-        };
-        sigs.push(sig);
-    }
     let keys: Vec<String> = rows
         .iter()
         .map(|r| publish::output_id(&r.source, &r.id))
@@ -830,6 +857,7 @@ fn assign_clusters(
         })
         .collect();
     let assigned = cluster::assign(&members, threshold, window);
+    let mut updates = Vec::new();
     let mut clusters = select::Clusters::with_capacity(rows.len());
     for (n, r) in rows.iter().enumerate() {
         let key = (r.source.clone(), r.id.clone());

@@ -493,10 +493,29 @@ impl Store for PostgresStore {
         if rows.is_empty() {
             return Ok(());
         }
-        let sources: Vec<&str> = rows.iter().map(|r| r.source.as_str()).collect();
-        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let signatures: Vec<Option<&[u8]>> = rows.iter().map(|r| r.signature.as_deref()).collect();
-        let clusters: Vec<Option<&str>> = rows.iter().map(|r| r.cluster.as_deref()).collect();
+        // One row per item, as if applied in order: an UPDATE … FROM applies only one of
+        // several rows that match the same item.
+        type Update<'a> = (&'a str, &'a str, Option<&'a [u8]>, Option<&'a str>);
+        let mut merged: Vec<Update<'_>> = Vec::new();
+        let mut at = std::collections::HashMap::new();
+        for r in rows {
+            let key = (r.source.as_str(), r.id.as_str());
+            match at.get(&key) {
+                Some(&n) => {
+                    let m: &mut Update<'_> = &mut merged[n];
+                    m.2 = r.signature.as_deref().or(m.2);
+                    m.3 = m.3.or(r.cluster.as_deref());
+                }
+                None => {
+                    at.insert(key, merged.len());
+                    merged.push((key.0, key.1, r.signature.as_deref(), r.cluster.as_deref()));
+                }
+            }
+        }
+        let sources: Vec<&str> = merged.iter().map(|r| r.0).collect();
+        let ids: Vec<&str> = merged.iter().map(|r| r.1).collect();
+        let signatures: Vec<Option<&[u8]>> = merged.iter().map(|r| r.2).collect();
+        let clusters: Vec<Option<&str>> = merged.iter().map(|r| r.3).collect();
         let c = self.conn().await?;
         // One statement is one transaction; a key already given is never replaced.
         c.execute(

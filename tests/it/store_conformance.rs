@@ -657,7 +657,26 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     ])
     .await
     .unwrap();
-    let rows = s.cluster_rows(None, true).await.unwrap();
+    // Several rows for one item all apply, in order (a signature, a key, a newer signature).
+    s.upsert_items("b", &[item("3", "three", Some(t(5)))], t(100))
+        .await
+        .unwrap();
+    let b3 = |sig: Option<&[u8]>, key: Option<&str>| ClusterRow {
+        source: "b".into(),
+        ..row("3", sig, key)
+    };
+    s.save_cluster_rows(&[
+        b3(Some(&[7]), None),
+        b3(None, Some("k3")),
+        b3(Some(&[8]), None),
+    ])
+    .await
+    .unwrap();
+    let mut rows = s.cluster_rows(None, true).await.unwrap();
+    let third = rows.remove(0);
+    assert_eq!((third.source.as_str(), third.id.as_str()), ("b", "3"));
+    assert_eq!(third.signature.as_deref(), Some(&[8u8][..]));
+    assert_eq!(third.cluster.as_deref(), Some("k3"));
     assert_eq!(rows[0].signature.as_deref(), Some(&[1u8, 2, 3][..]));
     assert_eq!(rows[0].cluster.as_deref(), Some("k1"));
     assert_eq!(rows[1].cluster.as_deref(), Some("k2"));
@@ -670,8 +689,14 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     edited.title = "one, edited".into();
     s.upsert_items("a", &[edited, two], t(200)).await.unwrap();
     let rows = s.cluster_rows(None, true).await.unwrap();
-    assert_eq!(rows[0].signature, None);
-    assert_eq!(rows[0].cluster.as_deref(), Some("k1"));
+    let one = rows
+        .iter()
+        .find(|r| r.source == "a" && r.id == "1")
+        .unwrap();
+    assert_eq!(one.signature, None);
+    assert_eq!(one.cluster.as_deref(), Some("k1"));
+    let third = rows.iter().find(|r| r.source == "b").unwrap();
+    assert_eq!(third.signature.as_deref(), Some(&[8u8][..]));
 }
 
 async fn generation_counts_changes_to_items_only(b: &Backend) {
