@@ -138,6 +138,11 @@ pub fn parse_source(
     Ok(normalize::normalize(raw, &rules, now))
 }
 
+/// Permits for parsing and normalising documents: one per core.
+static CORES: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+
 /// Longest wait a server's `Retry-After` or our backoff can impose.
 const MAX_WAIT: chrono::Duration = chrono::Duration::hours(24);
 
@@ -354,6 +359,9 @@ async fn fetch_and_store<S: Store>(
             let max_items = Some(ctx.config.settings.max_items_per_source);
             let limits = ctx.config.settings.parse_limits;
             let span = tracing::info_span!("parse", source = %source.name);
+            // One document per core at a time: more in flight only hold more memory (their
+            // bodies, trees and items) without finishing sooner.
+            let core = CORES.acquire().await.expect("never closed");
             let mut parsed = tokio::task::spawn_blocking(move || {
                 span.in_scope(|| {
                     parse_source(
@@ -374,6 +382,7 @@ async fn fetch_and_store<S: Store>(
                 location: fetched.final_location.clone(),
                 source: e,
             })?;
+            drop(core);
             report.items = parsed.items.len();
             let pending = if source.fulltext {
                 pages::full_text(ctx, source, &fetched_from, state, &mut parsed.items, now)

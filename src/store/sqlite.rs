@@ -136,10 +136,10 @@ impl ItemArgs {
     }
 }
 
-/// The statement listing `columns` of the items `query` asks for, newest first; `None` when
-/// it asks for no source at all.
-fn item_query(columns: &str, query: &ItemQuery) -> Option<(String, ItemArgs)> {
-    let mut text = format!("SELECT {columns} FROM items WHERE sort_date >= ?1");
+/// The statement listing `columns` of the items `query` asks for, newest first, from the
+/// table `from` (with its index hint); `None` when it asks for no source at all.
+fn item_query(columns: &str, from: &str, query: &ItemQuery) -> Option<(String, ItemArgs)> {
+    let mut text = format!("SELECT {columns} FROM {from} WHERE sort_date >= ?1");
     if let Some(sources) = &query.sources {
         if sources.is_empty() {
             return None;
@@ -267,7 +267,7 @@ impl Store for SqliteStore {
                 let mut update = tx
                     .prepare_cached(
                         "UPDATE items SET hash = ?3, last_seen = ?4, sort_date = ?5, listed = 1, data = ?6,
-                         link = ?7, signature = NULL WHERE source = ?1 AND id = ?2",
+                         link = ?7 WHERE source = ?1 AND id = ?2",
                     )
                     .map_err(e)?;
                 let now = ts(now);
@@ -311,7 +311,8 @@ impl Store for SqliteStore {
         let query = query.clone();
         self.with(move |c, path| {
             let e = |source| sql(path, source);
-            let Some((sql_text, args)) = item_query("source, first_seen, sort_date, data", &query)
+            let Some((sql_text, args)) =
+                item_query("source, first_seen, sort_date, data", "items", &query)
             else {
                 return Ok(Vec::new());
             };
@@ -330,10 +331,13 @@ impl Store for SqliteStore {
         let query = query.clone();
         self.with(move |c, path| {
             let e = |source| sql(path, source);
-            // Every column is in the items_heads index: no item row is read.
-            let Some((sql_text, args)) =
-                item_query("source, id, first_seen, sort_date, link", &query)
-            else {
+            // Every column is in the items_heads index: no item row is read. (Left to itself,
+            // SQLite picks the by-source index for a list of sources and reads every row.)
+            let Some((sql_text, args)) = item_query(
+                "source, id, first_seen, sort_date, link",
+                "items INDEXED BY items_heads",
+                &query,
+            ) else {
                 return Ok(Vec::new());
             };
             let mut stmt = c.prepare_cached(&sql_text).map_err(e)?;
@@ -398,11 +402,14 @@ impl Store for SqliteStore {
             // Without signatures, the rows come from the items_heads index alone.
             let mut stmt = c
                 .prepare_cached(if signatures {
-                    "SELECT source, id, sort_date, signature, cluster, first_seen, link
-                     FROM items WHERE sort_date >= ?1 ORDER BY sort_date, source, id"
+                    "SELECT i.source, i.id, i.sort_date, s.signature, i.cluster, i.first_seen, i.link
+                     FROM items i INDEXED BY items_heads
+                     LEFT JOIN signatures s ON s.source = i.source AND s.id = i.id
+                     WHERE i.sort_date >= ?1 ORDER BY i.sort_date, i.source, i.id"
                 } else {
                     "SELECT source, id, sort_date, NULL, cluster, first_seen, link
-                     FROM items WHERE sort_date >= ?1 ORDER BY sort_date, source, id"
+                     FROM items INDEXED BY items_heads
+                     WHERE sort_date >= ?1 ORDER BY sort_date, source, id"
                 })
                 .map_err(e)?;
             let since = since.map_or(i64::MIN, ts);
@@ -430,16 +437,27 @@ impl Store for SqliteStore {
             let e = |source| sql(path, source);
             let tx = c.transaction().map_err(e)?;
             {
-                let mut update = tx
+                // Only items still stored get a signature; a key, once given, stays.
+                let mut sign = tx
                     .prepare_cached(
-                        "UPDATE items SET signature = coalesce(?3, signature),
-                         cluster = coalesce(cluster, ?4) WHERE source = ?1 AND id = ?2",
+                        "INSERT INTO signatures (source, id, signature)
+                         SELECT source, id, ?3 FROM items WHERE source = ?1 AND id = ?2
+                         ON CONFLICT (source, id) DO UPDATE SET signature = excluded.signature",
+                    )
+                    .map_err(e)?;
+                let mut key = tx
+                    .prepare_cached(
+                        "UPDATE items SET cluster = ?3
+                         WHERE source = ?1 AND id = ?2 AND cluster IS NULL",
                     )
                     .map_err(e)?;
                 for r in &rows {
-                    update
-                        .execute(params![r.source, r.id, r.signature, r.cluster])
-                        .map_err(e)?;
+                    if let Some(sig) = &r.signature {
+                        sign.execute(params![r.source, r.id, sig]).map_err(e)?;
+                    }
+                    if let Some(k) = &r.cluster {
+                        key.execute(params![r.source, r.id, k]).map_err(e)?;
+                    }
                 }
             }
             tx.commit().map_err(e)?;
@@ -617,6 +635,11 @@ mod tests {
                 .unwrap();
             }
         }
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute("UPDATE items SET signature = x'0102' WHERE id = '1'", [])
+                .unwrap();
+        }
         let store = SqliteStore::open(&path).unwrap();
         let heads = store.heads(&ItemQuery::default()).await.unwrap();
         let links: Vec<_> = heads
@@ -624,7 +647,15 @@ mod tests {
             .map(|h| (h.id.as_str(), h.link.as_deref()))
             .collect();
         assert_eq!(links, [("2", None), ("1", Some("https://example.org/1"))]);
-        let rows = store.cluster_rows(None, false).await.unwrap();
+        let rows = store.cluster_rows(None, true).await.unwrap();
         assert_eq!(rows[0].link.as_deref(), Some("https://example.org/1"));
+        // The signature moved to its own table, and goes with its item.
+        assert_eq!(rows[0].signature.as_deref(), Some(&[1u8, 2][..]));
+        let c = Connection::open(&path).unwrap();
+        c.execute("DELETE FROM items WHERE id = '1'", []).unwrap();
+        let left: i64 = c
+            .query_row("SELECT count(*) FROM signatures", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
     }
 }
