@@ -741,7 +741,7 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
         .min();
     let mut clusters: select::Clusters = all
         .into_iter()
-        .filter_map(|r| Some(((r.source, r.id), r.cluster?)))
+        .filter_map(|r| Some((select::item_key(&r.source, &r.id), r.cluster?)))
         .collect();
     let Some(oldest_new) = oldest_new else {
         return Ok(clusters);
@@ -869,16 +869,15 @@ fn assign_clusters(
     let mut updates = Vec::new();
     let mut clusters = select::Clusters::with_capacity(rows.len());
     for (n, r) in rows.iter().enumerate() {
-        let key = (r.source.clone(), r.id.clone());
         if r.cluster.is_none() {
             updates.push(ClusterRow {
-                source: key.0.clone(),
-                id: key.1.clone(),
+                source: r.source.clone(),
+                id: r.id.clone(),
                 cluster: Some(assigned[n].to_string()),
                 ..ClusterRow::default()
             });
         }
-        clusters.insert(key, assigned[n].to_string());
+        clusters.insert(select::item_key(&r.source, &r.id), assigned[n].to_string());
     }
     (updates, clusters)
 }
@@ -961,7 +960,7 @@ async fn text_decisions<S: Store>(
     ctx: &Ctx<S>,
     feed: &OutputFeed,
     heads: &[crate::store::ItemHead],
-) -> Result<HashMap<(String, String), select::Decision>, StoreError> {
+) -> Result<HashMap<select::ItemKey, select::Decision>, StoreError> {
     let mut out = HashMap::new();
     if feed.include.is_empty() && feed.exclude.is_empty() {
         return Ok(out);
@@ -973,7 +972,7 @@ async fn text_decisions<S: Store>(
             .collect();
         for it in ctx.store.items_by_keys(&keys).await? {
             let d = select::text_decision(feed, &it);
-            out.insert((it.source, it.item.id), d);
+            out.insert(select::item_key(&it.source, &it.item.id), d);
         }
     }
     Ok(out)
@@ -1076,7 +1075,7 @@ pub async fn publish_all<S: Store>(
             heads,
             |h| {
                 texts
-                    .get(&(h.source.clone(), h.id.clone()))
+                    .get(&select::item_key(&h.source, &h.id))
                     .cloned()
                     .unwrap_or(select::Decision::Kept)
             },

@@ -220,9 +220,29 @@ impl Haystack {
 /// Sources' `priority` (absent: 0): among duplicates, the highest priority's version stays.
 pub type Priorities = HashMap<String, i64>;
 
-/// Items' cluster keys, by (source, id) (from the store; see `crate::cluster`). An item
+/// Items' cluster keys, by [`item_key`] (from the store; see `crate::cluster`). An item
 /// without one is a cluster of its own.
-pub type Clusters = HashMap<(String, String), String>;
+pub type Clusters = HashMap<ItemKey, String>;
+
+/// An item's (source, id), hashed: a map key looked up without building strings.
+pub type ItemKey = u128;
+
+/// The [`ItemKey`] of an item.
+pub fn item_key(source: &str, id: &str) -> ItemKey {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(source.as_bytes());
+    h.update(&[0xff]); // never in UTF-8: "ab"+"c" and "a"+"bc" differ
+    h.update(id.as_bytes());
+    h.digest128()
+}
+
+/// A dedupe key: `tag` and `value` hashed together.
+fn tagged(tag: &[u8], value: &str) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(tag);
+    h.update(value.as_bytes());
+    h.digest128()
+}
 
 /// Decides for every candidate (given newest first) whether `feed` publishes it.
 pub fn decide(
@@ -308,20 +328,35 @@ pub fn decide_by<T: Selectable>(
     decided
 }
 
-/// Which of several versions of a story stays: the highest `priority`, else the earliest.
-fn preferred<T: Selectable>(priorities: &Priorities, x: &T, y: &T) -> std::cmp::Ordering {
-    let priority = |s: &str| priorities.get(s).copied().unwrap_or(0);
-    priority(y.source())
-        .cmp(&priority(x.source()))
-        .then_with(|| x.sort_date().cmp(&y.sort_date()))
-        .then_with(|| x.source().cmp(y.source()))
-        .then_with(|| x.id().cmp(y.id()))
+/// Sorts positions of `decided` by which version of a story stays: the highest `priority`,
+/// else the earliest (then by source and id, so the order is total).
+fn sort_by_preference<T: Selectable>(
+    idx: &mut [usize],
+    decided: &[(T, Decision)],
+    priority: &[i64],
+) {
+    idx.sort_by(|a, b| {
+        let (x, y) = (&decided[*a].0, &decided[*b].0);
+        priority[*b]
+            .cmp(&priority[*a])
+            .then_with(|| x.sort_date().cmp(&y.sort_date()))
+            .then_with(|| x.source().cmp(y.source()))
+            .then_with(|| x.id().cmp(y.id()))
+    });
+}
+
+/// Each candidate's source `priority` (absent: 0).
+fn priorities_of<T: Selectable>(decided: &[(T, Decision)], priorities: &Priorities) -> Vec<i64> {
+    decided
+        .iter()
+        .map(|(it, _)| priorities.get(it.source()).copied().unwrap_or(0))
+        .collect()
 }
 
 /// The cluster key an item is published under: its cluster's, else its own id.
 pub fn cluster_key<T: Selectable + ?Sized>(clusters: &Clusters, it: &T) -> String {
     clusters
-        .get(&(it.source().to_string(), it.id().to_string()))
+        .get(&item_key(it.source(), it.id()))
         .cloned()
         .unwrap_or_else(|| crate::publish::output_id(it.source(), it.id()))
 }
@@ -333,16 +368,21 @@ fn merge_clusters<T: Selectable>(
     priorities: &Priorities,
     clusters: &Clusters,
 ) {
-    let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
+    let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, (it, d)) in decided.iter().enumerate() {
         if *d == Decision::Kept
-            && let Some(key) = clusters.get(&(it.source().to_string(), it.id().to_string()))
+            && let Some(key) = clusters.get(&item_key(it.source(), it.id()))
         {
-            groups.entry(key.clone()).or_default().push(i);
+            groups.entry(key.as_str()).or_default().push(i);
         }
     }
-    for members in groups.values_mut().filter(|m| m.len() > 1) {
-        members.sort_by(|a, b| preferred(priorities, &decided[*a].0, &decided[*b].0));
+    let groups: Vec<Vec<usize>> = groups.into_values().filter(|m| m.len() > 1).collect();
+    if groups.is_empty() {
+        return;
+    }
+    let priority = priorities_of(decided, priorities);
+    for mut members in groups {
+        sort_by_preference(&mut members, decided, &priority);
         let kept = &decided[members[0]].0;
         let (source, id) = (kept.source().to_string(), kept.id().to_string());
         for i in &members[1..] {
@@ -361,27 +401,26 @@ fn dedupe<T: Selectable>(decided: &mut [(T, Decision)], priorities: &Priorities)
     let mut order: Vec<usize> = (0..decided.len())
         .filter(|i| decided[*i].1 == Decision::Kept)
         .collect();
-    order.sort_by(|a, b| preferred(priorities, &decided[*a].0, &decided[*b].0));
-    // key → (source, id) of the earliest item that has it
-    let mut seen: HashMap<String, (String, String)> = HashMap::new();
+    let priority = priorities_of(decided, priorities);
+    sort_by_preference(&mut order, decided, &priority);
+    // key → position of the earliest item that has it
+    let mut seen: HashMap<u128, usize> = HashMap::with_capacity(order.len() * 2);
     for i in order {
         let it = &decided[i].0;
-        let mut keys = Vec::new();
-        if let Some(l) = it.link() {
-            keys.push(format!("link:{l}"));
-        }
         let id = it.id();
-        if id.contains("://") || id.starts_with("tag:") {
-            keys.push(format!("id:{id}"));
-        }
-        if let Some((source, id)) = keys.iter().find_map(|k| seen.get(k)).cloned() {
+        let keys = [
+            it.link().map(|l| tagged(b"link:", l)),
+            (id.contains("://") || id.starts_with("tag:")).then(|| tagged(b"id:", id)),
+        ];
+        if let Some(first) = keys.iter().flatten().find_map(|k| seen.get(k)).copied() {
+            let kept = &decided[first].0;
+            let (source, id) = (kept.source().to_string(), kept.id().to_string());
             debug!(source = %it.source(), id = %it.id(), first = %format!("{source}/{id}"), "duplicate");
             decided[i].1 = Decision::Duplicate { source, id };
             continue;
         }
-        for k in keys {
-            seen.entry(k)
-                .or_insert_with(|| (it.source().to_string(), it.id().to_string()));
+        for k in keys.into_iter().flatten() {
+            seen.entry(k).or_insert(i);
         }
     }
 }
@@ -597,8 +636,8 @@ mod tests {
         let mut f = feed();
         f.dedupe = Dedupe::Similar;
         let clusters = Clusters::from([
-            (("a".to_string(), "y".to_string()), "k".to_string()),
-            (("b".to_string(), "x".to_string()), "k".to_string()),
+            (item_key("a", "y"), "k".to_string()),
+            (item_key("b", "x"), "k".to_string()),
         ]);
         let items = || {
             vec![
