@@ -385,7 +385,7 @@ async fn fetch_and_store<S: Store>(
             };
             report.counts = ctx
                 .store
-                .upsert_items(&source.name, &parsed.items, now)
+                .upsert_items(&source.name, &parsed.items, &[], now)
                 .await?;
             // Items whose page is still due must come round again: no "not modified" until then.
             state.validators = if pending > 0 {
