@@ -14,10 +14,11 @@ pub mod html;
 pub mod language;
 pub mod url;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::model::{Enclosure, FeedMeta, Item, Parsed, Person, SourceFormat};
@@ -55,6 +56,162 @@ pub const TITLE_CHARS: usize = 1000;
 
 /// Normalises one parsed document.
 pub fn normalize(raw: RawFeed, rules: &Rules<'_>, now: DateTime<Utc>) -> Parsed {
+    let out = normalize_reusing(raw, rules, now, None);
+    debug_assert!(out.unchanged.is_empty());
+    Parsed {
+        feed: out.feed,
+        items: out.items,
+    }
+}
+
+/// Bumped whenever normalising gives different items for the same input in a way the crate
+/// version and the build would not show (they are part of [`Reuse::context`] too).
+pub const NORMALIZE_VERSION: u32 = 1;
+
+/// What normalising a source's last document left for the next one: the items it normalised,
+/// by a hash of the raw item, so that an item sent again unchanged is not normalised again
+/// ([`normalize_reusing`]). Kept per source in the store (`SourceState::normalized`), and only
+/// once the items it names are stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Reuse {
+    /// A hash of everything besides the raw item that normalising an item depends on: the
+    /// source's rules, the document's address, encoding and feed-level facts, the detection
+    /// languages, this build ([`context_hash`]). Another context reuses nothing.
+    pub context: u64,
+    /// The raw item's hash ([`raw_hash`]) → the item stored from it.
+    pub items: BTreeMap<u64, Known>,
+}
+
+/// An item normalised from a raw item of the last document, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Known {
+    /// Its id in that document.
+    pub id: String,
+    /// Its normalised link (ids depend on the links of the whole document): `""` when the link
+    /// is the id itself (kept short), absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+}
+
+impl Known {
+    fn new(item: &Item) -> Known {
+        Known {
+            id: item.id.clone(),
+            link: item.link.as_ref().map(|l| {
+                if *l == item.id {
+                    String::new()
+                } else {
+                    l.clone()
+                }
+            }),
+        }
+    }
+
+    fn link(&self) -> Option<&str> {
+        match self.link.as_deref() {
+            Some("") => Some(&self.id),
+            l => l,
+        }
+    }
+}
+
+/// What [`normalize_reusing`] gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalized {
+    pub feed: FeedMeta,
+    /// The items normalised now (new, changed, or nothing to reuse), in document order.
+    pub items: Vec<Item>,
+    /// The ids of the items the document sends again as they were, in the same context: stored
+    /// as they are, not normalised again.
+    pub unchanged: Vec<String>,
+    /// What to remember for the next document, once `items` are stored.
+    pub reuse: Reuse,
+}
+
+/// This build, for [`context_hash`]: the crate version, [`NORMALIZE_VERSION`], and the
+/// executable's modification time (any rebuild, a dependency's update included, normalises
+/// everything once more).
+fn build_id() -> &'static str {
+    static BUILD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BUILD.get_or_init(|| {
+        let modified = std::env::current_exe()
+            .and_then(std::fs::metadata)
+            .and_then(|m| m.modified())
+            .ok();
+        format!(
+            "{}|{NORMALIZE_VERSION}|{modified:?}",
+            env!("CARGO_PKG_VERSION")
+        )
+    })
+}
+
+/// The hash of an item as the source wrote it (the first half of what decides reuse).
+pub fn raw_hash(it: &RawItem) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    it.hash(&mut h);
+    h.finish()
+}
+
+/// The hash of what normalising an item of `raw` depends on besides the item (the second
+/// half): the rules (but `max_items` and `deadline`, which choose items and do not change
+/// them), the document's feed-level facts, the detection languages and the build. Errs on the
+/// side of more: the feed's title and format are in though items do not use them.
+pub fn context_hash(raw: &RawFeed, rules: &Rules<'_>) -> u64 {
+    let patterns: Vec<&str> = rules.strip_patterns.iter().map(Regex::as_str).collect();
+    let text = format!(
+        "{}\u{0}{:?}\u{0}{}\u{0}{}\u{0}{patterns:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}",
+        build_id(),
+        rules.location.as_ref().map(Url::as_str),
+        rules.encoding,
+        rules.encoding_from,
+        rules.remove_selectors,
+        rules.detector.map(|d| d.languages()),
+        rules.timezone,
+        raw.format,
+        raw.title,
+        raw.link,
+        raw.base,
+        raw.language,
+    );
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+}
+
+/// One item of the document being normalised (a document's worth of them at a time: the size
+/// of `Item` does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Slot<'a> {
+    /// Normalised now.
+    Fresh(Item),
+    /// As last time: not normalised again (unless its id turns out to differ).
+    Known(&'a Known),
+}
+
+impl Slot<'_> {
+    fn link(&self) -> Option<&str> {
+        match self {
+            Slot::Fresh(it) => it.link.as_deref(),
+            Slot::Known(k) => k.link(),
+        }
+    }
+}
+
+/// [`normalize`], reusing what normalising the source's last document gave (`prev`): a raw
+/// item whose hash is in `prev`, in the same context, is not normalised again, its stored item
+/// stands (its id in `unchanged`). Which items are kept (`max_items`, the newest) is decided as
+/// without `prev`; `deadline` only stops the items still to be normalised, and what it leaves
+/// out is not remembered. Not reused, nor remembered: a raw item the document has twice (its
+/// copies get numbered ids), and one whose date was in the future (clamped to `now`, it would
+/// come out differently later).
+pub fn normalize_reusing(
+    raw: RawFeed,
+    rules: &Rules<'_>,
+    now: DateTime<Utc>,
+    prev: Option<&Reuse>,
+) -> Normalized {
+    let context = context_hash(&raw, rules);
+    let prev = prev.filter(|p| p.context == context);
     let doc_base = rules.location.clone();
     let feed_base = raw
         .base
@@ -88,29 +245,83 @@ pub fn normalize(raw: RawFeed, rules: &Rules<'_>, now: DateTime<Utc>) -> Parsed 
         ttl_minutes: raw.ttl_minutes.filter(|m| *m > 0),
     };
     let raw_items = newest(raw.items, rules, now);
-    let mut items: Vec<Item> = Vec::with_capacity(raw_items.len());
-    for it in &raw_items {
+    let hashes: Vec<u64> = raw_items.iter().map(raw_hash).collect();
+    let mut copies: HashMap<u64, usize> = HashMap::with_capacity(hashes.len());
+    for h in &hashes {
+        *copies.entry(*h).or_default() += 1;
+    }
+    let single = |n: usize| copies[&hashes[n]] == 1;
+    let normalise =
+        |it: &RawItem| item(it, item_base.as_ref(), feed_language.as_deref(), rules, now);
+    let mut slots: Vec<Slot<'_>> = Vec::with_capacity(raw_items.len());
+    let mut fresh = 0;
+    for (n, it) in raw_items.iter().enumerate() {
+        if let Some(known) = prev.and_then(|p| p.items.get(&hashes[n]))
+            && single(n)
+        {
+            slots.push(Slot::Known(known));
+            continue;
+        }
         if rules
             .deadline
             .is_some_and(|d| std::time::Instant::now() >= d)
         {
             tracing::warn!(
-                normalised = items.len(),
-                left_out = raw_items.len() - items.len(),
+                normalised = fresh,
+                left_out = raw_items.len() - slots.len(),
                 "parse_timeout reached while normalising: the other items are left out"
             );
             break;
         }
-        items.push(item(
-            it,
-            item_base.as_ref(),
-            feed_language.as_deref(),
-            rules,
-            now,
-        ));
+        slots.push(Slot::Fresh(normalise(it)));
+        fresh += 1;
     }
-    assign_ids(&raw_items[..items.len()], &mut items);
-    Parsed { feed, items }
+    let raw_items = &raw_items[..slots.len()];
+    // Ids depend on the whole document (a guid or link that another item repeats is not used):
+    // a reused item whose id comes out other than last time is normalised after all, and ids
+    // are assigned again (each round normalises at least one more item).
+    let ids = loop {
+        let ids = assign_ids(raw_items, &slots);
+        let mut again = false;
+        for (n, slot) in slots.iter_mut().enumerate() {
+            if let Slot::Known(k) = slot
+                && ids[n].as_deref() != Some(k.id.as_str())
+            {
+                *slot = Slot::Fresh(normalise(&raw_items[n]));
+                again = true;
+            }
+        }
+        if !again {
+            break ids;
+        }
+    };
+    let mut out = Normalized {
+        feed,
+        items: Vec::with_capacity(fresh),
+        unchanged: Vec::new(),
+        reuse: Reuse {
+            context,
+            items: BTreeMap::new(),
+        },
+    };
+    for (n, (slot, id)) in slots.into_iter().zip(ids).enumerate() {
+        let id = id.expect("every fresh item has an id, every known one kept its own");
+        match slot {
+            Slot::Known(k) => {
+                out.reuse.items.insert(hashes[n], k.clone());
+                out.unchanged.push(id);
+            }
+            Slot::Fresh(mut it) => {
+                it.id = id;
+                let clamped = it.published == Some(now) || it.updated == Some(now);
+                if single(n) && !clamped {
+                    out.reuse.items.insert(hashes[n], Known::new(&it));
+                }
+                out.items.push(it);
+            }
+        }
+    }
+    out
 }
 
 /// The raw items to normalise: all of them, or the newest `rules.max_items`, in document order.
@@ -450,34 +661,42 @@ pub fn fold(s: &str) -> String {
 
 /// Ids: the source's guid/id when present and unique in the document, else the canonical link
 /// when unique, else a hash of title and content. A repeat of an identical item is kept once
-/// under a numbered id so that nothing is silently merged.
-fn assign_ids(raw: &[RawItem], items: &mut [Item]) {
+/// under a numbered id so that nothing is silently merged. `None` for a reused item that would
+/// need the hash (its content is not at hand): it is normalised after all.
+fn assign_ids(raw: &[RawItem], slots: &[Slot<'_>]) -> Vec<Option<String>> {
     let mut guid_count: HashMap<&str, usize> = HashMap::new();
     for r in raw {
         if let Some(g) = r.guid.as_deref() {
             *guid_count.entry(g).or_default() += 1;
         }
     }
-    let mut link_count: HashMap<String, usize> = HashMap::new();
-    for it in items.iter() {
-        if let Some(l) = &it.link {
-            *link_count.entry(l.clone()).or_default() += 1;
+    let mut link_count: HashMap<&str, usize> = HashMap::new();
+    for slot in slots {
+        if let Some(l) = slot.link() {
+            *link_count.entry(l).or_default() += 1;
         }
     }
     let mut used: HashSet<String> = HashSet::new();
-    for (r, it) in raw.iter().zip(items.iter_mut()) {
-        let candidate = match (r.guid.as_deref(), &it.link) {
+    let mut ids = Vec::with_capacity(slots.len());
+    for (r, slot) in raw.iter().zip(slots) {
+        let candidate = match (r.guid.as_deref(), slot.link()) {
             (Some(g), _) if guid_count[g] == 1 => g.to_string(),
-            (_, Some(l)) if link_count[l] == 1 => l.clone(),
-            _ => {
-                let key = format!(
-                    "{}\u{0}{}\u{0}{}",
-                    it.title,
-                    it.content_html.as_deref().unwrap_or(""),
-                    it.link.as_deref().unwrap_or("")
-                );
-                format!("urn:feedloom:hash:{:032x}", xxh3_128(key.as_bytes()))
-            }
+            (_, Some(l)) if link_count[l] == 1 => l.to_string(),
+            _ => match slot {
+                Slot::Fresh(it) => {
+                    let key = format!(
+                        "{}\u{0}{}\u{0}{}",
+                        it.title,
+                        it.content_html.as_deref().unwrap_or(""),
+                        it.link.as_deref().unwrap_or("")
+                    );
+                    format!("urn:feedloom:hash:{:032x}", xxh3_128(key.as_bytes()))
+                }
+                Slot::Known(_) => {
+                    ids.push(None);
+                    continue;
+                }
+            },
         };
         let mut id = candidate.clone();
         let mut n = 2;
@@ -485,8 +704,9 @@ fn assign_ids(raw: &[RawItem], items: &mut [Item]) {
             id = format!("{candidate}#{n}");
             n += 1;
         }
-        it.id = id;
+        ids.push(Some(id));
     }
+    ids
 }
 
 #[cfg(test)]
@@ -598,6 +818,213 @@ mod tests {
         let p = normalize(raw, &Rules::default(), now());
         assert_eq!(p.items[0].title, "Tom & Jerry — live");
         assert_eq!(p.items[0].categories, vec!["Ёлки", "News"]);
+    }
+
+    fn story(guid: &str, title: &str, date: &str) -> RawItem {
+        RawItem {
+            guid: Some(guid.into()),
+            title: Some(title.into()),
+            link: Some(format!("https://ex.org/{guid}")),
+            published: Some(date.into()),
+            content: Some(format!("<p>{title}: the story.</p><p>Share this</p>")),
+            content_is_html: true,
+            ..Default::default()
+        }
+    }
+
+    fn doc(items: Vec<RawItem>) -> RawFeed {
+        RawFeed {
+            link: Some("https://ex.org/".into()),
+            language: Some("en".into()),
+            items,
+            ..Default::default()
+        }
+    }
+
+    /// What a reusing run stands for: its fresh items, and the items of `before` it reused.
+    fn as_stored(out: &Normalized, before: &[Item]) -> Vec<Item> {
+        let mut all = out.items.clone();
+        for id in &out.unchanged {
+            all.push(before.iter().find(|i| i.id == *id).unwrap().clone());
+        }
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    fn sorted(mut items: Vec<Item>) -> Vec<Item> {
+        items.sort_by(|a, b| a.id.cmp(&b.id));
+        items
+    }
+
+    #[test]
+    fn unchanged_items_are_reused_and_changed_ones_normalised() {
+        let rules = Rules::default();
+        let a = story("a", "Alpha", "2025-05-01T00:00:00Z");
+        let b = story("b", "Beta", "2025-05-02T00:00:00Z");
+        let c = story("c", "Gamma", "2025-05-03T00:00:00Z");
+        let first = normalize_reusing(doc(vec![a.clone(), b.clone()]), &rules, now(), None);
+        assert_eq!(first.items.len(), 2);
+        assert!(first.unchanged.is_empty());
+        assert_eq!(first.reuse.items.len(), 2);
+
+        let mut b2 = b.clone();
+        b2.content = Some("<p>Beta, edited.</p>".into());
+        let next = doc(vec![c.clone(), b2.clone(), a.clone()]);
+        let second = normalize_reusing(next.clone(), &rules, now(), Some(&first.reuse));
+        assert_eq!(second.unchanged, ["a"]);
+        let fresh: Vec<&str> = second.items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(fresh, ["c", "b"]);
+        assert_eq!(
+            as_stored(&second, &first.items),
+            sorted(normalize(next, &rules, now()).items),
+            "reusing stands for normalising everything"
+        );
+        assert_eq!(second.reuse.items.len(), 3);
+        assert_eq!(second.reuse.context, first.reuse.context);
+
+        // The same document again: nothing to normalise.
+        let third = normalize_reusing(doc(vec![c, b2, a]), &rules, now(), Some(&second.reuse));
+        assert!(third.items.is_empty());
+        assert_eq!(third.unchanged, ["c", "b", "a"]);
+        assert_eq!(third.reuse, second.reuse);
+    }
+
+    #[test]
+    fn another_context_reuses_nothing() {
+        let items = vec![story("a", "Alpha", "2025-05-01T00:00:00Z")];
+        let first = normalize_reusing(doc(items.clone()), &Rules::default(), now(), None);
+        let patterns = [Regex::new("^Share this$").unwrap()];
+        let stripping = Rules {
+            strip_patterns: &patterns,
+            ..Rules::default()
+        };
+        let other = normalize_reusing(doc(items.clone()), &stripping, now(), Some(&first.reuse));
+        assert!(other.unchanged.is_empty());
+        assert!(
+            !other.items[0]
+                .content_html
+                .as_deref()
+                .unwrap()
+                .contains("Share")
+        );
+        // Feed-level facts the items depend on: the feed's language, its address.
+        let mut english = doc(items.clone());
+        english.language = Some("de".into());
+        let other = normalize_reusing(english, &Rules::default(), now(), Some(&first.reuse));
+        assert!(other.unchanged.is_empty());
+        let moved = Rules {
+            location: Url::parse("https://elsewhere.example/feed").ok(),
+            ..Rules::default()
+        };
+        let other = normalize_reusing(doc(items.clone()), &moved, now(), Some(&first.reuse));
+        assert!(other.unchanged.is_empty());
+        let detector = language::Detector::new(&["en".into(), "de".into()]);
+        let detecting = Rules {
+            detector: Some(&detector),
+            ..Rules::default()
+        };
+        let other = normalize_reusing(doc(items.clone()), &detecting, now(), Some(&first.reuse));
+        assert!(other.unchanged.is_empty());
+        // The feed's lastBuildDate is not something items depend on.
+        let mut rebuilt = doc(items);
+        rebuilt.updated = Some("2025-05-09T00:00:00Z".into());
+        let same = normalize_reusing(rebuilt, &Rules::default(), now(), Some(&first.reuse));
+        assert_eq!(same.unchanged, ["a"]);
+    }
+
+    #[test]
+    fn a_reused_item_whose_id_changes_is_normalised_again() {
+        let rules = Rules::default();
+        let a = story("g", "Alpha", "2025-05-01T00:00:00Z");
+        let first = normalize_reusing(doc(vec![a.clone()]), &rules, now(), None);
+        assert_eq!(first.items[0].id, "g");
+        // Another item with the same guid: neither guid is unique, ids come from links.
+        let mut b = story("g", "Beta", "2025-05-02T00:00:00Z");
+        b.link = Some("https://ex.org/beta".into());
+        let next = doc(vec![a, b]);
+        let second = normalize_reusing(next.clone(), &rules, now(), Some(&first.reuse));
+        assert!(second.unchanged.is_empty());
+        let ids: Vec<&str> = second.items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["https://ex.org/g", "https://ex.org/beta"]);
+        assert_eq!(second.items, normalize(next, &rules, now()).items);
+    }
+
+    #[test]
+    fn repeated_and_future_items_are_not_remembered() {
+        let rules = Rules::default();
+        let a = story("a", "Alpha", "2025-05-01T00:00:00Z");
+        let mut twice = a.clone();
+        twice.guid = None;
+        let future = story("f", "Later", "2031-01-01T00:00:00Z");
+        let first = normalize_reusing(
+            doc(vec![
+                twice.clone(),
+                twice.clone(),
+                future.clone(),
+                a.clone(),
+            ]),
+            &rules,
+            now(),
+            None,
+        );
+        assert_eq!(first.items.len(), 4);
+        assert_eq!(first.reuse.items.len(), 1, "only the one plain item");
+        let second = normalize_reusing(
+            doc(vec![twice.clone(), twice, future, a]),
+            &rules,
+            now(),
+            Some(&first.reuse),
+        );
+        assert_eq!(second.unchanged, ["a"]);
+        assert_eq!(second.items.len(), 3);
+    }
+
+    #[test]
+    fn reuse_keeps_the_same_newest_items_and_the_deadline_cuts_only_what_is_normalised() {
+        let items: Vec<RawItem> = (1..=9)
+            .map(|n| {
+                story(
+                    &format!("s{n}"),
+                    &format!("Story {n}"),
+                    &format!("2025-05-0{n}T00:00:00Z"),
+                )
+            })
+            .collect();
+        let three = Rules {
+            max_items: Some(3),
+            ..Rules::default()
+        };
+        let first = normalize_reusing(doc(items[..5].to_vec()), &three, now(), None);
+        let ids = |o: &Normalized| {
+            let mut v: Vec<String> = o
+                .items
+                .iter()
+                .map(|i| i.id.clone())
+                .chain(o.unchanged.clone())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids(&first), ["s3", "s4", "s5"]);
+        let second = normalize_reusing(doc(items.clone()), &three, now(), Some(&first.reuse));
+        assert_eq!(
+            ids(&second),
+            ["s7", "s8", "s9"],
+            "the newest, reused or not"
+        );
+        assert!(second.unchanged.is_empty());
+        assert_eq!(second.reuse.items.len(), 3);
+        // A deadline already passed: the known items still come out, nothing is normalised,
+        // and what was left out is not remembered.
+        let late = Rules {
+            deadline: Some(std::time::Instant::now()),
+            ..Rules::default()
+        };
+        let third = normalize_reusing(doc(items[6..].to_vec()), &late, now(), Some(&second.reuse));
+        assert_eq!(third.unchanged, ["s7", "s8", "s9"]);
+        let fourth = normalize_reusing(doc(items[..2].to_vec()), &late, now(), Some(&third.reuse));
+        assert!(fourth.items.is_empty() && fourth.unchanged.is_empty());
+        assert!(fourth.reuse.items.is_empty());
     }
 
     #[test]
