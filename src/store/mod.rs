@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fetch::Validators;
 use crate::model::{FeedMeta, Item};
+use crate::normalize::Reuse;
 
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
@@ -101,6 +102,10 @@ pub struct SourceState {
     /// document).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub pages: BTreeMap<String, PageState>,
+    /// The items of the last stored document by the hash of their raw form, so that the next
+    /// document's unchanged items are not normalised again (none for `fulltext` sources).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalized: Option<Reuse>,
 }
 
 /// The article page of one item of a `fulltext` source.
