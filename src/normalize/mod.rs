@@ -72,6 +72,10 @@ pub const NORMALIZE_VERSION: u32 = 1;
 /// by a hash of the raw item, so that an item sent again unchanged is not normalised again
 /// ([`normalize_reusing`]). Kept per source in the store (`SourceState::normalized`), and only
 /// once the items it names are stored.
+///
+/// Compact, as it is read and written with the source's state on every fetch, 304s included:
+/// an item whose id is its guid (the common case) takes 8 bytes, its raw hash; only the others
+/// keep their id.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Reuse {
@@ -79,40 +83,137 @@ pub struct Reuse {
     /// source's rules, the document's address, encoding and feed-level facts, the detection
     /// languages, this build ([`context_hash`]). Another context reuses nothing.
     pub context: u64,
-    /// The raw item's hash ([`raw_hash`]) → the item stored from it.
-    pub items: BTreeMap<u64, Known>,
+    /// The raw hashes ([`raw_hash`]) of the items whose id is their guid, 8 bytes each
+    /// (little-endian), in base64. Their links are not kept: a document where some item has
+    /// no guid of its own (its id may come from its link) normalises them again.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    guids: String,
+    /// The other items: raw hash → (id, link), the link being 0 when there is none, 1 when it
+    /// is the id, else its hash ([`link_hash`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    other: BTreeMap<u64, (String, u64)>,
+}
+
+impl Reuse {
+    /// How many items it holds.
+    pub fn len(&self) -> usize {
+        self.guids.len() * 3 / 4 / 8 + self.other.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The items, by raw hash (nothing when `guids` does not decode).
+    fn known(&self) -> HashMap<u64, Known> {
+        use base64::Engine;
+        let guids = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(&self.guids)
+            .unwrap_or_default();
+        let mut out = HashMap::with_capacity(guids.len() / 8 + self.other.len());
+        for raw in guids.chunks_exact(8) {
+            let raw = u64::from_le_bytes(raw.try_into().expect("8 bytes"));
+            out.insert(
+                raw,
+                Known {
+                    id: None,
+                    link: Link::Unknown,
+                },
+            );
+        }
+        for (raw, (id, link)) in &self.other {
+            let link = match link {
+                0 => Link::None,
+                1 => Link::Id,
+                h => Link::Hash(*h),
+            };
+            out.insert(
+                *raw,
+                Known {
+                    id: Some(id.clone()),
+                    link,
+                },
+            );
+        }
+        out
+    }
+
+    fn new(context: u64, known: Vec<(u64, Known)>) -> Reuse {
+        use base64::Engine;
+        let mut guids = Vec::new();
+        let mut other = BTreeMap::new();
+        for (raw, k) in known {
+            match (k.id, k.link) {
+                (None, _) => guids.extend_from_slice(&raw.to_le_bytes()),
+                (Some(id), link) => {
+                    let link = match link {
+                        Link::None => 0,
+                        Link::Id => 1,
+                        Link::Hash(h) => h,
+                        // Not made: an item with its own id has its link kept.
+                        Link::Unknown => continue,
+                    };
+                    other.insert(raw, (id, link));
+                }
+            }
+        }
+        Reuse {
+            context,
+            guids: base64::engine::general_purpose::STANDARD_NO_PAD.encode(guids),
+            other,
+        }
+    }
 }
 
 /// An item normalised from a raw item of the last document, as stored.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Known {
-    /// Its id in that document.
-    pub id: String,
-    /// Its normalised link (ids depend on the links of the whole document): `""` when the link
-    /// is the id itself (kept short), absent when it has none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub link: Option<String>,
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Known {
+    /// Its id; `None`: the raw item's guid.
+    id: Option<String>,
+    link: Link,
+}
+
+/// What is known of a reused item's normalised link (ids depend on the links of the whole
+/// document).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Not kept (the item's id is its guid).
+    Unknown,
+    None,
+    /// The link is the item's id.
+    Id,
+    /// The link's [`link_hash`].
+    Hash(u64),
+}
+
+/// The hash links are counted by when ids are assigned (2 and up: 0 and 1 mean something else
+/// in [`Reuse`]).
+fn link_hash(link: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(link.as_bytes()).max(2)
 }
 
 impl Known {
-    fn new(item: &Item) -> Known {
+    /// What to remember of a normalised item (of raw item `raw`).
+    fn new(raw: &RawItem, item: &Item) -> Known {
+        if raw.guid.as_deref() == Some(item.id.as_str()) {
+            return Known {
+                id: None,
+                link: Link::Unknown,
+            };
+        }
         Known {
-            id: item.id.clone(),
-            link: item.link.as_ref().map(|l| {
-                if *l == item.id {
-                    String::new()
-                } else {
-                    l.clone()
-                }
-            }),
+            id: Some(item.id.clone()),
+            link: match &item.link {
+                None => Link::None,
+                Some(l) if *l == item.id => Link::Id,
+                Some(l) => Link::Hash(link_hash(l)),
+            },
         }
     }
 
-    fn link(&self) -> Option<&str> {
-        match self.link.as_deref() {
-            Some("") => Some(&self.id),
-            l => l,
-        }
+    /// Its id, for the raw item `raw` it was found by.
+    fn id<'a>(&'a self, raw: &'a RawItem) -> Option<&'a str> {
+        self.id.as_deref().or(raw.guid.as_deref())
     }
 }
 
@@ -189,10 +290,16 @@ enum Slot<'a> {
 }
 
 impl Slot<'_> {
-    fn link(&self) -> Option<&str> {
+    /// Its link's hash: `None` when it has none, `Some(None)` when it is not known.
+    fn link_hash(&self, raw: &RawItem) -> Option<Option<u64>> {
         match self {
-            Slot::Fresh(it) => it.link.as_deref(),
-            Slot::Known(k) => k.link(),
+            Slot::Fresh(it) => it.link.as_deref().map(|l| Some(link_hash(l))),
+            Slot::Known(k) => match k.link {
+                Link::Unknown => Some(None),
+                Link::None => None,
+                Link::Id => Some(k.id(raw).map(link_hash)),
+                Link::Hash(h) => Some(Some(h)),
+            },
         }
     }
 }
@@ -211,7 +318,10 @@ pub fn normalize_reusing(
     prev: Option<&Reuse>,
 ) -> Normalized {
     let context = context_hash(&raw, rules);
-    let prev = prev.filter(|p| p.context == context);
+    let known = prev
+        .filter(|p| p.context == context)
+        .map(Reuse::known)
+        .unwrap_or_default();
     let doc_base = rules.location.clone();
     let feed_base = raw
         .base
@@ -256,7 +366,7 @@ pub fn normalize_reusing(
     let mut slots: Vec<Slot<'_>> = Vec::with_capacity(raw_items.len());
     let mut fresh = 0;
     for (n, it) in raw_items.iter().enumerate() {
-        if let Some(known) = prev.and_then(|p| p.items.get(&hashes[n]))
+        if let Some(known) = known.get(&hashes[n])
             && single(n)
         {
             slots.push(Slot::Known(known));
@@ -279,13 +389,33 @@ pub fn normalize_reusing(
     let raw_items = &raw_items[..slots.len()];
     // Ids depend on the whole document (a guid or link that another item repeats is not used):
     // a reused item whose id comes out other than last time is normalised after all, and ids
-    // are assigned again (each round normalises at least one more item).
+    // are assigned again (each round normalises at least one more item). When some item has
+    // no guid of its own, links count, and reused items whose link was not kept are
+    // normalised again first.
+    let mut guid_count: HashMap<&str, usize> = HashMap::new();
+    for r in raw_items {
+        if let Some(g) = r.guid.as_deref() {
+            *guid_count.entry(g).or_default() += 1;
+        }
+    }
+    let links_count = raw_items
+        .iter()
+        .any(|r| r.guid.as_deref().is_none_or(|g| guid_count[g] > 1));
+    if links_count {
+        for (n, slot) in slots.iter_mut().enumerate() {
+            if let Slot::Known(k) = slot
+                && k.link == Link::Unknown
+            {
+                *slot = Slot::Fresh(normalise(&raw_items[n]));
+            }
+        }
+    }
     let ids = loop {
         let ids = assign_ids(raw_items, &slots);
         let mut again = false;
         for (n, slot) in slots.iter_mut().enumerate() {
             if let Slot::Known(k) = slot
-                && ids[n].as_deref() != Some(k.id.as_str())
+                && ids[n].as_deref() != k.id(&raw_items[n])
             {
                 *slot = Slot::Fresh(normalise(&raw_items[n]));
                 again = true;
@@ -295,33 +425,32 @@ pub fn normalize_reusing(
             break ids;
         }
     };
-    let mut out = Normalized {
-        feed,
-        items: Vec::with_capacity(fresh),
-        unchanged: Vec::new(),
-        reuse: Reuse {
-            context,
-            items: BTreeMap::new(),
-        },
-    };
+    let mut items = Vec::with_capacity(fresh);
+    let mut unchanged = Vec::new();
+    let mut remember = Vec::with_capacity(slots.len());
     for (n, (slot, id)) in slots.into_iter().zip(ids).enumerate() {
         let id = id.expect("every fresh item has an id, every known one kept its own");
         match slot {
             Slot::Known(k) => {
-                out.reuse.items.insert(hashes[n], k.clone());
-                out.unchanged.push(id);
+                remember.push((hashes[n], k.clone()));
+                unchanged.push(id);
             }
             Slot::Fresh(mut it) => {
                 it.id = id;
                 let clamped = it.published == Some(now) || it.updated == Some(now);
                 if single(n) && !clamped {
-                    out.reuse.items.insert(hashes[n], Known::new(&it));
+                    remember.push((hashes[n], Known::new(&raw_items[n], &it)));
                 }
-                out.items.push(it);
+                items.push(it);
             }
         }
     }
-    out
+    Normalized {
+        feed,
+        items,
+        unchanged,
+        reuse: Reuse::new(context, remember),
+    }
 }
 
 /// The raw items to normalise: all of them, or the newest `rules.max_items`, in document order.
@@ -659,10 +788,13 @@ pub fn fold(s: &str) -> String {
     s.to_lowercase().replace('ё', "е")
 }
 
+/// How the ids made from an item's title and content begin.
+const HASH_ID: &str = "urn:feedloom:hash:";
+
 /// Ids: the source's guid/id when present and unique in the document, else the canonical link
 /// when unique, else a hash of title and content. A repeat of an identical item is kept once
-/// under a numbered id so that nothing is silently merged. `None` for a reused item that would
-/// need the hash (its content is not at hand): it is normalised after all.
+/// under a numbered id so that nothing is silently merged. `None` for a reused item whose
+/// candidate is not at hand (a link only known by its hash): it is normalised after all.
 fn assign_ids(raw: &[RawItem], slots: &[Slot<'_>]) -> Vec<Option<String>> {
     let mut guid_count: HashMap<&str, usize> = HashMap::new();
     for r in raw {
@@ -670,33 +802,42 @@ fn assign_ids(raw: &[RawItem], slots: &[Slot<'_>]) -> Vec<Option<String>> {
             *guid_count.entry(g).or_default() += 1;
         }
     }
-    let mut link_count: HashMap<&str, usize> = HashMap::new();
-    for slot in slots {
-        if let Some(l) = slot.link() {
-            *link_count.entry(l).or_default() += 1;
-        }
+    // Links are counted by hash: a reused item may have only its link's hash at hand.
+    let links: Vec<Option<Option<u64>>> =
+        raw.iter().zip(slots).map(|(r, s)| s.link_hash(r)).collect();
+    let mut link_count: HashMap<u64, usize> = HashMap::new();
+    for h in links.iter().flatten().flatten() {
+        *link_count.entry(*h).or_default() += 1;
     }
     let mut used: HashSet<String> = HashSet::new();
     let mut ids = Vec::with_capacity(slots.len());
-    for (r, slot) in raw.iter().zip(slots) {
-        let candidate = match (r.guid.as_deref(), slot.link()) {
-            (Some(g), _) if guid_count[g] == 1 => g.to_string(),
-            (_, Some(l)) if link_count[l] == 1 => l.to_string(),
-            _ => match slot {
-                Slot::Fresh(it) => {
-                    let key = format!(
-                        "{}\u{0}{}\u{0}{}",
-                        it.title,
-                        it.content_html.as_deref().unwrap_or(""),
-                        it.link.as_deref().unwrap_or("")
-                    );
-                    format!("urn:feedloom:hash:{:032x}", xxh3_128(key.as_bytes()))
-                }
-                Slot::Known(_) => {
-                    ids.push(None);
-                    continue;
-                }
-            },
+    for ((r, slot), link) in raw.iter().zip(slots).zip(&links) {
+        let unique_link = link.is_some_and(|h| h.is_some_and(|h| link_count[&h] == 1));
+        let candidate = match (r.guid.as_deref(), slot) {
+            (Some(g), _) if guid_count[g] == 1 => Some(g.to_string()),
+            (_, Slot::Fresh(it)) if unique_link => it.link.clone(),
+            (_, Slot::Known(k)) if unique_link => (k.link == Link::Id)
+                .then(|| k.id(r).map(str::to_string))
+                .flatten(),
+            (_, Slot::Fresh(it)) => {
+                let key = format!(
+                    "{}\u{0}{}\u{0}{}",
+                    it.title,
+                    it.content_html.as_deref().unwrap_or(""),
+                    it.link.as_deref().unwrap_or("")
+                );
+                Some(format!("{HASH_ID}{:032x}", xxh3_128(key.as_bytes())))
+            }
+            // The hash of a reused item is in its id (which may have a `#n` after it).
+            (_, Slot::Known(k)) => {
+                k.id.as_deref()
+                    .filter(|id| id.starts_with(HASH_ID) && id.is_char_boundary(HASH_ID.len() + 32))
+                    .map(|id| id[..HASH_ID.len() + 32].to_string())
+            }
+        };
+        let Some(candidate) = candidate else {
+            ids.push(None);
+            continue;
         };
         let mut id = candidate.clone();
         let mut n = 2;
@@ -865,7 +1006,7 @@ mod tests {
         let first = normalize_reusing(doc(vec![a.clone(), b.clone()]), &rules, now(), None);
         assert_eq!(first.items.len(), 2);
         assert!(first.unchanged.is_empty());
-        assert_eq!(first.reuse.items.len(), 2);
+        assert_eq!(first.reuse.len(), 2);
 
         let mut b2 = b.clone();
         b2.content = Some("<p>Beta, edited.</p>".into());
@@ -879,7 +1020,7 @@ mod tests {
             sorted(normalize(next, &rules, now()).items),
             "reusing stands for normalising everything"
         );
-        assert_eq!(second.reuse.items.len(), 3);
+        assert_eq!(second.reuse.len(), 3);
         assert_eq!(second.reuse.context, first.reuse.context);
 
         // The same document again: nothing to normalise.
@@ -968,15 +1109,65 @@ mod tests {
             None,
         );
         assert_eq!(first.items.len(), 4);
-        assert_eq!(first.reuse.items.len(), 1, "only the one plain item");
+        assert_eq!(first.reuse.len(), 1, "only the one plain item");
+        // Items without a guid of their own make links count, and the reused item's link was
+        // not kept (its id is its guid): it is normalised again, as are the others.
         let second = normalize_reusing(
-            doc(vec![twice.clone(), twice, future, a]),
+            doc(vec![twice.clone(), twice, future.clone(), a.clone()]),
             &rules,
             now(),
             Some(&first.reuse),
         );
-        assert_eq!(second.unchanged, ["a"]);
-        assert_eq!(second.items.len(), 3);
+        assert!(second.unchanged.is_empty());
+        assert_eq!(second.items.len(), 4);
+        let third = normalize_reusing(doc(vec![future, a]), &rules, now(), Some(&first.reuse));
+        assert_eq!(third.unchanged, ["a"]);
+        assert_eq!(third.items.len(), 1, "the future item is normalised again");
+    }
+
+    #[test]
+    fn items_without_guids_are_reused_by_their_links() {
+        let rules = Rules::default();
+        let plain = |n: u32| RawItem {
+            guid: None,
+            ..story(
+                &format!("p{n}"),
+                &format!("Plain {n}"),
+                "2025-05-01T00:00:00Z",
+            )
+        };
+        let mut no_link = plain(3);
+        no_link.link = None;
+        let first = normalize_reusing(
+            doc(vec![plain(1), plain(2), no_link.clone()]),
+            &rules,
+            now(),
+            None,
+        );
+        assert_eq!(first.reuse.len(), 3);
+        let next = doc(vec![plain(4), plain(1), plain(2), no_link]);
+        let second = normalize_reusing(next.clone(), &rules, now(), Some(&first.reuse));
+        assert_eq!(second.unchanged.len(), 3);
+        assert_eq!(second.unchanged[0], "https://ex.org/p1");
+        assert!(second.unchanged[2].starts_with("urn:feedloom:hash:"));
+        assert_eq!(
+            as_stored(&second, &first.items),
+            sorted(normalize(next, &rules, now()).items)
+        );
+        // A new item with the same link as a reused one: both ids change, both are normalised.
+        let mut twin = plain(9);
+        twin.link = Some("https://ex.org/p1".into());
+        let third = normalize_reusing(
+            doc(vec![twin.clone(), plain(1)]),
+            &rules,
+            now(),
+            Some(&second.reuse),
+        );
+        assert!(third.unchanged.is_empty());
+        assert_eq!(
+            third.items,
+            normalize(doc(vec![twin, plain(1)]), &rules, now()).items
+        );
     }
 
     #[test]
@@ -1013,7 +1204,7 @@ mod tests {
             "the newest, reused or not"
         );
         assert!(second.unchanged.is_empty());
-        assert_eq!(second.reuse.items.len(), 3);
+        assert_eq!(second.reuse.len(), 3);
         // A deadline already passed: the known items still come out, nothing is normalised,
         // and what was left out is not remembered.
         let late = Rules {
@@ -1024,7 +1215,7 @@ mod tests {
         assert_eq!(third.unchanged, ["s7", "s8", "s9"]);
         let fourth = normalize_reusing(doc(items[..2].to_vec()), &late, now(), Some(&third.reuse));
         assert!(fourth.items.is_empty() && fourth.unchanged.is_empty());
-        assert!(fourth.reuse.items.is_empty());
+        assert!(fourth.reuse.is_empty());
     }
 
     #[test]
