@@ -55,6 +55,8 @@ pub struct SourceReport {
     pub counts: UpsertCounts,
     /// Items read from the source's document (at most `max_items_per_source`, the newest).
     pub items: usize,
+    /// Of those, the items sent again as they were last time: not normalised again.
+    pub reused: usize,
     pub millis: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -117,6 +119,37 @@ pub fn parse_source(
     limits: &parse::Limits,
     now: DateTime<Utc>,
 ) -> Result<Parsed, ParseError> {
+    let out = parse_source_reusing(
+        body,
+        content_type,
+        location,
+        source,
+        detector,
+        max_items,
+        limits,
+        now,
+        None,
+    )?;
+    Ok(Parsed {
+        feed: out.feed,
+        items: out.items,
+    })
+}
+
+/// [`parse_source`] reusing what the source's last document gave (see
+/// [`normalize::normalize_reusing`]): items sent again unchanged are not normalised again.
+#[allow(clippy::too_many_arguments)]
+pub fn parse_source_reusing(
+    body: &[u8],
+    content_type: Option<&str>,
+    location: Option<Url>,
+    source: Option<&Source>,
+    detector: &Detector,
+    max_items: Option<usize>,
+    limits: &parse::Limits,
+    now: DateTime<Utc>,
+    prev: Option<&normalize::Reuse>,
+) -> Result<normalize::Normalized, ParseError> {
     let deadline = std::time::Instant::now() + limits.max_time;
     let decoded = decode::decode(body, content_type);
     let raw = parse::parse_within(&decoded.text, limits, deadline)?;
@@ -135,7 +168,7 @@ pub fn parse_source(
         max_items,
         deadline: Some(deadline),
     };
-    Ok(normalize::normalize(raw, &rules, now))
+    Ok(normalize::normalize_reusing(raw, &rules, now, prev))
 }
 
 /// Permits for parsing and normalising documents: one per core.
@@ -235,6 +268,7 @@ pub async fn refresh_source<S: Store>(
         outcome: Outcome::NotDue,
         counts: UpsertCounts::default(),
         items: 0,
+        reused: 0,
         millis: 0,
         error: None,
     };
@@ -351,39 +385,55 @@ async fn fetch_and_store<S: Store>(
                 Location::Http(_) => Url::parse(&fetched.final_location).ok(),
                 Location::File(_) => None,
             };
-            let body = fetched.body;
-            let content_type = fetched.content_type;
-            let src = source.clone();
-            let detector = ctx.detector.clone();
-            // Parsing and normalising are CPU work: keep them off the async workers.
-            let max_items = Some(ctx.config.settings.max_items_per_source);
-            let limits = ctx.config.settings.parse_limits;
-            let span = tracing::info_span!("parse", source = %source.name);
-            // One document per core at a time: more in flight only hold more memory (their
-            // bodies, trees and items) without finishing sooner.
-            let core = CORES.acquire().await.expect("never closed");
-            let mut parsed = tokio::task::spawn_blocking(move || {
-                span.in_scope(|| {
-                    parse_source(
-                        &body,
-                        content_type.as_deref(),
-                        location,
-                        Some(&src),
-                        &detector,
-                        max_items,
-                        &limits,
-                        now,
-                    )
-                })
-            })
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
-            .map_err(|e| SourceError::Parse {
-                location: fetched.final_location.clone(),
-                source: e,
-            })?;
-            drop(core);
-            report.items = parsed.items.len();
+            // `fulltext` sources replace bodies with pages after normalising (and keep their own
+            // per-item state): nothing is reused there, every item is normalised.
+            let prev = if source.fulltext {
+                state.normalized = None;
+                None
+            } else {
+                state.normalized.clone()
+            };
+            let parse = |prev: Option<normalize::Reuse>| {
+                let body = fetched.body.clone();
+                let content_type = fetched.content_type.clone();
+                let location = location.clone();
+                let src = source.clone();
+                let detector = ctx.detector.clone();
+                let max_items = Some(ctx.config.settings.max_items_per_source);
+                let limits = ctx.config.settings.parse_limits;
+                let span = tracing::info_span!("parse", source = %source.name);
+                let final_location = fetched.final_location.clone();
+                // Parsing and normalising are CPU work: keep them off the async workers, one
+                // document per core at a time (more in flight only hold more memory: their
+                // bodies, trees and items, without finishing sooner).
+                async move {
+                    let _core = CORES.acquire().await.expect("never closed");
+                    tokio::task::spawn_blocking(move || {
+                        span.in_scope(|| {
+                            parse_source_reusing(
+                                &body,
+                                content_type.as_deref(),
+                                location,
+                                Some(&src),
+                                &detector,
+                                max_items,
+                                &limits,
+                                now,
+                                prev.as_ref(),
+                            )
+                        })
+                    })
+                    .await
+                    .map_err(|e| StoreError::Task(e.to_string()))?
+                    .map_err(|e| SourceError::Parse {
+                        location: final_location,
+                        source: e,
+                    })
+                }
+            };
+            let mut parsed = parse(prev).await?;
+            report.items = parsed.items.len() + parsed.unchanged.len();
+            report.reused = parsed.unchanged.len();
             let pending = if source.fulltext {
                 pages::full_text(ctx, source, &fetched_from, state, &mut parsed.items, now)
                     .await?
@@ -392,10 +442,26 @@ async fn fetch_and_store<S: Store>(
                 state.pages.clear();
                 0
             };
-            report.counts = ctx
+            report.counts = match ctx
                 .store
-                .upsert_items(&source.name, &parsed.items, now)
-                .await?;
+                .upsert_items(&source.name, &parsed.items, &parsed.unchanged, now)
+                .await
+            {
+                Err(StoreError::NotStored { missing, .. }) => {
+                    // Pruned since they were stored: normalise the whole document again.
+                    info!(source = %source.name, missing,
+                          "items to reuse are no longer stored: normalising every item");
+                    parsed = parse(None).await?;
+                    report.reused = 0;
+                    ctx.store
+                        .upsert_items(&source.name, &parsed.items, &[], now)
+                        .await?
+                }
+                counts => counts?,
+            };
+            if !source.fulltext {
+                state.normalized = Some(parsed.reuse);
+            }
             // Items whose page is still due must come round again: no "not modified" until then.
             state.validators = if pending > 0 {
                 Default::default()
@@ -660,6 +726,7 @@ impl SourceReport {
             outcome: Outcome::NotDue,
             counts: UpsertCounts::default(),
             items: 0,
+            reused: 0,
             millis: 0,
             error: None,
         }

@@ -9,6 +9,8 @@ const MIN_CONFIDENCE: f64 = 0.6;
 
 pub struct Detector {
     inner: Option<LanguageDetector>,
+    /// The languages told apart, sorted (empty when detection is off).
+    languages: Vec<String>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -32,7 +34,22 @@ impl Detector {
         // (or none) stands.
         let inner = (distinct.len() >= 2)
             .then(|| LanguageDetectorBuilder::from_languages(&distinct).build());
-        Detector { inner }
+        let mut languages: Vec<String> = if inner.is_some() {
+            distinct
+                .iter()
+                .map(|l| l.iso_code_639_1().to_string())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        languages.sort();
+        Detector { inner, languages }
+    }
+
+    /// The languages it chooses among (ISO 639-1, sorted; empty when it detects nothing):
+    /// what its answers depend on.
+    pub fn languages(&self) -> &[String] {
+        &self.languages
     }
 
     /// The language of `text` when the detector is confident, as an ISO 639-1 code.

@@ -14,10 +14,11 @@ pub mod html;
 pub mod language;
 pub mod url;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_128;
 
 use crate::model::{Enclosure, FeedMeta, Item, Parsed, Person, SourceFormat};
@@ -55,6 +56,272 @@ pub const TITLE_CHARS: usize = 1000;
 
 /// Normalises one parsed document.
 pub fn normalize(raw: RawFeed, rules: &Rules<'_>, now: DateTime<Utc>) -> Parsed {
+    let out = normalize_reusing(raw, rules, now, None);
+    debug_assert!(out.unchanged.is_empty());
+    Parsed {
+        feed: out.feed,
+        items: out.items,
+    }
+}
+
+/// Bumped whenever normalising gives different items for the same input in a way the crate
+/// version and the build would not show (they are part of [`Reuse::context`] too).
+pub const NORMALIZE_VERSION: u32 = 1;
+
+/// What normalising a source's last document left for the next one: the items it normalised,
+/// by a hash of the raw item, so that an item sent again unchanged is not normalised again
+/// ([`normalize_reusing`]). Kept per source in the store (`SourceState::normalized`), and only
+/// once the items it names are stored.
+///
+/// Compact, as it is read and written with the source's state on every fetch, 304s included:
+/// an item whose id is its guid (the common case) takes 8 bytes, its raw hash; only the others
+/// keep their id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Reuse {
+    /// A hash of everything besides the raw item that normalising an item depends on: the
+    /// source's rules, the document's address, encoding and feed-level facts, the detection
+    /// languages, this build ([`context_hash`]). Another context reuses nothing.
+    pub context: u64,
+    /// The raw hashes ([`raw_hash`]) of the items whose id is their guid, 8 bytes each
+    /// (little-endian), in base64. Their links are not kept: a document where some item has
+    /// no guid of its own (its id may come from its link) normalises them again.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    guids: String,
+    /// The other items: raw hash → (id, link), the link being 0 when there is none, 1 when it
+    /// is the id, else its hash ([`link_hash`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    other: BTreeMap<u64, (String, u64)>,
+}
+
+impl Reuse {
+    /// How many items it holds.
+    pub fn len(&self) -> usize {
+        self.guids.len() * 3 / 4 / 8 + self.other.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The items, by raw hash (nothing when `guids` does not decode).
+    fn known(&self) -> HashMap<u64, Known> {
+        use base64::Engine;
+        let guids = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(&self.guids)
+            .unwrap_or_default();
+        let mut out = HashMap::with_capacity(guids.len() / 8 + self.other.len());
+        for raw in guids.chunks_exact(8) {
+            let raw = u64::from_le_bytes(raw.try_into().expect("8 bytes"));
+            out.insert(
+                raw,
+                Known {
+                    id: None,
+                    link: Link::Unknown,
+                },
+            );
+        }
+        for (raw, (id, link)) in &self.other {
+            let link = match link {
+                0 => Link::None,
+                1 => Link::Id,
+                h => Link::Hash(*h),
+            };
+            out.insert(
+                *raw,
+                Known {
+                    id: Some(id.clone()),
+                    link,
+                },
+            );
+        }
+        out
+    }
+
+    fn new(context: u64, known: Vec<(u64, Known)>) -> Reuse {
+        use base64::Engine;
+        let mut guids = Vec::new();
+        let mut other = BTreeMap::new();
+        for (raw, k) in known {
+            match (k.id, k.link) {
+                (None, _) => guids.extend_from_slice(&raw.to_le_bytes()),
+                (Some(id), link) => {
+                    let link = match link {
+                        Link::None => 0,
+                        Link::Id => 1,
+                        Link::Hash(h) => h,
+                        // Not made: an item with its own id has its link kept.
+                        Link::Unknown => continue,
+                    };
+                    other.insert(raw, (id, link));
+                }
+            }
+        }
+        Reuse {
+            context,
+            guids: base64::engine::general_purpose::STANDARD_NO_PAD.encode(guids),
+            other,
+        }
+    }
+}
+
+/// An item normalised from a raw item of the last document, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Known {
+    /// Its id; `None`: the raw item's guid.
+    id: Option<String>,
+    link: Link,
+}
+
+/// What is known of a reused item's normalised link (ids depend on the links of the whole
+/// document).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// Not kept (the item's id is its guid).
+    Unknown,
+    None,
+    /// The link is the item's id.
+    Id,
+    /// The link's [`link_hash`].
+    Hash(u64),
+}
+
+/// The hash links are counted by when ids are assigned (2 and up: 0 and 1 mean something else
+/// in [`Reuse`]).
+fn link_hash(link: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(link.as_bytes()).max(2)
+}
+
+impl Known {
+    /// What to remember of a normalised item (of raw item `raw`).
+    fn new(raw: &RawItem, item: &Item) -> Known {
+        if raw.guid.as_deref() == Some(item.id.as_str()) {
+            return Known {
+                id: None,
+                link: Link::Unknown,
+            };
+        }
+        Known {
+            id: Some(item.id.clone()),
+            link: match &item.link {
+                None => Link::None,
+                Some(l) if *l == item.id => Link::Id,
+                Some(l) => Link::Hash(link_hash(l)),
+            },
+        }
+    }
+
+    /// Its id, for the raw item `raw` it was found by.
+    fn id<'a>(&'a self, raw: &'a RawItem) -> Option<&'a str> {
+        self.id.as_deref().or(raw.guid.as_deref())
+    }
+}
+
+/// What [`normalize_reusing`] gives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Normalized {
+    pub feed: FeedMeta,
+    /// The items normalised now (new, changed, or nothing to reuse), in document order.
+    pub items: Vec<Item>,
+    /// The ids of the items the document sends again as they were, in the same context: stored
+    /// as they are, not normalised again.
+    pub unchanged: Vec<String>,
+    /// What to remember for the next document, once `items` are stored.
+    pub reuse: Reuse,
+}
+
+/// This build, for [`context_hash`]: the crate version, [`NORMALIZE_VERSION`], and the
+/// executable's modification time (any rebuild, a dependency's update included, normalises
+/// everything once more).
+fn build_id() -> &'static str {
+    static BUILD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BUILD.get_or_init(|| {
+        let modified = std::env::current_exe()
+            .and_then(std::fs::metadata)
+            .and_then(|m| m.modified())
+            .ok();
+        format!(
+            "{}|{NORMALIZE_VERSION}|{modified:?}",
+            env!("CARGO_PKG_VERSION")
+        )
+    })
+}
+
+/// The hash of an item as the source wrote it (the first half of what decides reuse).
+pub fn raw_hash(it: &RawItem) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = xxhash_rust::xxh3::Xxh3Default::new();
+    it.hash(&mut h);
+    h.finish()
+}
+
+/// The hash of what normalising an item of `raw` depends on besides the item (the second
+/// half): the rules (but `max_items` and `deadline`, which choose items and do not change
+/// them), the document's feed-level facts, the detection languages and the build. Errs on the
+/// side of more: the feed's title and format are in though items do not use them.
+pub fn context_hash(raw: &RawFeed, rules: &Rules<'_>) -> u64 {
+    let patterns: Vec<&str> = rules.strip_patterns.iter().map(Regex::as_str).collect();
+    let text = format!(
+        "{}\u{0}{:?}\u{0}{}\u{0}{}\u{0}{patterns:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}\u{0}{:?}",
+        build_id(),
+        rules.location.as_ref().map(Url::as_str),
+        rules.encoding,
+        rules.encoding_from,
+        rules.remove_selectors,
+        rules.detector.map(|d| d.languages()),
+        rules.timezone,
+        raw.format,
+        raw.title,
+        raw.link,
+        raw.base,
+        raw.language,
+    );
+    xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+}
+
+/// One item of the document being normalised (a document's worth of them at a time: the size
+/// of `Item` does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Slot<'a> {
+    /// Normalised now.
+    Fresh(Item),
+    /// As last time: not normalised again (unless its id turns out to differ).
+    Known(&'a Known),
+}
+
+impl Slot<'_> {
+    /// Its link's hash: `None` when it has none, `Some(None)` when it is not known.
+    fn link_hash(&self, raw: &RawItem) -> Option<Option<u64>> {
+        match self {
+            Slot::Fresh(it) => it.link.as_deref().map(|l| Some(link_hash(l))),
+            Slot::Known(k) => match k.link {
+                Link::Unknown => Some(None),
+                Link::None => None,
+                Link::Id => Some(k.id(raw).map(link_hash)),
+                Link::Hash(h) => Some(Some(h)),
+            },
+        }
+    }
+}
+
+/// [`normalize`], reusing what normalising the source's last document gave (`prev`): a raw
+/// item whose hash is in `prev`, in the same context, is not normalised again, its stored item
+/// stands (its id in `unchanged`). Which items are kept (`max_items`, the newest) is decided as
+/// without `prev`; `deadline` only stops the items still to be normalised, and what it leaves
+/// out is not remembered. Not reused, nor remembered: a raw item the document has twice (its
+/// copies get numbered ids), and one whose date was in the future (clamped to `now`, it would
+/// come out differently later).
+pub fn normalize_reusing(
+    raw: RawFeed,
+    rules: &Rules<'_>,
+    now: DateTime<Utc>,
+    prev: Option<&Reuse>,
+) -> Normalized {
+    let context = context_hash(&raw, rules);
+    let known = prev
+        .filter(|p| p.context == context)
+        .map(Reuse::known)
+        .unwrap_or_default();
     let doc_base = rules.location.clone();
     let feed_base = raw
         .base
@@ -88,29 +355,102 @@ pub fn normalize(raw: RawFeed, rules: &Rules<'_>, now: DateTime<Utc>) -> Parsed 
         ttl_minutes: raw.ttl_minutes.filter(|m| *m > 0),
     };
     let raw_items = newest(raw.items, rules, now);
-    let mut items: Vec<Item> = Vec::with_capacity(raw_items.len());
-    for it in &raw_items {
+    let hashes: Vec<u64> = raw_items.iter().map(raw_hash).collect();
+    let mut copies: HashMap<u64, usize> = HashMap::with_capacity(hashes.len());
+    for h in &hashes {
+        *copies.entry(*h).or_default() += 1;
+    }
+    let single = |n: usize| copies[&hashes[n]] == 1;
+    let normalise =
+        |it: &RawItem| item(it, item_base.as_ref(), feed_language.as_deref(), rules, now);
+    let mut slots: Vec<Slot<'_>> = Vec::with_capacity(raw_items.len());
+    let mut fresh = 0;
+    for (n, it) in raw_items.iter().enumerate() {
+        if let Some(known) = known.get(&hashes[n])
+            && single(n)
+        {
+            slots.push(Slot::Known(known));
+            continue;
+        }
         if rules
             .deadline
             .is_some_and(|d| std::time::Instant::now() >= d)
         {
             tracing::warn!(
-                normalised = items.len(),
-                left_out = raw_items.len() - items.len(),
+                normalised = fresh,
+                left_out = raw_items.len() - slots.len(),
                 "parse_timeout reached while normalising: the other items are left out"
             );
             break;
         }
-        items.push(item(
-            it,
-            item_base.as_ref(),
-            feed_language.as_deref(),
-            rules,
-            now,
-        ));
+        slots.push(Slot::Fresh(normalise(it)));
+        fresh += 1;
     }
-    assign_ids(&raw_items[..items.len()], &mut items);
-    Parsed { feed, items }
+    let raw_items = &raw_items[..slots.len()];
+    // Ids depend on the whole document (a guid or link that another item repeats is not used):
+    // a reused item whose id comes out other than last time is normalised after all, and ids
+    // are assigned again (each round normalises at least one more item). When some item has
+    // no guid of its own, links count, and reused items whose link was not kept are
+    // normalised again first.
+    let mut guid_count: HashMap<&str, usize> = HashMap::new();
+    for r in raw_items {
+        if let Some(g) = r.guid.as_deref() {
+            *guid_count.entry(g).or_default() += 1;
+        }
+    }
+    let links_count = raw_items
+        .iter()
+        .any(|r| r.guid.as_deref().is_none_or(|g| guid_count[g] > 1));
+    if links_count {
+        for (n, slot) in slots.iter_mut().enumerate() {
+            if let Slot::Known(k) = slot
+                && k.link == Link::Unknown
+            {
+                *slot = Slot::Fresh(normalise(&raw_items[n]));
+            }
+        }
+    }
+    let ids = loop {
+        let ids = assign_ids(raw_items, &slots);
+        let mut again = false;
+        for (n, slot) in slots.iter_mut().enumerate() {
+            if let Slot::Known(k) = slot
+                && ids[n].as_deref() != k.id(&raw_items[n])
+            {
+                *slot = Slot::Fresh(normalise(&raw_items[n]));
+                again = true;
+            }
+        }
+        if !again {
+            break ids;
+        }
+    };
+    let mut items = Vec::with_capacity(fresh);
+    let mut unchanged = Vec::new();
+    let mut remember = Vec::with_capacity(slots.len());
+    for (n, (slot, id)) in slots.into_iter().zip(ids).enumerate() {
+        let id = id.expect("every fresh item has an id, every known one kept its own");
+        match slot {
+            Slot::Known(k) => {
+                remember.push((hashes[n], k.clone()));
+                unchanged.push(id);
+            }
+            Slot::Fresh(mut it) => {
+                it.id = id;
+                let clamped = it.published == Some(now) || it.updated == Some(now);
+                if single(n) && !clamped {
+                    remember.push((hashes[n], Known::new(&raw_items[n], &it)));
+                }
+                items.push(it);
+            }
+        }
+    }
+    Normalized {
+        feed,
+        items,
+        unchanged,
+        reuse: Reuse::new(context, remember),
+    }
 }
 
 /// The raw items to normalise: all of them, or the newest `rules.max_items`, in document order.
@@ -448,36 +788,56 @@ pub fn fold(s: &str) -> String {
     s.to_lowercase().replace('ё', "е")
 }
 
+/// How the ids made from an item's title and content begin.
+const HASH_ID: &str = "urn:feedloom:hash:";
+
 /// Ids: the source's guid/id when present and unique in the document, else the canonical link
 /// when unique, else a hash of title and content. A repeat of an identical item is kept once
-/// under a numbered id so that nothing is silently merged.
-fn assign_ids(raw: &[RawItem], items: &mut [Item]) {
+/// under a numbered id so that nothing is silently merged. `None` for a reused item whose
+/// candidate is not at hand (a link only known by its hash): it is normalised after all.
+fn assign_ids(raw: &[RawItem], slots: &[Slot<'_>]) -> Vec<Option<String>> {
     let mut guid_count: HashMap<&str, usize> = HashMap::new();
     for r in raw {
         if let Some(g) = r.guid.as_deref() {
             *guid_count.entry(g).or_default() += 1;
         }
     }
-    let mut link_count: HashMap<String, usize> = HashMap::new();
-    for it in items.iter() {
-        if let Some(l) = &it.link {
-            *link_count.entry(l.clone()).or_default() += 1;
-        }
+    // Links are counted by hash: a reused item may have only its link's hash at hand.
+    let links: Vec<Option<Option<u64>>> =
+        raw.iter().zip(slots).map(|(r, s)| s.link_hash(r)).collect();
+    let mut link_count: HashMap<u64, usize> = HashMap::new();
+    for h in links.iter().flatten().flatten() {
+        *link_count.entry(*h).or_default() += 1;
     }
     let mut used: HashSet<String> = HashSet::new();
-    for (r, it) in raw.iter().zip(items.iter_mut()) {
-        let candidate = match (r.guid.as_deref(), &it.link) {
-            (Some(g), _) if guid_count[g] == 1 => g.to_string(),
-            (_, Some(l)) if link_count[l] == 1 => l.clone(),
-            _ => {
+    let mut ids = Vec::with_capacity(slots.len());
+    for ((r, slot), link) in raw.iter().zip(slots).zip(&links) {
+        let unique_link = link.is_some_and(|h| h.is_some_and(|h| link_count[&h] == 1));
+        let candidate = match (r.guid.as_deref(), slot) {
+            (Some(g), _) if guid_count[g] == 1 => Some(g.to_string()),
+            (_, Slot::Fresh(it)) if unique_link => it.link.clone(),
+            (_, Slot::Known(k)) if unique_link => (k.link == Link::Id)
+                .then(|| k.id(r).map(str::to_string))
+                .flatten(),
+            (_, Slot::Fresh(it)) => {
                 let key = format!(
                     "{}\u{0}{}\u{0}{}",
                     it.title,
                     it.content_html.as_deref().unwrap_or(""),
                     it.link.as_deref().unwrap_or("")
                 );
-                format!("urn:feedloom:hash:{:032x}", xxh3_128(key.as_bytes()))
+                Some(format!("{HASH_ID}{:032x}", xxh3_128(key.as_bytes())))
             }
+            // The hash of a reused item is in its id (which may have a `#n` after it).
+            (_, Slot::Known(k)) => {
+                k.id.as_deref()
+                    .filter(|id| id.starts_with(HASH_ID) && id.is_char_boundary(HASH_ID.len() + 32))
+                    .map(|id| id[..HASH_ID.len() + 32].to_string())
+            }
+        };
+        let Some(candidate) = candidate else {
+            ids.push(None);
+            continue;
         };
         let mut id = candidate.clone();
         let mut n = 2;
@@ -485,8 +845,9 @@ fn assign_ids(raw: &[RawItem], items: &mut [Item]) {
             id = format!("{candidate}#{n}");
             n += 1;
         }
-        it.id = id;
+        ids.push(Some(id));
     }
+    ids
 }
 
 #[cfg(test)]
@@ -598,6 +959,263 @@ mod tests {
         let p = normalize(raw, &Rules::default(), now());
         assert_eq!(p.items[0].title, "Tom & Jerry — live");
         assert_eq!(p.items[0].categories, vec!["Ёлки", "News"]);
+    }
+
+    fn story(guid: &str, title: &str, date: &str) -> RawItem {
+        RawItem {
+            guid: Some(guid.into()),
+            title: Some(title.into()),
+            link: Some(format!("https://ex.org/{guid}")),
+            published: Some(date.into()),
+            content: Some(format!("<p>{title}: the story.</p><p>Share this</p>")),
+            content_is_html: true,
+            ..Default::default()
+        }
+    }
+
+    fn doc(items: Vec<RawItem>) -> RawFeed {
+        RawFeed {
+            link: Some("https://ex.org/".into()),
+            language: Some("en".into()),
+            items,
+            ..Default::default()
+        }
+    }
+
+    /// What a reusing run stands for: its fresh items, and the items of `before` it reused.
+    fn as_stored(out: &Normalized, before: &[Item]) -> Vec<Item> {
+        let mut all = out.items.clone();
+        for id in &out.unchanged {
+            all.push(before.iter().find(|i| i.id == *id).unwrap().clone());
+        }
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    fn sorted(mut items: Vec<Item>) -> Vec<Item> {
+        items.sort_by(|a, b| a.id.cmp(&b.id));
+        items
+    }
+
+    #[test]
+    fn unchanged_items_are_reused_and_changed_ones_normalised() {
+        let rules = Rules::default();
+        let a = story("a", "Alpha", "2025-05-01T00:00:00Z");
+        let b = story("b", "Beta", "2025-05-02T00:00:00Z");
+        let c = story("c", "Gamma", "2025-05-03T00:00:00Z");
+        let first = normalize_reusing(doc(vec![a.clone(), b.clone()]), &rules, now(), None);
+        assert_eq!(first.items.len(), 2);
+        assert!(first.unchanged.is_empty());
+        assert_eq!(first.reuse.len(), 2);
+
+        let mut b2 = b.clone();
+        b2.content = Some("<p>Beta, edited.</p>".into());
+        let next = doc(vec![c.clone(), b2.clone(), a.clone()]);
+        let second = normalize_reusing(next.clone(), &rules, now(), Some(&first.reuse));
+        assert_eq!(second.unchanged, ["a"]);
+        let fresh: Vec<&str> = second.items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(fresh, ["c", "b"]);
+        assert_eq!(
+            as_stored(&second, &first.items),
+            sorted(normalize(next, &rules, now()).items),
+            "reusing stands for normalising everything"
+        );
+        assert_eq!(second.reuse.len(), 3);
+        assert_eq!(second.reuse.context, first.reuse.context);
+
+        // The same document again: nothing to normalise.
+        let third = normalize_reusing(doc(vec![c, b2, a]), &rules, now(), Some(&second.reuse));
+        assert!(third.items.is_empty());
+        assert_eq!(third.unchanged, ["c", "b", "a"]);
+        assert_eq!(third.reuse, second.reuse);
+    }
+
+    #[test]
+    fn another_context_reuses_nothing() {
+        let items = vec![story("a", "Alpha", "2025-05-01T00:00:00Z")];
+        let first = normalize_reusing(doc(items.clone()), &Rules::default(), now(), None);
+        let patterns = [Regex::new("^Share this$").unwrap()];
+        let stripping = Rules {
+            strip_patterns: &patterns,
+            ..Rules::default()
+        };
+        let other = normalize_reusing(doc(items.clone()), &stripping, now(), Some(&first.reuse));
+        assert!(other.unchanged.is_empty());
+        assert!(
+            !other.items[0]
+                .content_html
+                .as_deref()
+                .unwrap()
+                .contains("Share")
+        );
+        // Feed-level facts the items depend on: the feed's language, its address.
+        let mut english = doc(items.clone());
+        english.language = Some("de".into());
+        let other = normalize_reusing(english, &Rules::default(), now(), Some(&first.reuse));
+        assert!(other.unchanged.is_empty());
+        let moved = Rules {
+            location: Url::parse("https://elsewhere.example/feed").ok(),
+            ..Rules::default()
+        };
+        let other = normalize_reusing(doc(items.clone()), &moved, now(), Some(&first.reuse));
+        assert!(other.unchanged.is_empty());
+        let detector = language::Detector::new(&["en".into(), "de".into()]);
+        let detecting = Rules {
+            detector: Some(&detector),
+            ..Rules::default()
+        };
+        let other = normalize_reusing(doc(items.clone()), &detecting, now(), Some(&first.reuse));
+        assert!(other.unchanged.is_empty());
+        // The feed's lastBuildDate is not something items depend on.
+        let mut rebuilt = doc(items);
+        rebuilt.updated = Some("2025-05-09T00:00:00Z".into());
+        let same = normalize_reusing(rebuilt, &Rules::default(), now(), Some(&first.reuse));
+        assert_eq!(same.unchanged, ["a"]);
+    }
+
+    #[test]
+    fn a_reused_item_whose_id_changes_is_normalised_again() {
+        let rules = Rules::default();
+        let a = story("g", "Alpha", "2025-05-01T00:00:00Z");
+        let first = normalize_reusing(doc(vec![a.clone()]), &rules, now(), None);
+        assert_eq!(first.items[0].id, "g");
+        // Another item with the same guid: neither guid is unique, ids come from links.
+        let mut b = story("g", "Beta", "2025-05-02T00:00:00Z");
+        b.link = Some("https://ex.org/beta".into());
+        let next = doc(vec![a, b]);
+        let second = normalize_reusing(next.clone(), &rules, now(), Some(&first.reuse));
+        assert!(second.unchanged.is_empty());
+        let ids: Vec<&str> = second.items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(ids, ["https://ex.org/g", "https://ex.org/beta"]);
+        assert_eq!(second.items, normalize(next, &rules, now()).items);
+    }
+
+    #[test]
+    fn repeated_and_future_items_are_not_remembered() {
+        let rules = Rules::default();
+        let a = story("a", "Alpha", "2025-05-01T00:00:00Z");
+        let mut twice = a.clone();
+        twice.guid = None;
+        let future = story("f", "Later", "2031-01-01T00:00:00Z");
+        let first = normalize_reusing(
+            doc(vec![
+                twice.clone(),
+                twice.clone(),
+                future.clone(),
+                a.clone(),
+            ]),
+            &rules,
+            now(),
+            None,
+        );
+        assert_eq!(first.items.len(), 4);
+        assert_eq!(first.reuse.len(), 1, "only the one plain item");
+        // Items without a guid of their own make links count, and the reused item's link was
+        // not kept (its id is its guid): it is normalised again, as are the others.
+        let second = normalize_reusing(
+            doc(vec![twice.clone(), twice, future.clone(), a.clone()]),
+            &rules,
+            now(),
+            Some(&first.reuse),
+        );
+        assert!(second.unchanged.is_empty());
+        assert_eq!(second.items.len(), 4);
+        let third = normalize_reusing(doc(vec![future, a]), &rules, now(), Some(&first.reuse));
+        assert_eq!(third.unchanged, ["a"]);
+        assert_eq!(third.items.len(), 1, "the future item is normalised again");
+    }
+
+    #[test]
+    fn items_without_guids_are_reused_by_their_links() {
+        let rules = Rules::default();
+        let plain = |n: u32| RawItem {
+            guid: None,
+            ..story(
+                &format!("p{n}"),
+                &format!("Plain {n}"),
+                "2025-05-01T00:00:00Z",
+            )
+        };
+        let mut no_link = plain(3);
+        no_link.link = None;
+        let first = normalize_reusing(
+            doc(vec![plain(1), plain(2), no_link.clone()]),
+            &rules,
+            now(),
+            None,
+        );
+        assert_eq!(first.reuse.len(), 3);
+        let next = doc(vec![plain(4), plain(1), plain(2), no_link]);
+        let second = normalize_reusing(next.clone(), &rules, now(), Some(&first.reuse));
+        assert_eq!(second.unchanged.len(), 3);
+        assert_eq!(second.unchanged[0], "https://ex.org/p1");
+        assert!(second.unchanged[2].starts_with("urn:feedloom:hash:"));
+        assert_eq!(
+            as_stored(&second, &first.items),
+            sorted(normalize(next, &rules, now()).items)
+        );
+        // A new item with the same link as a reused one: both ids change, both are normalised.
+        let mut twin = plain(9);
+        twin.link = Some("https://ex.org/p1".into());
+        let third = normalize_reusing(
+            doc(vec![twin.clone(), plain(1)]),
+            &rules,
+            now(),
+            Some(&second.reuse),
+        );
+        assert!(third.unchanged.is_empty());
+        assert_eq!(
+            third.items,
+            normalize(doc(vec![twin, plain(1)]), &rules, now()).items
+        );
+    }
+
+    #[test]
+    fn reuse_keeps_the_same_newest_items_and_the_deadline_cuts_only_what_is_normalised() {
+        let items: Vec<RawItem> = (1..=9)
+            .map(|n| {
+                story(
+                    &format!("s{n}"),
+                    &format!("Story {n}"),
+                    &format!("2025-05-0{n}T00:00:00Z"),
+                )
+            })
+            .collect();
+        let three = Rules {
+            max_items: Some(3),
+            ..Rules::default()
+        };
+        let first = normalize_reusing(doc(items[..5].to_vec()), &three, now(), None);
+        let ids = |o: &Normalized| {
+            let mut v: Vec<String> = o
+                .items
+                .iter()
+                .map(|i| i.id.clone())
+                .chain(o.unchanged.clone())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids(&first), ["s3", "s4", "s5"]);
+        let second = normalize_reusing(doc(items.clone()), &three, now(), Some(&first.reuse));
+        assert_eq!(
+            ids(&second),
+            ["s7", "s8", "s9"],
+            "the newest, reused or not"
+        );
+        assert!(second.unchanged.is_empty());
+        assert_eq!(second.reuse.len(), 3);
+        // A deadline already passed: the known items still come out, nothing is normalised,
+        // and what was left out is not remembered.
+        let late = Rules {
+            deadline: Some(std::time::Instant::now()),
+            ..Rules::default()
+        };
+        let third = normalize_reusing(doc(items[6..].to_vec()), &late, now(), Some(&second.reuse));
+        assert_eq!(third.unchanged, ["s7", "s8", "s9"]);
+        let fourth = normalize_reusing(doc(items[..2].to_vec()), &late, now(), Some(&third.reuse));
+        assert!(fourth.items.is_empty() && fourth.unchanged.is_empty());
+        assert!(fourth.reuse.is_empty());
     }
 
     #[test]

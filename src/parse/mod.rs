@@ -50,8 +50,9 @@ pub struct RawFeed {
     pub items: Vec<RawItem>,
 }
 
-/// An item as the source wrote it.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// An item as the source wrote it. `Hash`: an item sent again unchanged is not normalised again
+/// (`normalize::normalize_reusing`).
+#[derive(Debug, Clone, Default, PartialEq, Hash)]
 pub struct RawItem {
     pub guid: Option<String>,
     pub title: Option<String>,
@@ -81,14 +82,14 @@ pub struct RawItem {
     pub image: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct RawPerson {
     pub name: Option<String>,
     pub email: Option<String>,
     pub uri: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct RawEnclosure {
     pub url: String,
     pub mime_type: Option<String>,

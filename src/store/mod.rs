@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fetch::Validators;
 use crate::model::{FeedMeta, Item};
+use crate::normalize::Reuse;
 
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
@@ -56,6 +57,10 @@ pub enum StoreError {
     },
     #[error("database {url}: {reason}")]
     Unsupported { url: String, reason: &'static str },
+    /// [`Store::upsert_items`] was told items are stored unchanged that are not (pruned since):
+    /// nothing was written; send them in full.
+    #[error("source {name}: {missing} items said to be stored unchanged are not stored")]
+    NotStored { name: String, missing: usize },
 }
 
 /// Bumps the count of changes to what could be published ([`Store::generation`]); both
@@ -97,6 +102,10 @@ pub struct SourceState {
     /// document).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub pages: BTreeMap<String, PageState>,
+    /// The items of the last stored document by the hash of their raw form, so that the next
+    /// document's unchanged items are not normalised again (none for `fulltext` sources).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalized: Option<Reuse>,
 }
 
 /// The article page of one item of a `fulltext` source.
@@ -236,13 +245,20 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores a source's current items: new ones inserted, changed ones replaced (first-seen time
-    /// kept), all marked as listed; items of the source absent from `items` are marked unlisted
-    /// and last seen `now` (retention counts from then). A "not modified" answer needs no call:
-    /// listed items are never pruned.
+    /// kept), all marked as listed; items of the source absent from `items` and `unchanged` are
+    /// marked unlisted and last seen `now` (retention counts from then). A "not modified" answer
+    /// needs no call: listed items are never pruned.
+    ///
+    /// `unchanged`: ids of items the caller knows are stored as they are (the document sent
+    /// them again unchanged, so they were not normalised again; none of them in `items`): they
+    /// stay listed, are last seen `now` and count as unchanged, without being read or written.
+    /// When one of them is not stored (pruned since), nothing at all is written and the answer
+    /// is [`StoreError::NotStored`]: the caller sends them in full.
     fn upsert_items(
         &self,
         source: &str,
         items: &[Item],
+        unchanged: &[String],
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<UpsertCounts, StoreError>> + Send;
 
@@ -407,9 +423,10 @@ impl Store for AnyStore {
         &self,
         source: &str,
         items: &[Item],
+        unchanged: &[String],
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
-        dispatch!(self, s => s.upsert_items(source, items, now).await)
+        dispatch!(self, s => s.upsert_items(source, items, unchanged, now).await)
     }
 
     async fn items(&self, query: &ItemQuery) -> Result<Vec<StoredItem>, StoreError> {

@@ -280,6 +280,7 @@ impl Store for PostgresStore {
         &self,
         source: &str,
         items: &[Item],
+        unchanged: &[String],
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
         // One row per id, the last one winning (as when written one by one).
@@ -307,6 +308,18 @@ impl Store for PostgresStore {
                 links.push(it.link.clone());
             }
         }
+        let mut kept: Vec<&str> = unchanged
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !at.contains_key(*id))
+            .collect();
+        kept.sort_unstable();
+        kept.dedup();
+        let listed: Vec<&str> = ids
+            .iter()
+            .map(String::as_str)
+            .chain(kept.iter().copied())
+            .collect();
         let now = now.timestamp();
         let e = |source| self.inner.err(source);
         let mut c = self.conn().await?;
@@ -314,10 +327,28 @@ impl Store for PostgresStore {
         tx.execute(
             "UPDATE items SET listed = FALSE, last_seen = $3
              WHERE source = $1 AND listed AND NOT (id = ANY($2))",
-            &[&source, &ids, &now],
+            &[&source, &listed, &now],
         )
         .await
         .map_err(e)?;
+        // The rows are locked from here to the commit: a prune cannot take them meanwhile.
+        let touched = if kept.is_empty() {
+            0
+        } else {
+            tx.execute(
+                "UPDATE items SET last_seen = $2, listed = TRUE WHERE source = $1 AND id = ANY($3)",
+                &[&source, &now, &kept],
+            )
+            .await
+            .map_err(e)? as usize
+        };
+        if touched < kept.len() {
+            // Dropping the transaction rolls it back: nothing is written.
+            return Err(StoreError::NotStored {
+                name: source.to_string(),
+                missing: kept.len() - touched,
+            });
+        }
         let updated = tx
             .execute(
                 "UPDATE items i SET hash = t.hash, data = t.data, last_seen = $2, listed = TRUE,
@@ -356,7 +387,7 @@ impl Store for PostgresStore {
         Ok(UpsertCounts {
             new,
             updated,
-            unchanged: ids.len().saturating_sub(new + updated),
+            unchanged: ids.len().saturating_sub(new + updated) + touched,
         })
     }
 

@@ -229,9 +229,19 @@ impl Store for SqliteStore {
         &self,
         source: &str,
         items: &[Item],
+        unchanged: &[String],
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
         let source = source.to_string();
+        let written: std::collections::HashSet<&str> =
+            items.iter().map(|it| it.id.as_str()).collect();
+        let mut unchanged: Vec<String> = unchanged
+            .iter()
+            .filter(|id| !written.contains(id.as_str()))
+            .cloned()
+            .collect();
+        unchanged.sort_unstable();
+        unchanged.dedup();
         let mut rows = Vec::with_capacity(items.len());
         for it in items {
             let json = serde_json::to_string(it).map_err(|e| corrupt(&self.path, e))?;
@@ -296,6 +306,20 @@ impl Store for SqliteStore {
                             counts.updated += 1;
                         }
                     }
+                }
+                let mut missing = 0;
+                for id in &unchanged {
+                    match touch.execute(params![source, id, now]).map_err(e)? {
+                        0 => missing += 1,
+                        _ => counts.unchanged += 1,
+                    }
+                }
+                if missing > 0 {
+                    // Dropping the transaction rolls it back: nothing is written.
+                    return Err(StoreError::NotStored {
+                        name: source.clone(),
+                        missing,
+                    });
                 }
             }
             if counts.new + counts.updated > 0 {

@@ -20,7 +20,7 @@ use feedloom::fulltext::{ExtractRules, Extracted};
 use feedloom::model::Item;
 use feedloom::pipeline::pages;
 
-use crate::support::{Workspace, detector, repo, stderr};
+use crate::support::{Workspace, detector, repo, stderr, stdout};
 
 const SUMMIT_TITLE: &str =
     "Визит лидера Туркменистана в Астану: эксперты обсуждают перспективы сотрудничества";
@@ -508,8 +508,15 @@ async fn teaser_feed_in_full_story_out_and_failures_keep_the_teaser() {
 
     // A second run: the stored story is neither fetched again nor replaced by the teaser; the
     // failed pages are tried once more.
-    let second = ws.run(&["refresh", "-v", "--force"]).await;
+    let second = ws
+        .run(&["refresh", "-v", "--force", "--report", "json"])
+        .await;
     assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&second)).unwrap();
+    assert_eq!(
+        report["sources"][0]["reused"], 0,
+        "full text replaces bodies after normalising: nothing is reused (issue #8): {report}"
+    );
     let reqs = server.received_requests().await.unwrap();
     assert_eq!(hits(&reqs, "/news/summit.html").len(), 1, "fetched once");
     assert_eq!(hits(&reqs, "/news/missing.html").len(), 2, "tried again");

@@ -475,3 +475,137 @@ async fn publishing_is_skipped_only_when_nothing_it_depends_on_changed() {
     assert_eq!(ws.run(&["refresh", "--force"]).await.status.code(), Some(0));
     assert!(ws.read("public/all.atom").contains("Edited: "));
 }
+
+/// An RSS document of stories `(guid, title, body)`, each with a boilerplate line.
+fn rss_stories(stories: &[(&str, &str, &str)]) -> String {
+    let mut doc = String::from(
+        "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>Same</title>\
+         <link>https://same.example/</link><language>en</language>",
+    );
+    for (n, (guid, title, body)) in stories.iter().enumerate() {
+        doc.push_str(&format!(
+            "<item><guid isPermaLink=\"false\">{guid}</guid><title>{title}</title>\
+             <link>https://same.example/{guid}</link>\
+             <pubDate>Mon, 02 Jun 2025 1{n}:00:00 GMT</pubDate>\
+             <description>&lt;p&gt;{body}&lt;/p&gt;&lt;p&gt;Seven kettles hum in the garden&lt;/p&gt;</description></item>"
+        ));
+    }
+    doc.push_str("</channel></rss>");
+    doc
+}
+
+/// Serves `body` at /s.xml from now on, always 200 without validators.
+async fn serve_doc(server: &MockServer, body: String) {
+    server.reset().await;
+    Mock::given(path("/s.xml"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(body))
+        .mount(server)
+        .await;
+}
+
+/// One `refresh --force --report json`: (items, reused, new, updated, unchanged) of its one source.
+async fn refresh_counts(ws: &Workspace) -> [u64; 5] {
+    let out = ws.run(&["refresh", "--force", "--report", "json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let s = &report["sources"][0];
+    assert_eq!(s["outcome"], "fetched", "{report}");
+    ["items", "reused", "new", "updated", "unchanged"].map(|k| s[k].as_u64().unwrap())
+}
+
+/// (id, first seen, listed, body) of every stored item, by id.
+fn stored(ws: &Workspace) -> Vec<(String, i64, bool, String)> {
+    let conn = rusqlite::Connection::open(ws.path().join("feedloom.db")).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT id, first_seen, listed, data FROM items ORDER BY id")
+        .unwrap();
+    stmt.query_map([], |r| {
+        let data: String = r.get(3)?;
+        let item: serde_json::Value = serde_json::from_str(&data).unwrap();
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            item["content_html"].as_str().unwrap_or("").to_string(),
+        ))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+/// Issue #8: a document sent again with most items as they were normalises only what changed;
+/// the others stay stored (listed, first seen when first seen) as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_items_are_not_normalised_again() {
+    let server = MockServer::start().await;
+    let ws = Workspace::new();
+    let c = config(&[("s", format!("{}/s.xml", server.uri()))]);
+    ws.write("config.toml", &c);
+    let (a, b, c3) = (
+        ("a", "Alpha", "Alpha body."),
+        ("b", "Beta", "Beta body."),
+        ("c", "Gamma", "Gamma body."),
+    );
+    serve_doc(&server, rss_stories(&[a, b, c3])).await;
+    assert_eq!(refresh_counts(&ws).await, [3, 0, 3, 0, 0]);
+    let first = stored(&ws);
+    assert_eq!(first.len(), 3);
+    assert!(first.iter().all(|r| r.3.contains("kettles")), "{first:?}");
+
+    // The same document: nothing normalised, nothing changed (outputs left alone).
+    let mtimes = ws.output_mtimes();
+    assert_eq!(refresh_counts(&ws).await, [3, 3, 0, 0, 3]);
+    assert_eq!(stored(&ws), first);
+    assert_eq!(ws.output_mtimes(), mtimes, "nothing to publish anew");
+
+    // One story edited, one new, one gone: only the edited and the new one are normalised.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let b2 = ("b", "Beta", "Beta body, corrected.");
+    let d = ("d", "Delta", "Delta body.");
+    serve_doc(&server, rss_stories(&[a, b2, d])).await;
+    assert_eq!(refresh_counts(&ws).await, [3, 1, 1, 1, 1]);
+    let now = stored(&ws);
+    let by_id = |id: &str| now.iter().find(|r| r.0 == id).unwrap().clone();
+    assert_eq!(
+        by_id("a"),
+        first[0],
+        "reused: as stored, listed, same first sight"
+    );
+    assert!(by_id("a").2);
+    assert!(by_id("b").3.contains("corrected") && by_id("b").1 == first[1].1);
+    assert!(!by_id("c").2, "gone from the document: unlisted");
+    assert!(by_id("d").2 && by_id("d").1 > first[0].1);
+    let rss = ws.read("public/all.rss");
+    assert!(rss.contains("Alpha") && rss.contains("corrected") && rss.contains("Delta"));
+
+    // A new rule for the source: everything is normalised again, under the new rule.
+    ws.write(
+        "config.toml",
+        &config(&[("s", format!("{}/s.xml", server.uri()))]).replace(
+            "\n\n[[feed]]",
+            "\nstrip_patterns = [\"^Seven kettles hum in the garden$\"]\n\n[[feed]]",
+        ),
+    );
+    assert!(ws.read("config.toml").contains("strip_patterns"));
+    assert_eq!(refresh_counts(&ws).await, [3, 0, 0, 3, 0]);
+    assert!(
+        stored(&ws)
+            .iter()
+            .filter(|r| r.2)
+            .all(|r| !r.3.contains("kettles")),
+        "{:?}",
+        stored(&ws)
+    );
+    assert_eq!(refresh_counts(&ws).await, [3, 3, 0, 0, 3]);
+
+    // A reused item deleted from the store behind feedloom's back (as a prune could): the
+    // document is normalised in full again and the item comes back.
+    let conn = rusqlite::Connection::open(ws.path().join("feedloom.db")).unwrap();
+    conn.execute("DELETE FROM items WHERE id = 'a'", [])
+        .unwrap();
+    drop(conn);
+    assert_eq!(refresh_counts(&ws).await, [3, 0, 1, 0, 2]);
+    assert!(stored(&ws).iter().any(|r| r.0 == "a" && r.2));
+    assert_eq!(refresh_counts(&ws).await, [3, 3, 0, 0, 3]);
+}

@@ -91,6 +91,8 @@ conformance!(
     publish_lock_is_exclusive,
     cluster_keys_are_given_once_and_signatures_follow_content,
     generation_counts_changes_to_items_only,
+    upsert_keeps_items_said_unchanged_listed_unread_and_unwritten,
+    upsert_with_unchanged_items_not_stored_writes_nothing,
 );
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -157,7 +159,7 @@ async fn upsert_counts_new_updated_unchanged(b: &Backend) {
     let one = item("1", "one", Some(t(10)));
     let two = item("2", "two", Some(t(20)));
     assert_eq!(
-        s.upsert_items("a", &[one.clone(), two.clone()], t(100))
+        s.upsert_items("a", &[one.clone(), two.clone()], &[], t(100))
             .await
             .unwrap(),
         counts(2, 0, 0)
@@ -165,14 +167,14 @@ async fn upsert_counts_new_updated_unchanged(b: &Backend) {
     let two_changed = item("2", "two, corrected", Some(t(20)));
     let three = item("3", "three", Some(t(30)));
     assert_eq!(
-        s.upsert_items("a", &[one.clone(), two_changed.clone(), three], t(200))
+        s.upsert_items("a", &[one.clone(), two_changed.clone(), three], &[], t(200))
             .await
             .unwrap(),
         counts(1, 1, 1)
     );
     // The same ids in another source are other items.
     assert_eq!(
-        s.upsert_items("b", &[one], t(200)).await.unwrap(),
+        s.upsert_items("b", &[one], &[], t(200)).await.unwrap(),
         counts(1, 0, 0)
     );
     let stored = s.items(&ItemQuery::default()).await.unwrap();
@@ -182,17 +184,17 @@ async fn upsert_counts_new_updated_unchanged(b: &Backend) {
         .unwrap();
     assert_eq!(got.item, two_changed);
     assert_eq!(
-        s.upsert_items("a", &[], t(300)).await.unwrap(),
+        s.upsert_items("a", &[], &[], t(300)).await.unwrap(),
         counts(0, 0, 0)
     );
 }
 
 async fn upsert_keeps_first_seen_and_dates_undated_items_once(b: &Backend) {
     let s = b.open().await;
-    s.upsert_items("a", &[item("u", "undated", None)], t(100))
+    s.upsert_items("a", &[item("u", "undated", None)], &[], t(100))
         .await
         .unwrap();
-    s.upsert_items("a", &[item("u", "undated, edited", None)], t(500))
+    s.upsert_items("a", &[item("u", "undated, edited", None)], &[], t(500))
         .await
         .unwrap();
     let got = s.items(&ItemQuery::default()).await.unwrap();
@@ -205,7 +207,7 @@ async fn upsert_keeps_first_seen_and_dates_undated_items_once(b: &Backend) {
     );
     assert_eq!(got[0].item.title, "undated, edited");
     // A date given later wins over the first-seen one.
-    s.upsert_items("a", &[item("u", "dated now", Some(t(50)))], t(600))
+    s.upsert_items("a", &[item("u", "dated now", Some(t(50)))], &[], t(600))
         .await
         .unwrap();
     let got = s.items(&ItemQuery::default()).await.unwrap();
@@ -215,14 +217,14 @@ async fn upsert_keeps_first_seen_and_dates_undated_items_once(b: &Backend) {
 async fn upsert_unlists_what_the_source_dropped(b: &Backend) {
     let s = b.open().await;
     let (one, two) = (item("1", "one", Some(t(1))), item("2", "two", Some(t(2))));
-    s.upsert_items("a", &[one.clone(), two.clone()], t(100))
+    s.upsert_items("a", &[one.clone(), two.clone()], &[], t(100))
         .await
         .unwrap();
-    s.upsert_items("b", std::slice::from_ref(&one), t(100))
+    s.upsert_items("b", std::slice::from_ref(&one), &[], t(100))
         .await
         .unwrap();
     // "2" leaves the document: kept, but unlisted, so retention can take it.
-    s.upsert_items("a", std::slice::from_ref(&one), t(200))
+    s.upsert_items("a", std::slice::from_ref(&one), &[], t(200))
         .await
         .unwrap();
     // Retention counts from the fetch that found it gone, and listed items are never stale.
@@ -233,7 +235,9 @@ async fn upsert_unlists_what_the_source_dropped(b: &Backend) {
         vec![("a".into(), "1".into()), ("b".into(), "1".into())]
     );
     // Listed items are never stale, however old, and coming back lists an item again.
-    s.upsert_items("a", &[one, two], t(20_000)).await.unwrap();
+    s.upsert_items("a", &[one, two], &[], t(20_000))
+        .await
+        .unwrap();
     assert_eq!(s.prune(t(30_000), 100).await.unwrap(), 0);
     assert_eq!(all(&s).await.len(), 3);
 }
@@ -246,8 +250,8 @@ async fn items_newest_first_filtered_and_limited(b: &Backend) {
     let c: Vec<Item> = (0..5)
         .map(|n| item(&format!("c{n}"), "y", Some(t(n * 10 + 5))))
         .collect();
-    s.upsert_items("a", &a, t(1000)).await.unwrap();
-    s.upsert_items("c", &c, t(1000)).await.unwrap();
+    s.upsert_items("a", &a, &[], t(1000)).await.unwrap();
+    s.upsert_items("c", &c, &[], t(1000)).await.unwrap();
     let ids = |v: Vec<feedloom::store::StoredItem>| -> Vec<String> {
         v.into_iter().map(|it| it.item.id).collect()
     };
@@ -287,8 +291,8 @@ async fn heads_list_what_items_lists_and_items_by_keys_reads_them(b: &Backend) {
     let c: Vec<Item> = (0..3)
         .map(|n| item(&format!("c{n}"), "y", Some(t(n * 10 + 5))))
         .collect();
-    s.upsert_items("a", &a, t(1000)).await.unwrap();
-    s.upsert_items("c", &c, t(2000)).await.unwrap();
+    s.upsert_items("a", &a, &[], t(1000)).await.unwrap();
+    s.upsert_items("c", &c, &[], t(2000)).await.unwrap();
     for query in [
         ItemQuery::default(),
         ItemQuery {
@@ -321,7 +325,7 @@ async fn heads_list_what_items_lists_and_items_by_keys_reads_them(b: &Backend) {
     }
     // A changed link is the head's link too.
     a[1].link = Some("https://example.org/moved".into());
-    s.upsert_items("a", &a, t(3000)).await.unwrap();
+    s.upsert_items("a", &a, &[], t(3000)).await.unwrap();
     let heads = s.heads(&ItemQuery::default()).await.unwrap();
     let a1 = heads.iter().find(|h| h.id == "a1").unwrap();
     assert_eq!(a1.link.as_deref(), Some("https://example.org/moved"));
@@ -362,11 +366,12 @@ async fn ties_sort_by_bytes(b: &Backend) {
             item("é", "", same),
             item("a", "", same),
         ],
+        &[],
         t(100),
     )
     .await
     .unwrap();
-    s.upsert_items("Z", &[item("a", "", same)], t(100))
+    s.upsert_items("Z", &[item("a", "", same)], &[], t(100))
         .await
         .unwrap();
     let got: Vec<String> = all(&s)
@@ -382,8 +387,8 @@ async fn prune_drops_stale_unlisted_and_excess(b: &Backend) {
     let many: Vec<Item> = (0..6)
         .map(|n| item(&format!("{n}"), "x", Some(t(n))))
         .collect();
-    s.upsert_items("a", &many, t(100)).await.unwrap();
-    s.upsert_items("a", &many[3..], t(200)).await.unwrap();
+    s.upsert_items("a", &many, &[], t(100)).await.unwrap();
+    s.upsert_items("a", &many[3..], &[], t(200)).await.unwrap();
     // Keep 4: the 3 listed ones, then the newest unlisted one.
     assert_eq!(s.prune(t(0), 4).await.unwrap(), 2);
     let left: Vec<String> = all(&s).await.into_iter().map(|(_, i)| i).collect();
@@ -612,7 +617,7 @@ async fn upsert_timing() {
         let s = b.open().await;
         for (round, what) in ["new", "unchanged"].iter().enumerate() {
             let started = std::time::Instant::now();
-            s.upsert_items("a", &items, t(100_000 + round as i64))
+            s.upsert_items("a", &items, &[], t(100_000 + round as i64))
                 .await
                 .unwrap();
             eprintln!("{name}: 10,000 {what} items in {:?}", started.elapsed());
@@ -624,7 +629,7 @@ async fn upsert_timing() {
 async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) {
     let s = b.open().await;
     let (one, two) = (item("1", "one", Some(t(10))), item("2", "two", Some(t(20))));
-    s.upsert_items("a", &[one.clone(), two.clone()], t(100))
+    s.upsert_items("a", &[one.clone(), two.clone()], &[], t(100))
         .await
         .unwrap();
     let row = |id: &str, sig: Option<&[u8]>, key: Option<&str>| ClusterRow {
@@ -658,7 +663,7 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     .await
     .unwrap();
     // Several rows for one item all apply, in order (a signature, a key, a newer signature).
-    s.upsert_items("b", &[item("3", "three", Some(t(5)))], t(100))
+    s.upsert_items("b", &[item("3", "three", Some(t(5)))], &[], t(100))
         .await
         .unwrap();
     let b3 = |sig: Option<&[u8]>, key: Option<&str>| ClusterRow {
@@ -687,7 +692,9 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     // Changed content clears the signature and keeps the key; unchanged content keeps both.
     let mut edited = one.clone();
     edited.title = "one, edited".into();
-    s.upsert_items("a", &[edited, two], t(200)).await.unwrap();
+    s.upsert_items("a", &[edited, two], &[], t(200))
+        .await
+        .unwrap();
     let rows = s.cluster_rows(None, true).await.unwrap();
     let one = rows
         .iter()
@@ -703,27 +710,114 @@ async fn generation_counts_changes_to_items_only(b: &Backend) {
     let s = b.open().await;
     let g0 = s.generation().await.unwrap();
     let (one, two) = (item("1", "one", Some(t(10))), item("2", "two", Some(t(20))));
-    s.upsert_items("a", &[one.clone(), two.clone()], t(100))
+    s.upsert_items("a", &[one.clone(), two.clone()], &[], t(100))
         .await
         .unwrap();
     let g1 = s.generation().await.unwrap();
     assert_ne!(g1, g0, "new items");
     // The same items again, a fetch recorded, an item unlisted: nothing to publish anew.
-    s.upsert_items("a", &[one.clone(), two.clone()], t(200))
+    s.upsert_items("a", &[one.clone(), two.clone()], &[], t(200))
         .await
         .unwrap();
     s.record_fetch("a", &SourceState::default()).await.unwrap();
-    s.upsert_items("a", std::slice::from_ref(&one), t(300))
+    s.upsert_items("a", std::slice::from_ref(&one), &[], t(300))
         .await
         .unwrap();
     assert_eq!(s.generation().await.unwrap(), g1);
     let mut edited = one.clone();
     edited.title = "one, edited".into();
-    s.upsert_items("a", &[edited], t(400)).await.unwrap();
+    s.upsert_items("a", &[edited], &[], t(400)).await.unwrap();
     let g2 = s.generation().await.unwrap();
     assert_ne!(g2, g1, "a changed item");
     assert_eq!(s.prune(t(0), 100).await.unwrap(), 0);
     assert_eq!(s.generation().await.unwrap(), g2, "nothing pruned");
     assert_eq!(s.prune(t(10_000), 100).await.unwrap(), 1);
     assert_ne!(s.generation().await.unwrap(), g2, "an item deleted");
+}
+
+async fn upsert_keeps_items_said_unchanged_listed_unread_and_unwritten(b: &Backend) {
+    let s = b.open().await;
+    let (one, two, three) = (
+        item("1", "one", Some(t(10))),
+        item("2", "two", Some(t(20))),
+        item("3", "three", Some(t(30))),
+    );
+    s.upsert_items("a", &[one.clone(), two.clone(), three.clone()], &[], t(100))
+        .await
+        .unwrap();
+    let g0 = s.generation().await.unwrap();
+    // Only unchanged items: they count as unchanged and nothing is there to publish anew.
+    assert_eq!(
+        s.upsert_items("a", &[], &["1".into(), "2".into(), "3".into()], t(200))
+            .await
+            .unwrap(),
+        counts(0, 0, 3)
+    );
+    assert_eq!(s.generation().await.unwrap(), g0, "nothing changed");
+    // One written (changed), one said unchanged, one left out of the document.
+    let mut edited = one.clone();
+    edited.title = "one, edited".into();
+    let four = item("4", "four", Some(t(40)));
+    assert_eq!(
+        s.upsert_items("a", &[edited, four], &["2".into()], t(300))
+            .await
+            .unwrap(),
+        counts(1, 1, 1)
+    );
+    assert_ne!(s.generation().await.unwrap(), g0);
+    let got = s.items(&ItemQuery::default()).await.unwrap();
+    let two_stored = got.iter().find(|i| i.item.id == "2").unwrap();
+    assert_eq!(two_stored.item, two, "an unchanged item is left as it was");
+    assert_eq!(two_stored.first_seen, t(100));
+    // "2" is listed (never stale), "3" was unlisted at t(300): only it goes.
+    assert_eq!(s.prune(t(50_000), 100).await.unwrap(), 1);
+    let left: Vec<String> = all(&s).await.into_iter().map(|(_, i)| i).collect();
+    assert_eq!(left, ["4", "2", "1"]);
+    // An id both written and said unchanged is written, and counted once.
+    assert_eq!(
+        s.upsert_items(
+            "a",
+            std::slice::from_ref(&two),
+            &["2".into(), "4".into()],
+            t(400)
+        )
+        .await
+        .unwrap(),
+        counts(0, 0, 2)
+    );
+}
+
+async fn upsert_with_unchanged_items_not_stored_writes_nothing(b: &Backend) {
+    let s = b.open().await;
+    let (one, two) = (item("1", "one", Some(t(10))), item("2", "two", Some(t(20))));
+    s.upsert_items("a", &[one.clone(), two.clone()], &[], t(100))
+        .await
+        .unwrap();
+    s.upsert_items("b", &[item("9", "nine", None)], &[], t(100))
+        .await
+        .unwrap();
+    let g0 = s.generation().await.unwrap();
+    let before = s.items(&ItemQuery::default()).await.unwrap();
+    // "9" is stored, but for another source; "gone" is not stored at all.
+    let three = item("3", "three", Some(t(30)));
+    let err = s
+        .upsert_items(
+            "a",
+            &[three],
+            &["2".into(), "9".into(), "gone".into()],
+            t(200),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            feedloom::store::StoreError::NotStored { missing: 2, .. }
+        ),
+        "{err}"
+    );
+    assert_eq!(s.items(&ItemQuery::default()).await.unwrap(), before);
+    assert_eq!(s.generation().await.unwrap(), g0);
+    // Nothing was unlisted either: "1" is still listed, so never stale.
+    assert_eq!(s.prune(t(50_000), 100).await.unwrap(), 0);
 }
