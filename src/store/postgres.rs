@@ -335,12 +335,22 @@ impl Store for PostgresStore {
         let touched = if kept.is_empty() {
             0
         } else {
+            // Locked, not rewritten: an update writes a new version of the whole row.
+            let found = tx
+                .query(
+                    "SELECT listed FROM items WHERE source = $1 AND id = ANY($2) FOR UPDATE",
+                    &[&source, &kept],
+                )
+                .await
+                .map_err(e)?;
             tx.execute(
-                "UPDATE items SET last_seen = $2, listed = TRUE WHERE source = $1 AND id = ANY($3)",
+                "UPDATE items SET last_seen = $2, listed = TRUE
+                 WHERE source = $1 AND id = ANY($3) AND NOT listed",
                 &[&source, &now, &kept],
             )
             .await
-            .map_err(e)? as usize
+            .map_err(e)?;
+            found.len()
         };
         if touched < kept.len() {
             // Dropping the transaction rolls it back: nothing is written.
@@ -374,7 +384,7 @@ impl Store for PostgresStore {
             .map_err(e)?;
         tx.execute(
             "UPDATE items SET last_seen = $2, listed = TRUE
-             WHERE source = $1 AND id = ANY($3) AND (last_seen <> $2 OR NOT listed)",
+             WHERE source = $1 AND id = ANY($3) AND NOT listed",
             &[&source, &now, &ids],
         )
         .await

@@ -253,25 +253,35 @@ impl Store for SqliteStore {
             let tx = c.transaction().map_err(e)?;
             let mut counts = UpsertCounts::default();
             {
-                // Items the document no longer lists were last seen now: retention counts from
-                // here. (Listed items are never pruned, so a "not modified" answer writes nothing.)
-                tx.execute(
-                    "UPDATE items SET listed = 0, last_seen = ?2 WHERE source = ?1 AND listed = 1",
-                    params![source, ts(now)],
-                )
-                .map_err(e)?;
-                let mut get = tx
-                    .prepare_cached("SELECT hash, first_seen FROM items WHERE source = ?1 AND id = ?2")
-                    .map_err(e)?;
+                // What is stored of the source (columns before `data`: no overflow page is
+                // read). A row is rewritten only when it changes: an unchanged listed item
+                // costs nothing (SQLite rewrites a whole row, JSON and all, for any update).
+                let mut stored: HashMap<String, (i64, i64, bool)> = HashMap::new();
+                {
+                    let mut list = tx
+                        .prepare_cached(
+                            "SELECT id, hash, first_seen, listed FROM items WHERE source = ?1",
+                        )
+                        .map_err(e)?;
+                    let mut rows = list.query(params![source]).map_err(e)?;
+                    while let Some(r) = rows.next().map_err(e)? {
+                        stored.insert(
+                            r.get(0).map_err(e)?,
+                            (r.get(1).map_err(e)?, r.get(2).map_err(e)?, r.get(3).map_err(e)?),
+                        );
+                    }
+                }
                 let mut insert = tx
                     .prepare_cached(
                         "INSERT INTO items (source, id, hash, first_seen, last_seen, sort_date, listed, data, link)
                          VALUES (?1, ?2, ?3, ?4, ?4, ?5, 1, ?6, ?7)",
                     )
                     .map_err(e)?;
-                let mut touch = tx
+                // Listed items are never pruned, so only a change of listing stamps last_seen:
+                // retention of an item the document dropped counts from now.
+                let mut listing = tx
                     .prepare_cached(
-                        "UPDATE items SET last_seen = ?3, listed = 1 WHERE source = ?1 AND id = ?2",
+                        "UPDATE items SET listed = ?3, last_seen = ?4 WHERE source = ?1 AND id = ?2",
                     )
                     .map_err(e)?;
                 let mut update = tx
@@ -281,37 +291,48 @@ impl Store for SqliteStore {
                     )
                     .map_err(e)?;
                 let now = ts(now);
+                let mut present: std::collections::HashSet<&str> =
+                    std::collections::HashSet::with_capacity(rows.len() + unchanged.len());
                 for (id, date, hash, json, link) in &rows {
-                    let old: Option<(i64, i64)> = get
-                        .query_row(params![source, id], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()
-                        .map_err(e)?;
-                    match old {
+                    present.insert(id.as_str());
+                    match stored.get(id) {
                         None => {
                             let sort = date.map_or(now, ts);
                             insert
                                 .execute(params![source, id, hash, now, sort, json, link])
                                 .map_err(e)?;
                             counts.new += 1;
+                            // A document listing an id twice: the later one updates it.
+                            stored.insert(id.clone(), (*hash, now, true));
                         }
-                        Some((h, _)) if h == *hash => {
-                            touch.execute(params![source, id, now]).map_err(e)?;
+                        Some(&(h, first_seen, listed)) if h == *hash => {
+                            if !listed {
+                                listing.execute(params![source, id, true, now]).map_err(e)?;
+                                stored.insert(id.clone(), (h, first_seen, true));
+                            }
                             counts.unchanged += 1;
                         }
-                        Some((_, first_seen)) => {
+                        Some(&(_, first_seen, _)) => {
                             let sort = date.map_or(first_seen, ts);
                             update
                                 .execute(params![source, id, hash, now, sort, json, link])
                                 .map_err(e)?;
                             counts.updated += 1;
+                            stored.insert(id.clone(), (*hash, first_seen, true));
                         }
                     }
                 }
                 let mut missing = 0;
                 for id in &unchanged {
-                    match touch.execute(params![source, id, now]).map_err(e)? {
-                        0 => missing += 1,
-                        _ => counts.unchanged += 1,
+                    present.insert(id.as_str());
+                    match stored.get(id) {
+                        None => missing += 1,
+                        Some(&(_, _, listed)) => {
+                            if !listed {
+                                listing.execute(params![source, id, true, now]).map_err(e)?;
+                            }
+                            counts.unchanged += 1;
+                        }
                     }
                 }
                 if missing > 0 {
@@ -320,6 +341,11 @@ impl Store for SqliteStore {
                         name: source.clone(),
                         missing,
                     });
+                }
+                for (id, &(_, _, listed)) in &stored {
+                    if listed && !present.contains(id.as_str()) {
+                        listing.execute(params![source, id, false, now]).map_err(e)?;
+                    }
                 }
             }
             if counts.new + counts.updated > 0 {
