@@ -449,34 +449,49 @@ impl Store for SqliteStore {
     ) -> Result<Vec<ClusterRow>, StoreError> {
         self.with(move |c, path| {
             let e = |source| sql(path, source);
-            // Without signatures, the rows come from the items_heads index alone.
+            // The rows come from the items_heads index alone.
             let mut stmt = c
-                .prepare_cached(if signatures {
-                    "SELECT i.source, i.id, i.sort_date, s.signature, i.cluster, i.first_seen, i.link
-                     FROM items i INDEXED BY items_heads
-                     LEFT JOIN signatures s ON s.source = i.source AND s.id = i.id
-                     WHERE i.sort_date >= ?1 ORDER BY i.sort_date, i.source, i.id"
-                } else {
-                    "SELECT source, id, sort_date, NULL, cluster, first_seen, link
+                .prepare_cached(
+                    "SELECT source, id, sort_date, cluster, first_seen, link
                      FROM items INDEXED BY items_heads
-                     WHERE sort_date >= ?1 ORDER BY sort_date, source, id"
-                })
+                     WHERE sort_date >= ?1 ORDER BY sort_date, source, id",
+                )
                 .map_err(e)?;
             let since = since.map_or(i64::MIN, ts);
-            let rows = stmt
+            let mut rows = stmt
                 .query_map(params![since], |r| {
                     Ok(ClusterRow {
                         source: r.get(0)?,
                         id: r.get(1)?,
                         date: from_ts(r.get(2)?),
-                        signature: r.get(3)?,
-                        cluster: r.get(4)?,
-                        first_seen: from_ts(r.get(5)?),
-                        link: r.get(6)?,
+                        signature: None,
+                        cluster: r.get(3)?,
+                        first_seen: from_ts(r.get(4)?),
+                        link: r.get(5)?,
                     })
                 })
+                .map_err(e)?
+                .collect::<Result<Vec<_>, _>>()
                 .map_err(e)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(e)
+            if signatures {
+                // Looked up in the signatures table's own order, so each of its pages is read
+                // once (in date order, 60k lookups took 3x as long, mostly in page reads).
+                let mut order: Vec<usize> = (0..rows.len()).collect();
+                order.sort_by(|a, b| {
+                    (&rows[*a].source, &rows[*a].id).cmp(&(&rows[*b].source, &rows[*b].id))
+                });
+                let mut get = c
+                    .prepare_cached("SELECT signature FROM signatures WHERE source = ?1 AND id = ?2")
+                    .map_err(e)?;
+                for n in order {
+                    let r = &mut rows[n];
+                    r.signature = get
+                        .query_row(params![r.source, r.id], |row| row.get(0))
+                        .optional()
+                        .map_err(e)?;
+                }
+            }
+            Ok(rows)
         })
         .await
     }
