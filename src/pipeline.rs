@@ -830,7 +830,7 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
         })
         .collect();
     let mut stems = cluster::StemCache::default();
-    let mut signed: Vec<ClusterRow> = Vec::new();
+    let mut signed = 0;
     for batch in unsigned.chunks(SIGN_BATCH) {
         let keys: Vec<(String, String)> = batch
             .iter()
@@ -838,11 +838,11 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
             .collect();
         let items = ctx.store.items_by_keys(&keys).await?;
         let (sigs, cache) = tokio::task::spawn_blocking(move || {
-            let sigs: HashMap<(String, String), Vec<u8>> = items
+            let sigs: HashMap<select::ItemKey, Vec<u8>> = items
                 .iter()
                 .filter_map(|it| {
                     let sig = cluster::signature_with(&it.item, &mut stems)?;
-                    Some(((it.source.clone(), it.item.id.clone()), sig.to_bytes()))
+                    Some((select::item_key(&it.source, &it.item.id), sig.to_bytes()))
                 })
                 .collect();
             (sigs, stems)
@@ -850,17 +850,23 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?;
         stems = cache;
+        // Saved a batch at a time: a run holds the signatures once, in `rows`.
+        let mut save = Vec::with_capacity(sigs.len());
         for n in batch {
             let r = &mut rows[*n];
-            r.signature = sigs.get(&(r.source.clone(), r.id.clone())).cloned();
+            r.signature = sigs.get(&select::item_key(&r.source, &r.id)).cloned();
             if let Some(sig) = &r.signature {
-                signed.push(ClusterRow {
+                save.push(ClusterRow {
                     source: r.source.clone(),
                     id: r.id.clone(),
                     signature: Some(sig.clone()),
                     ..ClusterRow::default()
                 });
             }
+        }
+        signed += save.len();
+        if !save.is_empty() {
+            ctx.store.save_cluster_rows(&save).await?;
         }
     }
     let threshold = settings.similar_threshold;
@@ -871,25 +877,13 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
             .map_err(|e| StoreError::Task(e.to_string()))?;
     debug!(
         items = assigned.len(),
-        signed = signed.len(),
+        signed,
         keyed = keys.len(),
         ms = started.elapsed().as_millis() as u64,
         "clustered"
     );
-    // One row per item: PostgreSQL applies only one of several rows updating the same item.
-    let at: HashMap<(String, String), usize> = signed
-        .iter()
-        .enumerate()
-        .map(|(n, r)| ((r.source.clone(), r.id.clone()), n))
-        .collect();
-    for k in keys {
-        match at.get(&(k.source.clone(), k.id.clone())) {
-            Some(n) => signed[*n].cluster = k.cluster,
-            None => signed.push(k),
-        }
-    }
-    if !signed.is_empty() {
-        ctx.store.save_cluster_rows(&signed).await?;
+    if !keys.is_empty() {
+        ctx.store.save_cluster_rows(&keys).await?;
     }
     clusters.extend(assigned);
     Ok(clusters)
