@@ -194,7 +194,7 @@ fn drop_empty_iframes(html: &str) -> String {
     out
 }
 
-fn is_block(name: &str) -> bool {
+pub fn is_block(name: &str) -> bool {
     matches!(
         name,
         "p" | "div"

@@ -12,6 +12,7 @@ pub mod boilerplate;
 pub mod date;
 pub mod html;
 pub mod language;
+mod own_markup;
 pub mod url;
 
 use std::collections::{HashMap, HashSet};
