@@ -7,6 +7,7 @@
 //! tracking parameters from them and adds `rel="noopener noreferrer"` to links.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
@@ -124,10 +125,36 @@ pub fn limit_nesting(html: &str, max: usize) -> Cow<'_, str> {
     }
 }
 
-/// Sanitises `html`; relative URLs are resolved against `base` or dropped when there is none.
-pub fn sanitize(html: &str, base: Option<&Url>) -> String {
-    let html = &*limit_nesting(html, MAX_NESTING);
-    let filter_base = base.cloned();
+thread_local! {
+    /// The base URL of the [`sanitize`] call running on this thread, for the shared builders'
+    /// filters (ammonia's filters see only the attribute).
+    static BASE: RefCell<Option<Url>> = const { RefCell::new(None) };
+}
+
+/// The sanitiser for a call with a base URL: relative URLs reach the attribute filter, which
+/// resolves them against [`BASE`] (as `UrlRelative::RewriteWithBase` would for any it left).
+static WITH_BASE: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
+    let mut b = builder();
+    b.url_relative(ammonia::UrlRelative::Custom(Box::new(rewrite_with_base)));
+    b
+});
+
+/// What `UrlRelative::RewriteWithBase` does, with the base of the running call.
+fn rewrite_with_base(url: &str) -> Option<Cow<'_, str>> {
+    BASE.with_borrow(|base| base.as_ref()?.join(url).ok())
+        .map(|u| Cow::Owned(u.to_string()))
+}
+
+/// The sanitiser for a call without a base URL: relative URLs are dropped before the filter.
+static WITHOUT_BASE: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
+    let mut b = builder();
+    b.url_relative(ammonia::UrlRelative::Deny);
+    b
+});
+
+/// The allow-list and the URL filter, built once per process (building one costs more than
+/// sanitising a short body).
+fn builder() -> ammonia::Builder<'static> {
     let mut b = ammonia::Builder::default();
     b.add_tags(["iframe"])
         .add_tag_attributes(
@@ -138,37 +165,60 @@ pub fn sanitize(html: &str, base: Option<&Url>) -> String {
         .add_tag_attributes("a", &["hreflang"])
         .add_generic_attributes(&["lang", "dir"])
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
-        .attribute_filter(move |element, attribute, value| match attribute {
-            "src" if element == "iframe" => allowed_embed(value).then_some(Cow::Borrowed(value)),
-            "href" | "src" | "cite" => {
-                if value.trim_start().starts_with("mailto:") {
-                    return Some(Cow::Borrowed(value));
-                }
-                absolute(value, filter_base.as_ref()).map(|u| Cow::Owned(u.to_string()))
-            }
-            "srcset" => {
-                let parts: Vec<String> = value
-                    .split(',')
-                    .filter_map(|cand| {
-                        let mut it = cand.split_whitespace();
-                        let url = absolute(it.next()?, filter_base.as_ref())?;
-                        let rest: Vec<&str> = it.collect();
-                        Some(if rest.is_empty() {
-                            url.to_string()
-                        } else {
-                            format!("{url} {}", rest.join(" "))
-                        })
-                    })
-                    .collect();
-                (!parts.is_empty()).then(|| Cow::Owned(parts.join(", ")))
-            }
-            _ => Some(Cow::Borrowed(value)),
+        .attribute_filter(|element, attribute, value| {
+            BASE.with_borrow(|base| filter_attribute(element, attribute, value, base.as_ref()))
         });
-    match base {
-        Some(u) => b.url_relative(ammonia::UrlRelative::RewriteWithBase(u.clone())),
-        None => b.url_relative(ammonia::UrlRelative::Deny),
+    b
+}
+
+/// Iframes only from the video hosts; `href`/`src`/`cite` resolved, cleaned, http(s) or
+/// mailto; every candidate of a `srcset` likewise.
+fn filter_attribute<'a>(
+    element: &str,
+    attribute: &str,
+    value: &'a str,
+    base: Option<&Url>,
+) -> Option<Cow<'a, str>> {
+    match attribute {
+        "src" if element == "iframe" => allowed_embed(value).then_some(Cow::Borrowed(value)),
+        "href" | "src" | "cite" => {
+            if value.trim_start().starts_with("mailto:") {
+                return Some(Cow::Borrowed(value));
+            }
+            absolute(value, base).map(|u| Cow::Owned(u.to_string()))
+        }
+        "srcset" => {
+            let parts: Vec<String> = value
+                .split(',')
+                .filter_map(|cand| {
+                    let mut it = cand.split_whitespace();
+                    let url = absolute(it.next()?, base)?;
+                    let rest: Vec<&str> = it.collect();
+                    Some(if rest.is_empty() {
+                        url.to_string()
+                    } else {
+                        format!("{url} {}", rest.join(" "))
+                    })
+                })
+                .collect();
+            (!parts.is_empty()).then(|| Cow::Owned(parts.join(", ")))
+        }
+        _ => Some(Cow::Borrowed(value)),
+    }
+}
+
+/// Sanitises `html`; relative URLs are resolved against `base` or dropped when there is none.
+pub fn sanitize(html: &str, base: Option<&Url>) -> String {
+    let html = &*limit_nesting(html, MAX_NESTING);
+    let builder = if base.is_some() {
+        &*WITH_BASE
+    } else {
+        &*WITHOUT_BASE
     };
-    drop_empty_iframes(b.clean(html).to_string().trim())
+    let previous = BASE.replace(base.cloned());
+    let clean = builder.clean(html).to_string();
+    BASE.set(previous);
+    drop_empty_iframes(clean.trim())
 }
 
 /// Removes iframes whose `src` the sanitiser refused: an empty frame is nothing to show.
