@@ -289,14 +289,15 @@ fn item(
         strip_patterns: rules.strip_patterns,
         remove_selectors: rules.remove_selectors,
     };
-    let shows_something = |h: &str| {
+    let has_media = |h: &str| {
         ["<img", "<iframe", "<video", "<audio"]
             .iter()
             .any(|t| h.contains(t))
-            || !html::text_of(h).is_empty()
     };
     let mut body = None;
     let mut content_html = None;
+    // The text of the sanitised body, read once for the emptiness test and the summary.
+    let mut content_text = None;
     let mut body_from_content = false;
     for (n, (source, is_html)) in [
         (&it.content, it.content_is_html),
@@ -310,9 +311,11 @@ fn item(
         };
         let b = body::normalize_body(text, is_html && html::looks_like_html(text), &body_rules);
         let h = html::sanitize(&b.html, content_base.as_ref());
-        if shows_something(&h) {
+        let text = html::text_of(&h);
+        if has_media(&h) || !text.is_empty() {
             body = Some(b);
             content_html = Some(h);
+            content_text = Some(text);
             body_from_content = n == 0;
             break;
         }
@@ -329,9 +332,7 @@ fn item(
             html::collapse(s)
         }
     });
-    let body_text = content_html
-        .as_deref()
-        .map(|h| html::collapse(&html::text_of(h)));
+    let body_text = content_text.as_deref().map(html::collapse);
     let lead = body.as_ref().and_then(|b| b.lead.clone());
     // The lead is compared too: a body may open with a photo and its caption (full text
     // restores the lead photo there), and the summary is then an excerpt of the text after it.
