@@ -428,16 +428,19 @@ pub fn tidy_text(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut blank_run = 0;
     for line in raw.lines() {
-        let line = collapse(line);
-        if line.is_empty() {
+        let at = out.len();
+        if at > 0 {
+            out.push_str(if blank_run > 0 { "\n\n" } else { "\n" });
+        }
+        let words = out.len();
+        collapse_into(line, &mut out);
+        if out.len() == words {
+            // A blank line: take back the separator.
+            out.truncate(at);
             blank_run += 1;
             continue;
         }
-        if !out.is_empty() {
-            out.push_str(if blank_run > 0 { "\n\n" } else { "\n" });
-        }
         blank_run = 0;
-        out.push_str(&line);
     }
     out
 }
@@ -448,9 +451,21 @@ pub fn is_control(c: char) -> bool {
     (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{7f}' | '\u{fffe}' | '\u{ffff}')
 }
 
+/// Whether `s` has an [`is_control`] character: a byte scan (U+FFFE/U+FFFF are EF BF BE/BF).
+fn has_control(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        (c < b' ' && !matches!(c, b'\t' | b'\n' | b'\r'))
+            || c == 0x7f
+            || (c == 0xef
+                && b.get(i + 1) == Some(&0xbf)
+                && matches!(b.get(i + 2), Some(0xbe | 0xbf)))
+    })
+}
+
 /// `s` without [`is_control`] characters (borrowed when it has none).
 pub fn without_controls(s: &str) -> Cow<'_, str> {
-    if s.chars().any(is_control) {
+    if has_control(s) {
         Cow::Owned(s.chars().filter(|c| !is_control(*c)).collect())
     } else {
         Cow::Borrowed(s)
@@ -460,11 +475,27 @@ pub fn without_controls(s: &str) -> Cow<'_, str> {
 /// Collapses every run of white space (NBSP included) to one space and trims; control
 /// characters go.
 pub fn collapse(s: &str) -> String {
-    let s = without_controls(s);
-    s.split(|c: char| c.is_whitespace())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut out = String::with_capacity(s.len());
+    collapse_into(s, &mut out);
+    out
+}
+
+/// [`collapse`], appended to `out` (which it treats as empty: no space before the first word).
+fn collapse_into(s: &str, out: &mut String) {
+    let start = out.len();
+    let mut space = false;
+    for c in s.chars() {
+        if is_control(c) {
+        } else if c.is_whitespace() {
+            space = true;
+        } else {
+            if space && out.len() > start {
+                out.push(' ');
+            }
+            space = false;
+            out.push(c);
+        }
+    }
 }
 
 /// HTML from plain text: a paragraph per blank-line block, `<br>` between its lines.
