@@ -989,13 +989,21 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
 
 /// Text compared for sameness: case and ё folded, punctuation and quotes ignored.
 fn comparable(s: &str) -> String {
-    super::fold(s)
-        .chars()
-        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    let folded = super::fold(s);
+    let mut out = String::with_capacity(folded.len());
+    let mut space = false;
+    for c in folded.chars() {
+        if c.is_whitespace() {
+            space = true;
+        } else if c.is_alphanumeric() {
+            if space && !out.is_empty() {
+                out.push(' ');
+            }
+            space = false;
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Removes the title wherever it is repeated among the first blocks of text (once or twice, as
