@@ -185,14 +185,39 @@ fn is_excerpt(summary: &str, body: Option<&str>) -> bool {
     };
     let squash = |s: &str| -> String { fold(s).chars().filter(|c| c.is_alphanumeric()).collect() };
     let s = squash(summary);
-    let b = squash(body);
+    if s.is_empty() {
+        return false;
+    }
     // An excerpt's last word may be cut ("логистики и…"): drop it before comparing.
     let cut = summary
         .trim_end()
         .trim_end_matches(['…', '.', ']', '['])
         .rsplit_once(char::is_whitespace)
         .map_or(s.clone(), |(head, _)| squash(head));
-    !s.is_empty() && (b.starts_with(&s) || (cut.chars().count() >= 20 && b.starts_with(&cut)))
+    // Only the start of the body is compared: squash that much of it (up to white space, so
+    // that case folding sees the same context as in the whole), or all of it if that is short.
+    let need = s.chars().count().max(cut.chars().count());
+    let head = body_head(body, need + 1);
+    let mut b = squash(head);
+    if head.len() < body.len() && b.chars().count() < need {
+        b = squash(body);
+    }
+    b.starts_with(&s) || (cut.chars().count() >= 20 && b.starts_with(&cut))
+}
+
+/// The start of `body` holding at least `alnum` alphanumeric characters, cut before white
+/// space; all of it when it is shorter.
+fn body_head(body: &str, alnum: usize) -> &str {
+    let mut seen = 0;
+    for (i, c) in body.char_indices() {
+        if seen >= alnum && c.is_whitespace() {
+            return &body[..i];
+        }
+        if c.is_alphanumeric() {
+            seen += 1;
+        }
+    }
+    body
 }
 
 /// Cuts `s` to at most `max` user-perceived characters (grapheme clusters), at a word boundary
