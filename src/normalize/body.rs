@@ -517,8 +517,19 @@ fn img_html(e: &scraper::node::Element) -> String {
     s
 }
 
+/// A block's markup parsed. A parser drops a U+FEFF at the very start of its input as a
+/// byte-order mark; in a block it is text (`<p>\u{feff}</p>` must read back as it was written),
+/// so a second one is put in front for the parser to drop.
+fn parse_block(html: &str) -> Html {
+    if html.starts_with('\u{feff}') {
+        Html::parse_fragment(&format!("\u{feff}{html}"))
+    } else {
+        Html::parse_fragment(html)
+    }
+}
+
 fn attr_of_parsed(tag_html: &str, attr: &str) -> Option<String> {
-    let frag = Html::parse_fragment(tag_html);
+    let frag = parse_block(tag_html);
     frag.tree.root().descendants().find_map(|n| {
         n.value()
             .as_element()
@@ -542,6 +553,10 @@ fn outer_html(node: NodeRef<'_, Node>, drop: &HashSet<NodeId>) -> String {
 }
 
 fn plain_parsed(html: &str) -> String {
+    // As in `parse_block`: the U+FEFF that starts a block is its text.
+    if html.starts_with('\u{feff}') {
+        return super::html::collapse(&super::html::text_of(&format!("\u{feff}{html}")));
+    }
     super::html::collapse(&super::html::text_of(html))
 }
 
@@ -702,7 +717,7 @@ fn bold_only_once(html: &str) -> Option<String> {
     if !html.contains("<b") && !html.contains("<B") && !html.contains("<strong") {
         return None;
     }
-    let frag = Html::parse_fragment(html);
+    let frag = parse_block(html);
     let root = frag.root_element();
     let mut only = None;
     for c in root.children() {
@@ -1051,7 +1066,7 @@ fn link_text_parsed(html: &str) -> String {
     if !html.contains("<a") {
         return String::new();
     }
-    let frag = Html::parse_fragment(html);
+    let frag = parse_block(html);
     let mut s = String::new();
     for n in frag.tree.root().descendants() {
         if n.value().as_element().is_some_and(|e| e.name() == "a") {

@@ -10,8 +10,9 @@
 //! that case. The functions here give what the parse-based readers give: `text` as
 //! `collapse(text_of(html))`, `bold_only` as unwrapping a lone `<b>`/`<strong>` of the parsed
 //! fragment, `link_text` as the text inside its `<a>`s, `first_src` as the first `src`.
-//! A parser drops a byte-order mark at the very start of its input and turns CR and CRLF into
-//! LF; so do these.
+//! A parser turns CR and CRLF into LF; so do these. (It also drops a byte-order mark at the very
+//! start of its input: a U+FEFF that starts a block is text, so the parse-based readers keep it
+//! and these never drop it.)
 
 use std::borrow::Cow;
 
@@ -111,10 +112,6 @@ fn newlines(s: String) -> String {
     }
 }
 
-fn without_bom(html: &str) -> &str {
-    html.strip_prefix('\u{feff}').unwrap_or(html)
-}
-
 /// Whether an element has no end tag in our markup.
 fn is_void(name: &str) -> bool {
     matches!(
@@ -130,7 +127,7 @@ pub fn text(html: &str) -> String {
     // A separator is due before the next character.
     let mut space = false;
     let mut in_iframe = false;
-    for (tok, _, _) in Toks::new(without_bom(html)) {
+    for (tok, _, _) in Toks::new(html) {
         match tok {
             Tok::Text(t) if !in_iframe => decoded(t, |c| {
                 if is_control(c) {
@@ -168,7 +165,7 @@ fn bold_only_once(html: &str) -> Option<String> {
     if !html.contains("<b") && !html.contains("<B") && !html.contains("<strong") {
         return None;
     }
-    let s = without_bom(html).trim();
+    let s = html.trim();
     let mut toks = Toks::new(s);
     let (Tok::Open("b" | "strong", _), _, content) = toks.next()? else {
         return None;
@@ -198,7 +195,7 @@ pub fn link_text(html: &str) -> String {
     }
     let mut links: Vec<String> = Vec::new();
     let mut open: Vec<usize> = Vec::new();
-    for (tok, _, _) in Toks::new(without_bom(html)) {
+    for (tok, _, _) in Toks::new(html) {
         match tok {
             Tok::Open("a", _) => {
                 open.push(links.len());
