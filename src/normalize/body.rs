@@ -948,6 +948,11 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                         String::new(),
                         text,
                     ));
+                } else {
+                    // Neither an image nor a caption: what it holds is read like a container's
+                    // content, not lost (the summary, read as text, would keep it).
+                    walk(child, ctx, out, inline);
+                    inline.flush(out, false, r);
                 }
             }
             "img" => {
