@@ -93,27 +93,38 @@ impl Block {
     }
 
     /// A block kept as it came; its text is read from its markup.
-    fn raw(html: String) -> Block {
-        let text = plain(&html);
+    fn raw(html: String, r: Reader) -> Block {
+        let text = r.plain(&html);
         Block::new(Kind::Raw, html, text)
     }
 }
 
 /// Normalises a body given as HTML (`is_html`) or as plain text.
 pub fn normalize_body(input: &str, is_html: bool, rules: &BodyRules<'_>) -> Body {
-    let mut blocks = if is_html {
-        html_blocks(input, rules.remove_selectors)
+    normalize_body_reading(input, is_html, rules, false)
+}
+
+/// [`normalize_body`], parsing every fragment again when `reparse` (the tests compare both).
+fn normalize_body_reading(
+    input: &str,
+    is_html: bool,
+    rules: &BodyRules<'_>,
+    reparse: bool,
+) -> Body {
+    let (mut blocks, r) = if is_html {
+        html_blocks(input, rules.remove_selectors, reparse)
     } else {
-        text_blocks(input)
+        let r = Reader { reparse };
+        (text_blocks(input, r), r)
     };
-    blocks.retain(|b| keep(b, rules.strip_patterns));
+    blocks.retain(|b| keep(b, rules.strip_patterns, r));
     make_captions(&mut blocks);
     remove_repeated_title(&mut blocks, rules.title);
     make_headings(&mut blocks);
     blocks.retain(|b| !is_empty(b));
     let lead = lead_text(&blocks);
     let first_image = blocks.iter().find_map(|b| match &b.kind {
-        Kind::Figure { img: Some(img), .. } => attr_of(img, "src"),
+        Kind::Figure { img: Some(img), .. } => r.first_src(img),
         _ => None,
     });
     Body {
@@ -153,7 +164,7 @@ struct Line {
     text: String,
 }
 
-fn text_blocks(text: &str) -> Vec<Block> {
+fn text_blocks(text: &str, r: Reader) -> Vec<Block> {
     let mut groups: Vec<Vec<Line>> = vec![Vec::new()];
     for raw in text.lines() {
         let t = super::html::collapse(raw);
@@ -171,7 +182,7 @@ fn text_blocks(text: &str) -> Vec<Block> {
     }
     let mut blocks = Vec::new();
     for g in groups {
-        lines_to_blocks(g, &mut blocks);
+        lines_to_blocks(g, &mut blocks, r);
     }
     blocks
 }
@@ -233,7 +244,7 @@ fn strip_marker(line: &Line, rest: &str) -> String {
 }
 
 /// One group of consecutive lines (no blank line between) → blocks.
-fn lines_to_blocks(lines: Vec<Line>, out: &mut Vec<Block>) {
+fn lines_to_blocks(lines: Vec<Line>, out: &mut Vec<Block>, r: Reader) {
     // A hard-wrapped sentence continues on a line that starts in lower case.
     let mut units: Vec<Line> = Vec::new();
     for line in lines {
@@ -267,7 +278,7 @@ fn lines_to_blocks(lines: Vec<Line>, out: &mut Vec<Block>) {
                 .zip(&run)
                 .map(|(u, (_, rest))| strip_marker(u, rest))
                 .collect();
-            push_list(out, false, items);
+            push_list(out, false, items, r);
             i += run.len();
             continue;
         }
@@ -280,13 +291,13 @@ fn lines_to_blocks(lines: Vec<Line>, out: &mut Vec<Block>) {
                 .zip(&nums)
                 .map(|(u, (_, rest))| strip_marker(u, rest))
                 .collect();
-            push_list(out, true, items);
+            push_list(out, true, items, r);
             i += nums.len();
             continue;
         }
         let u = &units[i];
         // A line that is bold from end to end is styled, not emphasised: unwrap it.
-        let html = bold_only(&u.html).unwrap_or_else(|| u.html.clone());
+        let html = r.bold_only(&u.html).unwrap_or_else(|| u.html.clone());
         let mut b = Block::para(html, u.text.clone());
         b.heading_candidate = true;
         out.push(b);
@@ -294,10 +305,10 @@ fn lines_to_blocks(lines: Vec<Line>, out: &mut Vec<Block>) {
     }
 }
 
-fn push_list(out: &mut Vec<Block>, ordered: bool, items: Vec<String>) {
+fn push_list(out: &mut Vec<Block>, ordered: bool, items: Vec<String>, r: Reader) {
     let text = items
         .iter()
-        .map(|i| super::html::collapse(&super::html::text_of(i)))
+        .map(|i| r.plain(i))
         .collect::<Vec<_>>()
         .join(" ");
     out.push(Block::new(
@@ -506,8 +517,19 @@ fn img_html(e: &scraper::node::Element) -> String {
     s
 }
 
-fn attr_of(tag_html: &str, attr: &str) -> Option<String> {
-    let frag = Html::parse_fragment(tag_html);
+/// A block's markup parsed. A parser drops a U+FEFF at the very start of its input as a
+/// byte-order mark; in a block it is text (`<p>\u{feff}</p>` must read back as it was written),
+/// so a second one is put in front for the parser to drop.
+fn parse_block(html: &str) -> Html {
+    if html.starts_with('\u{feff}') {
+        Html::parse_fragment(&format!("\u{feff}{html}"))
+    } else {
+        Html::parse_fragment(html)
+    }
+}
+
+fn attr_of_parsed(tag_html: &str, attr: &str) -> Option<String> {
+    let frag = parse_block(tag_html);
     frag.tree.root().descendants().find_map(|n| {
         n.value()
             .as_element()
@@ -530,8 +552,70 @@ fn outer_html(node: NodeRef<'_, Node>, drop: &HashSet<NodeId>) -> String {
     s
 }
 
-fn plain(html: &str) -> String {
+fn plain_parsed(html: &str) -> String {
+    // As in `parse_block`: the U+FEFF that starts a block is its text.
+    if html.starts_with('\u{feff}') {
+        return super::html::collapse(&super::html::text_of(&format!("\u{feff}{html}")));
+    }
     super::html::collapse(&super::html::text_of(html))
+}
+
+/// How the facts the rules need about a block's markup (its text, whether it is bold from end
+/// to end, the text of its links, its first `src`) are read. The markup is our own
+/// serialisation, so a linear scan ([`super::own_markup`]) reads them as a parse of it would,
+/// unless the body holds an element after which a parser would not rebuild our tree from our
+/// markup: then each fragment is parsed again, as it always used to be.
+#[derive(Debug, Clone, Copy)]
+struct Reader {
+    reparse: bool,
+}
+
+impl Reader {
+    /// The plain text, white space collapsed.
+    fn plain(self, html: &str) -> String {
+        // The parse-based reading flattens markup nested too deep; ours rarely is.
+        if self.reparse
+            || matches!(
+                super::html::limit_nesting(html, super::html::MAX_NESTING),
+                std::borrow::Cow::Owned(_)
+            )
+        {
+            plain_parsed(html)
+        } else {
+            super::own_markup::text(html)
+        }
+    }
+
+    fn bold_only(self, html: &str) -> Option<String> {
+        if self.reparse {
+            bold_only_parsed(html)
+        } else {
+            super::own_markup::bold_only(html)
+        }
+    }
+
+    fn link_text(self, html: &str) -> String {
+        if self.reparse {
+            link_text_parsed(html)
+        } else {
+            super::own_markup::link_text(html)
+        }
+    }
+
+    fn first_src(self, html: &str) -> Option<String> {
+        if self.reparse {
+            attr_of_parsed(html, "src")
+        } else {
+            super::own_markup::first_src(html)
+        }
+    }
+}
+
+/// Elements whose start and end tags are not written out but whose presence made the parser
+/// build a tree that our markup, read again, would not give: a `<marquee>` is a scope boundary,
+/// so it can hold a `<p>` inside a `<p>` or an `<a>` inside an `<a>`.
+fn needs_reparse(name: &str) -> bool {
+    name == "marquee"
 }
 
 /// Collects inline content (text, links, emphasis) between blocks; `<br>` splits it in lines,
@@ -566,7 +650,7 @@ impl Inline {
         }
     }
 
-    fn flush(&mut self, out: &mut Vec<Block>, paragraph: bool) {
+    fn flush(&mut self, out: &mut Vec<Block>, paragraph: bool, r: Reader) {
         self.line_break();
         let groups = std::mem::take(&mut self.groups);
         let lines: usize = groups.iter().map(Vec::len).sum();
@@ -576,7 +660,7 @@ impl Inline {
         if lines == 1 && paragraph {
             // A plain paragraph: no text rules but the bold-heading one.
             let html = groups.concat().concat().trim().to_string();
-            out.push(html_paragraph(html));
+            out.push(html_paragraph(html, r));
             return;
         }
         for g in groups {
@@ -585,21 +669,21 @@ impl Inline {
                 .map(|h| {
                     let html = h.trim().to_string();
                     Line {
-                        text: plain(&html),
+                        text: r.plain(&html),
                         html,
                     }
                 })
                 .filter(|l| !l.text.is_empty() || l.html.contains("<img"))
                 .collect();
-            lines_to_blocks(lines, out);
+            lines_to_blocks(lines, out, r);
         }
     }
 }
 
 /// A `<p>`'s content as a block: an image alone is a figure; a paragraph that is bold from
 /// end to end may be a heading (decided later) and is unwrapped otherwise.
-fn html_paragraph(html: String) -> Block {
-    let text = plain(&html);
+fn html_paragraph(html: String, r: Reader) -> Block {
+    let text = r.plain(&html);
     if text.is_empty() && html.contains("<img") {
         return Block::new(
             Kind::Figure {
@@ -611,7 +695,7 @@ fn html_paragraph(html: String) -> Block {
         );
     }
     let mut b = Block::para(html, text);
-    if let Some(inner) = bold_only(&b.html) {
+    if let Some(inner) = r.bold_only(&b.html) {
         b.html = inner;
         b.heading_candidate = true;
     }
@@ -621,7 +705,7 @@ fn html_paragraph(html: String) -> Block {
 /// The content of `<strong>…</strong>` / `<b>…</b>` (with any attributes) when that element is
 /// all there is; nested ones (`<b><strong>…</strong></b>`, as an unclosed tag repeated in the
 /// source leaves) are all unwrapped, so a second pass finds nothing more to unwrap.
-fn bold_only(html: &str) -> Option<String> {
+fn bold_only_parsed(html: &str) -> Option<String> {
     let mut inner = bold_only_once(html)?;
     while let Some(deeper) = bold_only_once(&inner) {
         inner = deeper;
@@ -633,7 +717,7 @@ fn bold_only_once(html: &str) -> Option<String> {
     if !html.contains("<b") && !html.contains("<B") && !html.contains("<strong") {
         return None;
     }
-    let frag = Html::parse_fragment(html);
+    let frag = parse_block(html);
     let root = frag.root_element();
     let mut only = None;
     for c in root.children() {
@@ -649,7 +733,7 @@ fn bold_only_once(html: &str) -> Option<String> {
     Some(inner.trim().to_string())
 }
 
-fn html_blocks(html: &str, remove: &[Selector]) -> Vec<Block> {
+fn html_blocks(html: &str, remove: &[Selector], mut reparse: bool) -> (Vec<Block>, Reader) {
     let html = super::html::limit_nesting(html, super::html::MAX_NESTING);
     let doc = Html::parse_fragment(&html);
     let mut drop = HashSet::new();
@@ -660,20 +744,26 @@ fn html_blocks(html: &str, remove: &[Selector]) -> Vec<Block> {
         }
     }
     // Markup with no block element at all is text with a few tags: its newlines are breaks.
-    let newline_breaks = !doc.tree.root().descendants().any(|n| {
-        n.value()
-            .as_element()
-            .is_some_and(|e| is_block_name(e.name()))
-    });
+    let mut newline_breaks = true;
+    for e in doc
+        .tree
+        .root()
+        .descendants()
+        .filter_map(|n| n.value().as_element())
+    {
+        newline_breaks &= !is_block_name(e.name());
+        reparse |= needs_reparse(e.name());
+    }
     let mut blocks = Vec::new();
     let mut inline = Inline::default();
     let ctx = Walk {
         drop: &drop,
         newline_breaks,
+        r: Reader { reparse },
     };
     walk(doc.tree.root(), &ctx, &mut blocks, &mut inline);
-    inline.flush(&mut blocks, false);
-    blocks
+    inline.flush(&mut blocks, false, ctx.r);
+    (blocks, ctx.r)
 }
 
 fn has_class(e: &scraper::node::Element, words: &[&str]) -> bool {
@@ -724,10 +814,12 @@ struct Walk<'a> {
     drop: &'a HashSet<NodeId>,
     /// Text newlines are line breaks (the body has no block markup).
     newline_breaks: bool,
+    r: Reader,
 }
 
 fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &mut Inline) {
     let drop = ctx.drop;
+    let r = ctx.r;
     for child in node.children() {
         if drop.contains(&child.id()) {
             continue;
@@ -766,20 +858,20 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
             {
                 // A heading holding paragraphs or lists (as `<h6><p>` parses) is a container:
                 // a heading's content is inline, so its blocks are read as blocks.
-                inline.flush(out, false);
+                inline.flush(out, false, r);
                 walk(child, ctx, out, inline);
-                inline.flush(out, false);
+                inline.flush(out, false, r);
             }
             "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
-                inline.flush(out, false);
+                inline.flush(out, false, r);
                 let html = inner_html(child, drop);
-                let text = plain(&html);
+                let text = r.plain(&html);
                 let level = name[1..].parse().unwrap_or(2);
                 let kind = Kind::Heading(level);
                 out.push(Block::new(kind, html, text));
             }
             "p" => {
-                inline.flush(out, false);
+                inline.flush(out, false, r);
                 let credit = has_class(e, &["credit", "caption", "copyright"]);
                 let start = out.len();
                 let mut inner = Inline::default();
@@ -794,7 +886,7 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                         }
                     }
                 }
-                inner.flush(out, true);
+                inner.flush(out, true, r);
                 if credit {
                     for b in &mut out[start..] {
                         b.credit_hint = true;
@@ -802,7 +894,7 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                 }
             }
             "ul" | "ol" => {
-                inline.flush(out, false);
+                inline.flush(out, false, r);
                 let nested = child.descendants().skip(1).any(|d| {
                     d.value()
                         .as_element()
@@ -810,21 +902,21 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                 });
                 if nested {
                     let html = outer_html(child, drop);
-                    out.push(Block::raw(html));
+                    out.push(Block::raw(html, r));
                 } else {
                     let items: Vec<String> = child
                         .children()
                         .filter(|c| c.value().as_element().is_some_and(|x| x.name() == "li"))
                         .map(|li| inner_html(li, drop))
-                        .filter(|h| !plain(h).is_empty() || h.contains("<img"))
+                        .filter(|h| !r.plain(h).is_empty() || h.contains("<img"))
                         .collect();
                     if !items.is_empty() {
-                        push_list(out, name == "ol", items);
+                        push_list(out, name == "ol", items, r);
                     }
                 }
             }
             "figure" => {
-                inline.flush(out, false);
+                inline.flush(out, false, r);
                 let img = child
                     .descendants()
                     .find(|d| d.value().as_element().is_some_and(|x| x.name() == "img"))
@@ -840,7 +932,7 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                             .is_some_and(|x| x.name() == "figcaption")
                     })
                     .map(|d| inner_html(d, drop))
-                    .filter(|c| !plain(c).is_empty());
+                    .filter(|c| !r.plain(c).is_empty());
                 let other = child.descendants().any(|d| {
                     d.value()
                         .as_element()
@@ -848,14 +940,19 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                 });
                 if other {
                     let html = outer_html(child, drop);
-                    out.push(Block::raw(html));
+                    out.push(Block::raw(html, r));
                 } else if img.is_some() || caption.is_some() {
-                    let text = caption.as_deref().map(plain).unwrap_or_default();
+                    let text = caption.as_deref().map(|c| r.plain(c)).unwrap_or_default();
                     out.push(Block::new(
                         Kind::Figure { img, caption },
                         String::new(),
                         text,
                     ));
+                } else {
+                    // Neither an image nor a caption: what it holds is read like a container's
+                    // content, not lost (the summary, read as text, would keep it).
+                    walk(child, ctx, out, inline);
+                    inline.flush(out, false, r);
                 }
             }
             "img" => {
@@ -863,7 +960,7 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                     tracing::debug!(src = ?e.attr("src"), "dropped a tracking pixel");
                     continue;
                 }
-                inline.flush(out, false);
+                inline.flush(out, false, r);
                 out.push(Block::new(
                     Kind::Figure {
                         img: Some(img_html(e)),
@@ -874,10 +971,10 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                 ));
             }
             _ if is_raw(name) => {
-                inline.flush(out, false);
+                inline.flush(out, false, r);
                 let html = outer_html(child, drop);
                 if !html.is_empty() {
-                    out.push(Block::raw(html));
+                    out.push(Block::raw(html, r));
                 }
             }
             // Parts of lists, tables and figures found outside their parent (`<dd>` without
@@ -887,10 +984,10 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                 || is_part(name)
                 || (!is_void(name) && has_block_inside(child)) =>
             {
-                inline.flush(out, false);
+                inline.flush(out, false, r);
                 let start = out.len();
                 walk(child, ctx, out, inline);
-                inline.flush(out, false);
+                inline.flush(out, false, r);
                 if has_class(e, &["credit", "caption", "copyright"]) {
                     for b in &mut out[start..] {
                         b.credit_hint = true;
@@ -912,13 +1009,21 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
 
 /// Text compared for sameness: case and ё folded, punctuation and quotes ignored.
 fn comparable(s: &str) -> String {
-    super::fold(s)
-        .chars()
-        .filter(|c| c.is_alphanumeric() || c.is_whitespace())
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+    let folded = super::fold(s);
+    let mut out = String::with_capacity(folded.len());
+    let mut space = false;
+    for c in folded.chars() {
+        if c.is_whitespace() {
+            space = true;
+        } else if c.is_alphanumeric() {
+            if space && !out.is_empty() {
+                out.push(' ');
+            }
+            space = false;
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Removes the title wherever it is repeated among the first blocks of text (once or twice, as
@@ -945,7 +1050,7 @@ fn remove_repeated_title(blocks: &mut Vec<Block>, title: &str) {
 }
 
 /// Whether a block stays: boilerplate and the source's patterns go.
-fn keep(b: &Block, strip: &[Regex]) -> bool {
+fn keep(b: &Block, strip: &[Regex], r: Reader) -> bool {
     if !matches!(b.kind, Kind::Para | Kind::Heading(_)) {
         return true;
     }
@@ -953,7 +1058,7 @@ fn keep(b: &Block, strip: &[Regex]) -> bool {
         tracing::debug!(rule = %format!("strip_patterns: {p}"), text = %b.text, "removed");
         return false;
     }
-    let links = link_text(&b.html);
+    let links = r.link_text(&b.html);
     if let Some(rule) = boilerplate::matches(&b.text, &links) {
         tracing::debug!(rule, text = %b.text, "removed boilerplate");
         return false;
@@ -962,11 +1067,11 @@ fn keep(b: &Block, strip: &[Regex]) -> bool {
 }
 
 /// The text inside links of an inline fragment.
-fn link_text(html: &str) -> String {
+fn link_text_parsed(html: &str) -> String {
     if !html.contains("<a") {
         return String::new();
     }
-    let frag = Html::parse_fragment(html);
+    let frag = parse_block(html);
     let mut s = String::new();
     for n in frag.tree.root().descendants() {
         if n.value().as_element().is_some_and(|e| e.name() == "a") {
@@ -1249,5 +1354,140 @@ mod tests {
         let html = "<p>First paragraph with <a href=\"https://e/x\">a link</a>.</p>\n<h2>Heading</h2>\n<ul><li>one</li><li>two</li></ul>\n<pre><code>let x = 1;</code></pre>\n<table><tbody><tr><td>1</td></tr></tbody></table>";
         let b = body(html, true, "x y");
         assert_eq!(b.html, html);
+    }
+}
+
+/// The scan of our own markup reads what a parse of it reads: tag soup, hostile and odd
+/// markup included, normalises the same both ways.
+#[cfg(test)]
+mod scan_equals_parse {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn piece() -> impl Strategy<Value = String> {
+        let tags = [
+            "p",
+            "div",
+            "b",
+            "strong",
+            "a",
+            "i",
+            "span",
+            "font",
+            "marquee",
+            "section",
+            "li",
+            "ul",
+            "ol",
+            "dd",
+            "dt",
+            "dl",
+            "h2",
+            "h3",
+            "h6",
+            "table",
+            "tr",
+            "td",
+            "th",
+            "tfoot",
+            "caption",
+            "nobr",
+            "ruby",
+            "rt",
+            "rb",
+            "pre",
+            "blockquote",
+            "figure",
+            "figcaption",
+            "button",
+            "object",
+            "center",
+            "address",
+            "listing",
+            "xmp",
+            "plaintext",
+            "select",
+            "option",
+            "template",
+            "svg",
+            "iframe",
+            "br",
+            "hr",
+            "wbr",
+            "q",
+            "sub",
+            "picture",
+        ];
+        prop_oneof![
+            4 => proptest::sample::select(tags.to_vec()).prop_map(|t| format!("<{t}>")),
+            3 => proptest::sample::select(tags.to_vec()).prop_map(|t| format!("</{t}>")),
+            1 => Just("<a href=\"/x?a=1&amp;b=&quot;2\r\n\" title='a>b'>".to_string()),
+            1 => Just("<img src=\"/i.jpg\" data-src=\"/l&amp;.jpg\" alt=\"x\">".to_string()),
+            1 => Just("<img src=\"data:,x\" width=\"1\">".to_string()),
+            1 => Just("<b class=\"x\">".to_string()),
+            1 => Just("<iframe src=\"https://www.youtube.com/embed/x\">fallback</iframe>".to_string()),
+            1 => Just("<span x\"src=\"1\" =y=\"2\">".to_string()),
+            1 => Just("<p class=\"photo-credit\">".to_string()),
+            6 => "[a-zA-Z .,:\n]{1,24}",
+            1 => Just("\u{feff}".to_string()),
+            1 => Just("&amp;&lt;&gt;&nbsp;&#13;&#xfeff;\r\n\u{1}".to_string()),
+            1 => Just("  • ".to_string()),
+            1 => Just("1. ".to_string()),
+            1 => Just("— ".to_string()),
+            1 => Just("Photo: AP".to_string()),
+            1 => Just("Share this".to_string()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn scan_reads_as_parse(pieces in proptest::collection::vec(piece(), 0..40), is_html in any::<bool>()) {
+            let input = pieces.concat();
+            let rules = BodyRules { title: "Photo AP", strip_patterns: &[], remove_selectors: &[] };
+            let scanned = normalize_body_reading(&input, is_html, &rules, false);
+            let parsed = normalize_body_reading(&input, is_html, &rules, true);
+            prop_assert_eq!(scanned, parsed, "{:?}", input);
+        }
+    }
+
+    #[test]
+    fn readers_agree_on_our_markup() {
+        for html in [
+            "",
+            " <b>Bold</b> ",
+            "\u{feff}<strong class=\"x\"><b>Two</b></strong>",
+            "<b>a</b><b>b</b>",
+            "<b>a</b>c",
+            "<b>a<br>b<img src=\"x\"></b>",
+            "<b>a\r\nb</b>",
+            "x <a href=\"/a\">one <i>two</i></a> and <a href=\"/b\">three</a>",
+            "<table><tbody><tr><td><a href=\"x\">out<table><tbody><tr><td><a>in</a></td></tr></tbody></table></a></td></tr></tbody></table>",
+            "<p>a</p>b<br>c<ul><li>d</li></ul><table><tbody><tr><td>e</td><td>f</td></tr></tbody></table>",
+            "a&amp;b &lt;c&gt; \u{a0} <iframe src=\"https://www.youtube.com/embed/x\" allowfullscreen></iframe>",
+            "<span x\"src=\"1\"><img src=\"/a&amp;b.jpg\r\" alt=\"src=&quot;x\"></span>",
+        ] {
+            assert_eq!(
+                super::super::own_markup::text(html),
+                plain_parsed(html),
+                "text of {html:?}"
+            );
+            assert_eq!(
+                super::super::own_markup::bold_only(html),
+                bold_only_parsed(html),
+                "bold of {html:?}"
+            );
+            assert_eq!(
+                super::super::own_markup::link_text(html),
+                link_text_parsed(html),
+                "links of {html:?}"
+            );
+            assert_eq!(
+                super::super::own_markup::first_src(html),
+                attr_of_parsed(html, "src"),
+                "src of {html:?}"
+            );
+        }
     }
 }

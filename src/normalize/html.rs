@@ -7,6 +7,7 @@
 //! tracking parameters from them and adds `rel="noopener noreferrer"` to links.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
@@ -124,10 +125,36 @@ pub fn limit_nesting(html: &str, max: usize) -> Cow<'_, str> {
     }
 }
 
-/// Sanitises `html`; relative URLs are resolved against `base` or dropped when there is none.
-pub fn sanitize(html: &str, base: Option<&Url>) -> String {
-    let html = &*limit_nesting(html, MAX_NESTING);
-    let filter_base = base.cloned();
+thread_local! {
+    /// The base URL of the [`sanitize`] call running on this thread, for the shared builders'
+    /// filters (ammonia's filters see only the attribute).
+    static BASE: RefCell<Option<Url>> = const { RefCell::new(None) };
+}
+
+/// The sanitiser for a call with a base URL: relative URLs reach the attribute filter, which
+/// resolves them against [`BASE`] (as `UrlRelative::RewriteWithBase` would for any it left).
+static WITH_BASE: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
+    let mut b = builder();
+    b.url_relative(ammonia::UrlRelative::Custom(Box::new(rewrite_with_base)));
+    b
+});
+
+/// What `UrlRelative::RewriteWithBase` does, with the base of the running call.
+fn rewrite_with_base(url: &str) -> Option<Cow<'_, str>> {
+    BASE.with_borrow(|base| base.as_ref()?.join(url).ok())
+        .map(|u| Cow::Owned(u.to_string()))
+}
+
+/// The sanitiser for a call without a base URL: relative URLs are dropped before the filter.
+static WITHOUT_BASE: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
+    let mut b = builder();
+    b.url_relative(ammonia::UrlRelative::Deny);
+    b
+});
+
+/// The allow-list and the URL filter, built once per process (building one costs more than
+/// sanitising a short body).
+fn builder() -> ammonia::Builder<'static> {
     let mut b = ammonia::Builder::default();
     b.add_tags(["iframe"])
         .add_tag_attributes(
@@ -138,37 +165,60 @@ pub fn sanitize(html: &str, base: Option<&Url>) -> String {
         .add_tag_attributes("a", &["hreflang"])
         .add_generic_attributes(&["lang", "dir"])
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
-        .attribute_filter(move |element, attribute, value| match attribute {
-            "src" if element == "iframe" => allowed_embed(value).then_some(Cow::Borrowed(value)),
-            "href" | "src" | "cite" => {
-                if value.trim_start().starts_with("mailto:") {
-                    return Some(Cow::Borrowed(value));
-                }
-                absolute(value, filter_base.as_ref()).map(|u| Cow::Owned(u.to_string()))
-            }
-            "srcset" => {
-                let parts: Vec<String> = value
-                    .split(',')
-                    .filter_map(|cand| {
-                        let mut it = cand.split_whitespace();
-                        let url = absolute(it.next()?, filter_base.as_ref())?;
-                        let rest: Vec<&str> = it.collect();
-                        Some(if rest.is_empty() {
-                            url.to_string()
-                        } else {
-                            format!("{url} {}", rest.join(" "))
-                        })
-                    })
-                    .collect();
-                (!parts.is_empty()).then(|| Cow::Owned(parts.join(", ")))
-            }
-            _ => Some(Cow::Borrowed(value)),
+        .attribute_filter(|element, attribute, value| {
+            BASE.with_borrow(|base| filter_attribute(element, attribute, value, base.as_ref()))
         });
-    match base {
-        Some(u) => b.url_relative(ammonia::UrlRelative::RewriteWithBase(u.clone())),
-        None => b.url_relative(ammonia::UrlRelative::Deny),
+    b
+}
+
+/// Iframes only from the video hosts; `href`/`src`/`cite` resolved, cleaned, http(s) or
+/// mailto; every candidate of a `srcset` likewise.
+fn filter_attribute<'a>(
+    element: &str,
+    attribute: &str,
+    value: &'a str,
+    base: Option<&Url>,
+) -> Option<Cow<'a, str>> {
+    match attribute {
+        "src" if element == "iframe" => allowed_embed(value).then_some(Cow::Borrowed(value)),
+        "href" | "src" | "cite" => {
+            if value.trim_start().starts_with("mailto:") {
+                return Some(Cow::Borrowed(value));
+            }
+            absolute(value, base).map(|u| Cow::Owned(u.to_string()))
+        }
+        "srcset" => {
+            let parts: Vec<String> = value
+                .split(',')
+                .filter_map(|cand| {
+                    let mut it = cand.split_whitespace();
+                    let url = absolute(it.next()?, base)?;
+                    let rest: Vec<&str> = it.collect();
+                    Some(if rest.is_empty() {
+                        url.to_string()
+                    } else {
+                        format!("{url} {}", rest.join(" "))
+                    })
+                })
+                .collect();
+            (!parts.is_empty()).then(|| Cow::Owned(parts.join(", ")))
+        }
+        _ => Some(Cow::Borrowed(value)),
+    }
+}
+
+/// Sanitises `html`; relative URLs are resolved against `base` or dropped when there is none.
+pub fn sanitize(html: &str, base: Option<&Url>) -> String {
+    let html = &*limit_nesting(html, MAX_NESTING);
+    let builder = if base.is_some() {
+        &*WITH_BASE
+    } else {
+        &*WITHOUT_BASE
     };
-    drop_empty_iframes(b.clean(html).to_string().trim())
+    let previous = BASE.replace(base.cloned());
+    let clean = builder.clean(html).to_string();
+    BASE.set(previous);
+    drop_empty_iframes(clean.trim())
 }
 
 /// Removes iframes whose `src` the sanitiser refused: an empty frame is nothing to show.
@@ -194,7 +244,7 @@ fn drop_empty_iframes(html: &str) -> String {
     out
 }
 
-fn is_block(name: &str) -> bool {
+pub fn is_block(name: &str) -> bool {
     matches!(
         name,
         "p" | "div"
@@ -378,16 +428,19 @@ pub fn tidy_text(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut blank_run = 0;
     for line in raw.lines() {
-        let line = collapse(line);
-        if line.is_empty() {
+        let at = out.len();
+        if at > 0 {
+            out.push_str(if blank_run > 0 { "\n\n" } else { "\n" });
+        }
+        let words = out.len();
+        collapse_into(line, &mut out);
+        if out.len() == words {
+            // A blank line: take back the separator.
+            out.truncate(at);
             blank_run += 1;
             continue;
         }
-        if !out.is_empty() {
-            out.push_str(if blank_run > 0 { "\n\n" } else { "\n" });
-        }
         blank_run = 0;
-        out.push_str(&line);
     }
     out
 }
@@ -398,9 +451,21 @@ pub fn is_control(c: char) -> bool {
     (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{7f}' | '\u{fffe}' | '\u{ffff}')
 }
 
+/// Whether `s` has an [`is_control`] character: a byte scan (U+FFFE/U+FFFF are EF BF BE/BF).
+fn has_control(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().any(|(i, &c)| {
+        (c < b' ' && !matches!(c, b'\t' | b'\n' | b'\r'))
+            || c == 0x7f
+            || (c == 0xef
+                && b.get(i + 1) == Some(&0xbf)
+                && matches!(b.get(i + 2), Some(0xbe | 0xbf)))
+    })
+}
+
 /// `s` without [`is_control`] characters (borrowed when it has none).
 pub fn without_controls(s: &str) -> Cow<'_, str> {
-    if s.chars().any(is_control) {
+    if has_control(s) {
         Cow::Owned(s.chars().filter(|c| !is_control(*c)).collect())
     } else {
         Cow::Borrowed(s)
@@ -410,11 +475,27 @@ pub fn without_controls(s: &str) -> Cow<'_, str> {
 /// Collapses every run of white space (NBSP included) to one space and trims; control
 /// characters go.
 pub fn collapse(s: &str) -> String {
-    let s = without_controls(s);
-    s.split(|c: char| c.is_whitespace())
-        .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut out = String::with_capacity(s.len());
+    collapse_into(s, &mut out);
+    out
+}
+
+/// [`collapse`], appended to `out` (which it treats as empty: no space before the first word).
+fn collapse_into(s: &str, out: &mut String) {
+    let start = out.len();
+    let mut space = false;
+    for c in s.chars() {
+        if is_control(c) {
+        } else if c.is_whitespace() {
+            space = true;
+        } else {
+            if space && out.len() > start {
+                out.push(' ');
+            }
+            space = false;
+            out.push(c);
+        }
+    }
 }
 
 /// HTML from plain text: a paragraph per blank-line block, `<br>` between its lines.

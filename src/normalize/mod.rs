@@ -12,6 +12,7 @@ pub mod boilerplate;
 pub mod date;
 pub mod html;
 pub mod language;
+mod own_markup;
 pub mod url;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -524,14 +525,39 @@ fn is_excerpt(summary: &str, body: Option<&str>) -> bool {
     };
     let squash = |s: &str| -> String { fold(s).chars().filter(|c| c.is_alphanumeric()).collect() };
     let s = squash(summary);
-    let b = squash(body);
+    if s.is_empty() {
+        return false;
+    }
     // An excerpt's last word may be cut ("логистики и…"): drop it before comparing.
     let cut = summary
         .trim_end()
         .trim_end_matches(['…', '.', ']', '['])
         .rsplit_once(char::is_whitespace)
         .map_or(s.clone(), |(head, _)| squash(head));
-    !s.is_empty() && (b.starts_with(&s) || (cut.chars().count() >= 20 && b.starts_with(&cut)))
+    // Only the start of the body is compared: squash that much of it (up to white space, so
+    // that case folding sees the same context as in the whole), or all of it if that is short.
+    let need = s.chars().count().max(cut.chars().count());
+    let head = body_head(body, need + 1);
+    let mut b = squash(head);
+    if head.len() < body.len() && b.chars().count() < need {
+        b = squash(body);
+    }
+    b.starts_with(&s) || (cut.chars().count() >= 20 && b.starts_with(&cut))
+}
+
+/// The start of `body` holding at least `alnum` alphanumeric characters, cut before white
+/// space; all of it when it is shorter.
+fn body_head(body: &str, alnum: usize) -> &str {
+    let mut seen = 0;
+    for (i, c) in body.char_indices() {
+        if seen >= alnum && c.is_whitespace() {
+            return &body[..i];
+        }
+        if c.is_alphanumeric() {
+            seen += 1;
+        }
+    }
+    body
 }
 
 /// Cuts `s` to at most `max` user-perceived characters (grapheme clusters), at a word boundary
@@ -628,14 +654,15 @@ fn item(
         strip_patterns: rules.strip_patterns,
         remove_selectors: rules.remove_selectors,
     };
-    let shows_something = |h: &str| {
+    let has_media = |h: &str| {
         ["<img", "<iframe", "<video", "<audio"]
             .iter()
             .any(|t| h.contains(t))
-            || !html::text_of(h).is_empty()
     };
     let mut body = None;
     let mut content_html = None;
+    // The text of the sanitised body, read once for the emptiness test and the summary.
+    let mut content_text = None;
     let mut body_from_content = false;
     for (n, (source, is_html)) in [
         (&it.content, it.content_is_html),
@@ -649,9 +676,11 @@ fn item(
         };
         let b = body::normalize_body(text, is_html && html::looks_like_html(text), &body_rules);
         let h = html::sanitize(&b.html, content_base.as_ref());
-        if shows_something(&h) {
+        let text = html::text_of(&h);
+        if has_media(&h) || !text.is_empty() {
             body = Some(b);
             content_html = Some(h);
+            content_text = Some(text);
             body_from_content = n == 0;
             break;
         }
@@ -668,9 +697,7 @@ fn item(
             html::collapse(s)
         }
     });
-    let body_text = content_html
-        .as_deref()
-        .map(|h| html::collapse(&html::text_of(h)));
+    let body_text = content_text.as_deref().map(html::collapse);
     let lead = body.as_ref().and_then(|b| b.lead.clone());
     // The lead is compared too: a body may open with a photo and its caption (full text
     // restores the lead photo there), and the summary is then an excerpt of the text after it.

@@ -1,0 +1,231 @@
+//! Facts about markup that the body rules wrote themselves (`body::serialize` and the text
+//! rules), read by a linear scan instead of a second HTML parse.
+//!
+//! Our own serialisation is regular: tags are lowercase names of elements the sanitiser keeps,
+//! every non-void element is closed in tree order, text is escaped with `&amp;`, `&lt;`, `&gt;`
+//! and attribute values are double-quoted with `&quot;` too (so a `>` always ends a tag). The
+//! tree an HTML parser builds from it has the elements in the same order with the same text;
+//! what it may do differently (close an element early where the original had one in between
+//! that is not written out, such as `<marquee>`) is left to the caller, which parses instead in
+//! that case. The functions here give what the parse-based readers give: `text` as
+//! `collapse(text_of(html))`, `bold_only` as unwrapping a lone `<b>`/`<strong>` of the parsed
+//! fragment, `link_text` as the text inside its `<a>`s, `first_src` as the first `src`.
+//! A parser turns CR and CRLF into LF; so do these. (It also drops a byte-order mark at the very
+//! start of its input: a U+FEFF that starts a block is text, so the parse-based readers keep it
+//! and these never drop it.)
+
+use std::borrow::Cow;
+
+use super::html::{is_block, is_control};
+
+/// A token of our own markup.
+enum Tok<'a> {
+    Text(&'a str),
+    /// A start tag: its name and the whole tag (`<a href="x">`).
+    Open(&'a str, &'a str),
+    /// An end tag's name.
+    Close(&'a str),
+}
+
+/// Tokens with their byte ranges.
+struct Toks<'a> {
+    s: &'a str,
+    at: usize,
+}
+
+impl<'a> Toks<'a> {
+    fn new(s: &'a str) -> Self {
+        Toks { s, at: 0 }
+    }
+}
+
+impl<'a> Iterator for Toks<'a> {
+    /// The token, where it starts and where it ends.
+    type Item = (Tok<'a>, usize, usize);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let s = self.s;
+        let start = self.at;
+        if start >= s.len() {
+            return None;
+        }
+        let rest = &s[start..];
+        if !rest.starts_with('<') {
+            let end = rest.find('<').map_or(s.len(), |e| start + e);
+            self.at = end;
+            return Some((Tok::Text(&s[start..end]), start, end));
+        }
+        // Our markup never has a `<` that does not open a tag, nor a tag without its `>`.
+        let Some(len) = rest.find('>') else {
+            self.at = s.len();
+            return Some((Tok::Text(rest), start, s.len()));
+        };
+        let end = start + len + 1;
+        self.at = end;
+        let tag = &s[start..end];
+        if let Some(name) = tag.strip_prefix("</") {
+            return Some((Tok::Close(&name[..name.len() - 1]), start, end));
+        }
+        let name_end = tag[1..].find([' ', '>']).map_or(tag.len(), |e| e + 1);
+        Some((Tok::Open(&tag[1..name_end], tag), start, end))
+    }
+}
+
+/// Calls `f` with each character of escaped text or of an attribute value, decoded.
+fn decoded(text: &str, mut f: impl FnMut(char)) {
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        rest[..at].chars().for_each(&mut f);
+        let after = &rest[at..];
+        let (c, len) = if after.starts_with("&amp;") {
+            ('&', 5)
+        } else if after.starts_with("&lt;") {
+            ('<', 4)
+        } else if after.starts_with("&gt;") {
+            ('>', 4)
+        } else if after.starts_with("&quot;") {
+            ('"', 6)
+        } else {
+            ('&', 1)
+        };
+        f(c);
+        rest = &after[len..];
+    }
+    rest.chars().for_each(f);
+}
+
+fn decode(text: &str) -> Cow<'_, str> {
+    if !text.contains('&') {
+        return Cow::Borrowed(text);
+    }
+    let mut s = String::with_capacity(text.len());
+    decoded(text, |c| s.push(c));
+    Cow::Owned(s)
+}
+
+/// CR and CRLF as a parser reads them: LF.
+fn newlines(s: String) -> String {
+    if s.contains('\r') {
+        s.replace("\r\n", "\n").replace('\r', "\n")
+    } else {
+        s
+    }
+}
+
+/// Whether an element has no end tag in our markup.
+fn is_void(name: &str) -> bool {
+    matches!(
+        name,
+        "br" | "img" | "hr" | "wbr" | "source" | "area" | "col" | "track" | "input"
+    )
+}
+
+/// The text of the markup with white space collapsed: blocks, `<br>` and cells separate words,
+/// controls go, an iframe's content is never text.
+pub fn text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    // A separator is due before the next character.
+    let mut space = false;
+    let mut in_iframe = false;
+    for (tok, _, _) in Toks::new(html) {
+        match tok {
+            Tok::Text(t) if !in_iframe => decoded(t, |c| {
+                if is_control(c) {
+                } else if c.is_whitespace() {
+                    space = true;
+                } else {
+                    if space && !out.is_empty() {
+                        out.push(' ');
+                    }
+                    space = false;
+                    out.push(c);
+                }
+            }),
+            Tok::Text(_) => {}
+            Tok::Open("iframe", _) => in_iframe = true,
+            Tok::Close("iframe") => in_iframe = false,
+            Tok::Open(name, _) => space |= name == "br" || is_block(name),
+            Tok::Close(name) => space |= is_block(name) || matches!(name, "td" | "th"),
+        }
+    }
+    out
+}
+
+/// The content of a `<b>`/`<strong>` that is all there is (but white space), unwrapped as often
+/// as it is nested.
+pub fn bold_only(html: &str) -> Option<String> {
+    let mut inner = bold_only_once(html)?;
+    while let Some(deeper) = bold_only_once(&inner) {
+        inner = deeper;
+    }
+    Some(inner)
+}
+
+fn bold_only_once(html: &str) -> Option<String> {
+    if !html.contains("<b") && !html.contains("<B") && !html.contains("<strong") {
+        return None;
+    }
+    let s = html.trim();
+    let mut toks = Toks::new(s);
+    let (Tok::Open("b" | "strong", _), _, content) = toks.next()? else {
+        return None;
+    };
+    let mut depth = 1usize;
+    for (tok, start, end) in toks {
+        match tok {
+            Tok::Open(name, _) if !is_void(name) => depth += 1,
+            Tok::Close(_) => {
+                depth -= 1;
+                if depth == 0 {
+                    return (end == s.len())
+                        .then(|| newlines(s[content..start].trim().to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The text inside the links, a space after each piece of text, collapsed (a link inside a link
+/// counts its text again, as the parse-based reading does).
+pub fn link_text(html: &str) -> String {
+    if !html.contains("<a") {
+        return String::new();
+    }
+    let mut links: Vec<String> = Vec::new();
+    let mut open: Vec<usize> = Vec::new();
+    for (tok, _, _) in Toks::new(html) {
+        match tok {
+            Tok::Open("a", _) => {
+                open.push(links.len());
+                links.push(String::new());
+            }
+            Tok::Close("a") => {
+                open.pop();
+            }
+            Tok::Text(t) if !open.is_empty() => {
+                let t = decode(t);
+                for &i in &open {
+                    links[i].push_str(&t);
+                    links[i].push(' ');
+                }
+            }
+            _ => {}
+        }
+    }
+    super::html::collapse(&links.concat())
+}
+
+/// The `src` of the first element that has one.
+pub fn first_src(html: &str) -> Option<String> {
+    Toks::new(html).find_map(|(tok, _, _)| {
+        let Tok::Open(_, tag) = tok else {
+            return None;
+        };
+        // Names and values hold no space-`src="` of their own: a value has no raw `"`.
+        let at = tag.find(" src=\"")? + 6;
+        let len = tag[at..].find('"')?;
+        Some(newlines(decode(&tag[at..at + len]).into_owned()))
+    })
+}
