@@ -477,6 +477,31 @@ fn serialize(node: NodeRef<'_, Node>, drop: &HashSet<NodeId>, out: &mut String) 
     }
 }
 
+/// A paragraph's content as lines: a `<br>` ends a line, also inside an element that is
+/// unwrapped on output (an unknown one), where the next pass will see it as the paragraph's own.
+fn paragraph_lines(node: NodeRef<'_, Node>, drop: &HashSet<NodeId>, inner: &mut Inline) {
+    for c in node.children() {
+        if drop.contains(&c.id()) {
+            continue;
+        }
+        match c.value() {
+            Node::Element(el) if el.name() == "br" => inner.line_break(),
+            Node::Element(el)
+                if !is_inline_kept(el.name())
+                    && !is_junk(el.name())
+                    && !matches!(el.name(), "img" | "iframe") =>
+            {
+                paragraph_lines(c, drop, inner)
+            }
+            _ => {
+                let mut s = String::new();
+                serialize(c, drop, &mut s);
+                inner.push_html(&s);
+            }
+        }
+    }
+}
+
 /// Elements kept as elements when serialising: those the sanitiser allows. Others are unwrapped
 /// here (their content kept), so that what this stage sees is what readers get.
 fn is_inline_kept(name: &str) -> bool {
@@ -875,17 +900,7 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                 let credit = has_class(e, &["credit", "caption", "copyright"]);
                 let start = out.len();
                 let mut inner = Inline::default();
-                for c in child.children() {
-                    match c.value() {
-                        Node::Element(el) if el.name() == "br" => inner.line_break(),
-                        _ if drop.contains(&c.id()) => {}
-                        _ => {
-                            let mut s = String::new();
-                            serialize(c, drop, &mut s);
-                            inner.push_html(&s);
-                        }
-                    }
-                }
+                paragraph_lines(child, drop, &mut inner);
                 inner.flush(out, true, r);
                 if credit {
                     for b in &mut out[start..] {
