@@ -919,15 +919,36 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                     let html = outer_html(child, drop);
                     out.push(Block::raw(html, r));
                 } else {
-                    let items: Vec<String> = child
-                        .children()
-                        .filter(|c| c.value().as_element().is_some_and(|x| x.name() == "li"))
-                        .map(|li| inner_html(li, drop))
-                        .filter(|h| !r.plain(h).is_empty() || h.contains("<img"))
-                        .collect();
+                    // Text straight inside the list (outside any <li>) is shown by browsers and
+                    // read by the summary: it stays, as a paragraph between the list's parts.
+                    let mut items: Vec<String> = Vec::new();
+                    let mut stray = Inline::default();
+                    for c in child.children() {
+                        if drop.contains(&c.id()) {
+                            continue;
+                        }
+                        if c.value().as_element().is_some_and(|x| x.name() == "li") {
+                            stray.flush(out, true, r);
+                            let h = inner_html(c, drop);
+                            if !r.plain(&h).is_empty() || h.contains("<img") {
+                                items.push(h);
+                            }
+                            continue;
+                        }
+                        let mut s = String::new();
+                        serialize(c, drop, &mut s);
+                        if r.plain(&s).is_empty() && !s.contains("<img") {
+                            continue;
+                        }
+                        if !items.is_empty() {
+                            push_list(out, name == "ol", std::mem::take(&mut items), r);
+                        }
+                        stray.push_html(&s);
+                    }
                     if !items.is_empty() {
                         push_list(out, name == "ol", items, r);
                     }
+                    stray.flush(out, true, r);
                 }
             }
             "figure" => {
