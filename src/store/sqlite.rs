@@ -481,7 +481,9 @@ impl Store for SqliteStore {
                     (&rows[*a].source, &rows[*a].id).cmp(&(&rows[*b].source, &rows[*b].id))
                 });
                 let mut get = c
-                    .prepare_cached("SELECT signature FROM signatures WHERE source = ?1 AND id = ?2")
+                    .prepare_cached(
+                        "SELECT signature FROM signatures WHERE source = ?1 AND id = ?2",
+                    )
                     .map_err(e)?;
                 for n in order {
                     let r = &mut rows[n];
