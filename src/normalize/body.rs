@@ -935,6 +935,22 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                             }
                             continue;
                         }
+                        // Blocks and parts of blocks (an <li> inside an unknown element) are
+                        // walked like containers, as anywhere else; inline content is a line.
+                        if let Some(el) = c.value().as_element()
+                            && (is_container(el.name())
+                                || is_part(el.name())
+                                || (!is_void(el.name()) && has_block_inside(c)))
+                        {
+                            if !items.is_empty() {
+                                push_list(out, name == "ol", std::mem::take(&mut items), r);
+                            }
+                            stray.flush(out, true, r);
+                            let mut inner = Inline::default();
+                            walk(c, ctx, out, &mut inner);
+                            inner.flush(out, false, r);
+                            continue;
+                        }
                         let mut s = String::new();
                         serialize(c, drop, &mut s);
                         if r.plain(&s).is_empty() && !s.contains("<img") {
