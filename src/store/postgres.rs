@@ -148,6 +148,17 @@ impl Inner {
 }
 
 impl PostgresStore {
+    /// A row of `source, first_seen, sort_date, data`.
+    fn stored_item(&self, r: &tokio_postgres::Row) -> Result<StoredItem, StoreError> {
+        let data: &str = r.get(3);
+        Ok(StoredItem {
+            source: r.get(0),
+            first_seen: from_ts(r.get(1)),
+            sort_date: from_ts(r.get(2)),
+            item: serde_json::from_str(data).map_err(|e| self.inner.corrupt(e))?,
+        })
+    }
+
     /// Connects, and migrates the schema (one instance at a time, under an advisory lock).
     /// At most `connections` connections are open at once (plus one while publishing).
     pub async fn open(url: &str, connections: usize) -> Result<PostgresStore, StoreError> {
@@ -417,17 +428,7 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(|e| self.inner.err(e))?;
-        rows.iter()
-            .map(|r| {
-                let data: &str = r.get(3);
-                Ok(StoredItem {
-                    source: r.get(0),
-                    first_seen: from_ts(r.get(1)),
-                    sort_date: from_ts(r.get(2)),
-                    item: serde_json::from_str(data).map_err(|e| self.inner.corrupt(e))?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| self.stored_item(r)).collect()
     }
 
     async fn heads(&self, query: &ItemQuery) -> Result<Vec<ItemHead>, StoreError> {
@@ -478,17 +479,7 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(|e| self.inner.err(e))?;
-        rows.iter()
-            .map(|r| {
-                let data: &str = r.get(3);
-                Ok(StoredItem {
-                    source: r.get(0),
-                    first_seen: from_ts(r.get(1)),
-                    sort_date: from_ts(r.get(2)),
-                    item: serde_json::from_str(data).map_err(|e| self.inner.corrupt(e))?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| self.stored_item(r)).collect()
     }
 
     async fn generation(&self) -> Result<u64, StoreError> {
