@@ -354,13 +354,6 @@ impl Store for PostgresStore {
                 )
                 .await
                 .map_err(e)?;
-            tx.execute(
-                "UPDATE items SET last_seen = $2, listed = TRUE
-                 WHERE source = $1 AND id = ANY($3) AND NOT listed",
-                &[&source, &now, &kept],
-            )
-            .await
-            .map_err(e)?;
             found.len()
         };
         if touched < kept.len() {
@@ -393,10 +386,11 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(e)?;
+        // Items the document lists again (written or said unchanged) that were unlisted.
         tx.execute(
             "UPDATE items SET last_seen = $2, listed = TRUE
              WHERE source = $1 AND id = ANY($3) AND NOT listed",
-            &[&source, &now, &ids],
+            &[&source, &now, &listed],
         )
         .await
         .map_err(e)?;
