@@ -731,11 +731,7 @@ fn html_paragraph(html: String, r: Reader) -> Block {
 /// all there is; nested ones (`<b><strong>…</strong></b>`, as an unclosed tag repeated in the
 /// source leaves) are all unwrapped, so a second pass finds nothing more to unwrap.
 fn bold_only_parsed(html: &str) -> Option<String> {
-    let mut inner = bold_only_once(html)?;
-    while let Some(deeper) = bold_only_once(&inner) {
-        inner = deeper;
-    }
-    Some(inner)
+    super::own_markup::unwrap_all(html, bold_only_once)
 }
 
 fn bold_only_once(html: &str) -> Option<String> {

@@ -154,8 +154,13 @@ pub fn text(html: &str) -> String {
 /// The content of a `<b>`/`<strong>` that is all there is (but white space), unwrapped as often
 /// as it is nested.
 pub fn bold_only(html: &str) -> Option<String> {
-    let mut inner = bold_only_once(html)?;
-    while let Some(deeper) = bold_only_once(&inner) {
+    unwrap_all(html, bold_only_once)
+}
+
+/// `once` applied as long as it unwraps something; `None` when it unwraps nothing at all.
+pub fn unwrap_all(html: &str, once: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let mut inner = once(html)?;
+    while let Some(deeper) = once(&inner) {
         inner = deeper;
     }
     Some(inner)
