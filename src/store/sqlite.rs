@@ -27,6 +27,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0002_clusters.sql"),
     include_str!("migrations/sqlite/0003_generation.sql"),
     include_str!("migrations/sqlite/0004_heads.sql"),
+    include_str!("migrations/sqlite/0005_cluster_keys.sql"),
 ];
 
 #[derive(Clone)]
@@ -449,12 +450,14 @@ impl Store for SqliteStore {
     ) -> Result<Vec<ClusterRow>, StoreError> {
         self.with(move |c, path| {
             let e = |source| sql(path, source);
-            // The rows come from the items_heads index alone.
+            // The rows come from the items_heads index and the narrow cluster_keys table: no
+            // item row is read.
             let mut stmt = c
                 .prepare_cached(
-                    "SELECT source, id, sort_date, cluster, first_seen, link
-                     FROM items INDEXED BY items_heads
-                     WHERE sort_date >= ?1 ORDER BY sort_date, source, id",
+                    "SELECT i.source, i.id, i.sort_date, k.cluster, i.first_seen, i.link
+                     FROM items AS i INDEXED BY items_heads
+                     LEFT JOIN cluster_keys AS k ON k.source = i.source AND k.id = i.id
+                     WHERE i.sort_date >= ?1 ORDER BY i.sort_date, i.source, i.id",
                 )
                 .map_err(e)?;
             let since = since.map_or(i64::MIN, ts);
@@ -499,7 +502,10 @@ impl Store for SqliteStore {
     }
 
     async fn save_cluster_rows(&self, rows: &[ClusterRow]) -> Result<(), StoreError> {
-        let rows = rows.to_vec();
+        let mut rows = rows.to_vec();
+        // In key order, the tables' pages are each visited once (stable: the rows of one item
+        // keep their order).
+        rows.sort_by(|a, b| (&a.source, &a.id).cmp(&(&b.source, &b.id)));
         self.with(move |c, path| {
             let e = |source| sql(path, source);
             let tx = c.transaction().map_err(e)?;
@@ -514,8 +520,9 @@ impl Store for SqliteStore {
                     .map_err(e)?;
                 let mut key = tx
                     .prepare_cached(
-                        "UPDATE items SET cluster = ?3
-                         WHERE source = ?1 AND id = ?2 AND cluster IS NULL",
+                        "INSERT INTO cluster_keys (source, id, cluster)
+                         SELECT source, id, ?3 FROM items WHERE source = ?1 AND id = ?2
+                         ON CONFLICT (source, id) DO NOTHING",
                     )
                     .map_err(e)?;
                 for r in &rows {
@@ -667,9 +674,10 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
-    /// A database written by schema 3 gets its items' links on opening (version 4).
+    /// A database written by schema 3 gets its items' links on opening (version 4), and its
+    /// signatures and cluster keys move to tables of their own (versions 4 and 5).
     #[tokio::test]
-    async fn version_4_fills_in_the_links_of_stored_items() {
+    async fn versions_4_and_5_migrate_stored_items() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
         {
@@ -704,8 +712,11 @@ mod tests {
         }
         {
             let c = Connection::open(&path).unwrap();
-            c.execute("UPDATE items SET signature = x'0102' WHERE id = '1'", [])
-                .unwrap();
+            c.execute(
+                "UPDATE items SET signature = x'0102', cluster = 'k1' WHERE id = '1'",
+                [],
+            )
+            .unwrap();
         }
         let store = SqliteStore::open(&path).unwrap();
         let heads = store.heads(&ItemQuery::default()).await.unwrap();
@@ -716,13 +727,30 @@ mod tests {
         assert_eq!(links, [("2", None), ("1", Some("https://example.org/1"))]);
         let rows = store.cluster_rows(None, true).await.unwrap();
         assert_eq!(rows[0].link.as_deref(), Some("https://example.org/1"));
-        // The signature moved to its own table, and goes with its item.
+        // The signature and the cluster key moved to tables of their own, and go with their
+        // item.
         assert_eq!(rows[0].signature.as_deref(), Some(&[1u8, 2][..]));
+        assert_eq!(rows[0].cluster.as_deref(), Some("k1"));
+        assert_eq!(rows[1].cluster, None);
+        // A key, once given, stays.
+        store
+            .save_cluster_rows(&[ClusterRow {
+                source: "a".into(),
+                id: "1".into(),
+                cluster: Some("k2".into()),
+                ..ClusterRow::default()
+            }])
+            .await
+            .unwrap();
+        let rows = store.cluster_rows(None, false).await.unwrap();
+        assert_eq!(rows[0].cluster.as_deref(), Some("k1"));
         let c = Connection::open(&path).unwrap();
         c.execute("DELETE FROM items WHERE id = '1'", []).unwrap();
-        let left: i64 = c
-            .query_row("SELECT count(*) FROM signatures", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(left, 0);
+        for table in ["signatures", "cluster_keys"] {
+            let left: i64 = c
+                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(left, 0, "{table}");
+        }
     }
 }

@@ -283,7 +283,10 @@ async fn wire_story_from_several_outlets_is_one_item_with_a_stable_id() {
     // The clusters are in the store: every version of the story under the wire's key.
     let db = rusqlite::Connection::open(ws.path().join("feedloom.db")).unwrap();
     let mut stmt = db
-        .prepare("SELECT source, id, cluster FROM items ORDER BY source, id")
+        .prepare(
+            "SELECT i.source, i.id, k.cluster FROM items AS i
+             LEFT JOIN cluster_keys AS k USING (source, id) ORDER BY i.source, i.id",
+        )
         .unwrap();
     let rows: Vec<(String, String, Option<String>)> = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
