@@ -140,11 +140,7 @@ fn main() {
     }
     let generated = started.elapsed();
     let started = Instant::now();
-    let mut stems = cluster::StemCache::default();
-    let sigs: Vec<Option<cluster::Signature>> = items
-        .iter()
-        .map(|it| cluster::signature_with(it, &mut stems))
-        .collect();
+    let sigs: Vec<Option<cluster::Signature>> = cluster::sign_all(&items);
     let signing = started.elapsed();
     // 1,000 outlets; item i comes from outlet i % 1000.
     let sources: Vec<String> = (0..N).map(|i| format!("outlet{}", i % 1000)).collect();

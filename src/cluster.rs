@@ -177,7 +177,7 @@ fn text_of(item: &Item) -> String {
 /// cost of signing, and news repeats its words. Keyed by the hash of language and folded word;
 /// emptied when it reaches a million entries.
 #[derive(Default)]
-pub struct StemCache(HashMap<u64, u64>);
+struct StemCache(HashMap<u64, u64>);
 
 /// Hashes of the item's words in their folded, stemmed form, at most [`MAX_WORDS`].
 fn word_hashes(item: &Item, cache: &mut StemCache) -> Vec<u64> {
@@ -239,8 +239,28 @@ pub fn signature(item: &Item) -> Option<Signature> {
     signature_with(item, &mut StemCache::default())
 }
 
-/// [`signature`], reusing the stems of earlier items of a batch.
-pub fn signature_with(item: &Item, cache: &mut StemCache) -> Option<Signature> {
+/// Stem caches lent to [`sign_all`]: one per batch being signed, given back afterwards, so
+/// there are never more than batches signed at once (one per core).
+static STEM_CACHES: std::sync::Mutex<Vec<StemCache>> = std::sync::Mutex::new(Vec::new());
+
+/// Each item's signature, as [`signature`] gives it, reusing the stems of items signed before
+/// (a cache is borrowed for the call; CPU work, for the blocking pool).
+pub fn sign_all<'a>(items: impl IntoIterator<Item = &'a Item>) -> Vec<Option<Signature>> {
+    let taken = STEM_CACHES.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    let mut cache = taken.unwrap_or_default();
+    let out = items
+        .into_iter()
+        .map(|it| signature_with(it, &mut cache))
+        .collect();
+    STEM_CACHES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(cache);
+    out
+}
+
+/// [`signature`], reusing the stems of earlier items.
+fn signature_with(item: &Item, cache: &mut StemCache) -> Option<Signature> {
     let words = word_hashes(item, cache);
     if words.is_empty() {
         return None;

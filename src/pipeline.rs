@@ -462,6 +462,7 @@ async fn fetch_and_store<S: Store>(
             if !source.fulltext {
                 state.normalized = Some(parsed.reuse);
             }
+            sign_stored(ctx, &source.name, std::mem::take(&mut parsed.items)).await?;
             // Items whose page is still due must come round again: no "not modified" until then.
             state.validators = if pending > 0 {
                 Default::default()
@@ -473,6 +474,45 @@ async fn fetch_and_store<S: Store>(
         }
     }
     Ok(())
+}
+
+/// Signs the items a source just stored (new and changed ones: reused items keep their
+/// signatures) for clustering, when an output clusters, and saves the signatures. Done here,
+/// one core per document like parsing, so that clustering after the refresh has only the
+/// items' signatures to read; anything missed (a failed save) is signed there.
+async fn sign_stored<S: Store>(
+    ctx: &Ctx<S>,
+    source: &str,
+    items: Vec<crate::model::Item>,
+) -> Result<(), StoreError> {
+    if items.is_empty() || !ctx.config.feeds.iter().any(|f| f.dedupe == Dedupe::Similar) {
+        return Ok(());
+    }
+    let source = source.to_string();
+    let rows = {
+        let _core = CORES.acquire().await.expect("never closed");
+        tokio::task::spawn_blocking(move || {
+            let sigs = cluster::sign_all(&items);
+            items
+                .into_iter()
+                .zip(sigs)
+                .filter_map(|(it, sig)| {
+                    Some(ClusterRow {
+                        source: source.clone(),
+                        id: it.id,
+                        signature: Some(sig?.to_bytes()),
+                        ..ClusterRow::default()
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    };
+    if rows.is_empty() {
+        return Ok(());
+    }
+    ctx.store.save_cluster_rows(&rows).await
 }
 
 /// Keeps track of permanent redirects after a good fetch from `fetched_from`: the first one to
@@ -829,7 +869,6 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
                 .is_none()
         })
         .collect();
-    let mut stems = cluster::StemCache::default();
     let mut signed = 0;
     for batch in unsigned.chunks(SIGN_BATCH) {
         let keys: Vec<(String, String)> = batch
@@ -837,19 +876,17 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
             .map(|n| (rows[*n].source.clone(), rows[*n].id.clone()))
             .collect();
         let items = ctx.store.items_by_keys(&keys).await?;
-        let (sigs, cache) = tokio::task::spawn_blocking(move || {
-            let sigs: HashMap<select::ItemKey, Vec<u8>> = items
+        let sigs = tokio::task::spawn_blocking(move || {
+            items
                 .iter()
-                .filter_map(|it| {
-                    let sig = cluster::signature_with(&it.item, &mut stems)?;
-                    Some((select::item_key(&it.source, &it.item.id), sig.to_bytes()))
+                .zip(cluster::sign_all(items.iter().map(|it| &it.item)))
+                .filter_map(|(it, sig)| {
+                    Some((select::item_key(&it.source, &it.item.id), sig?.to_bytes()))
                 })
-                .collect();
-            (sigs, stems)
+                .collect::<HashMap<select::ItemKey, Vec<u8>>>()
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?;
-        stems = cache;
         // Saved a batch at a time: a run holds the signatures once, in `rows`.
         let mut save = Vec::with_capacity(sigs.len());
         for n in batch {
