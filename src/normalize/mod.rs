@@ -729,7 +729,9 @@ fn item(
     // detected language that the feed's tag names more precisely (en → en-us) takes its tag.
     let language = it.language.as_deref().and_then(language_tag).or_else(|| {
         let sample = format!("{title}. {}", summary.as_deref().unwrap_or(""));
-        let detected = rules.detector.and_then(|d| d.detect(&sample));
+        let detected = rules
+            .detector
+            .and_then(|d| d.detect(&sample, feed_language));
         match (detected, feed_language) {
             (Some(d), Some(f)) if f.split('-').next() == Some(d.as_str()) => Some(f.to_string()),
             (Some(d), _) => Some(d),
