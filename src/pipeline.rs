@@ -840,21 +840,35 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
     let window = chrono::Duration::from_std(settings.similar_window)
         .unwrap_or(chrono::Duration::MAX)
         .min(chrono::Duration::days(3650));
+    // Every item's key, read once; the signatures only of the items in the window.
     let all = ctx.store.cluster_rows(None, false).await?;
     let oldest_new = all
         .iter()
         .filter(|r| r.cluster.is_none())
         .map(|r| r.date)
         .min();
-    let mut clusters: select::Clusters = all
-        .into_iter()
-        .filter_map(|r| Some((select::item_key(&r.source, &r.id), r.cluster?)))
-        .collect();
-    let Some(oldest_new) = oldest_new else {
+    let since = oldest_new.map(|d| d.checked_sub_signed(window).unwrap_or_default());
+    let mut clusters = select::Clusters::with_capacity(all.len());
+    let mut rows = Vec::new();
+    for r in all {
+        if let Some(k) = &r.cluster {
+            clusters.insert(select::item_key(&r.source, &r.id), k.clone());
+        }
+        if since.is_some_and(|s| r.date >= s) {
+            rows.push(r);
+        }
+    }
+    if since.is_none() {
         return Ok(clusters);
-    };
-    let since = oldest_new.checked_sub_signed(window).unwrap_or_default();
-    let mut rows = ctx.store.cluster_rows(Some(since), true).await?;
+    }
+    let keys: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.source.clone(), r.id.clone()))
+        .collect();
+    for (r, sig) in rows.iter_mut().zip(ctx.store.signatures(&keys).await?) {
+        r.signature = sig;
+    }
+    drop(keys);
     // Newest first, as items are listed: where several clustered items match, the order
     // decides which one a new item meets first.
     rows.sort_by(|a, b| (b.date, &a.source, &a.id).cmp(&(a.date, &b.source, &b.id)));

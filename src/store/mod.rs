@@ -295,6 +295,13 @@ pub trait Store: Send + Sync {
         signatures: bool,
     ) -> impl Future<Output = Result<Vec<ClusterRow>, StoreError>> + Send;
 
+    /// The stored signatures of the items `keys` names (source, id), in that order: `None`
+    /// for an item without one or no longer stored.
+    fn signatures(
+        &self,
+        keys: &[(String, String)],
+    ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, StoreError>> + Send;
+
     /// Saves signatures and cluster keys: for each row, a `Some` signature replaces the stored
     /// one, a `Some` cluster key is stored only where the item has none yet (a key, once given,
     /// never changes, even when two runs race); items no longer stored are skipped. One
@@ -454,6 +461,13 @@ impl Store for AnyStore {
         signatures: bool,
     ) -> Result<Vec<ClusterRow>, StoreError> {
         dispatch!(self, s => s.cluster_rows(since, signatures).await)
+    }
+
+    async fn signatures(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        dispatch!(self, s => s.signatures(keys).await)
     }
 
     async fn save_cluster_rows(&self, rows: &[ClusterRow]) -> Result<(), StoreError> {

@@ -515,6 +515,31 @@ impl Store for PostgresStore {
             .collect())
     }
 
+    async fn signatures(
+        &self,
+        keys: &[(String, String)],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let sources: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
+        let ids: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT k.n, i.signature
+                 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(source, id, n)
+                 JOIN items AS i ON i.source = k.source AND i.id = k.id
+                 WHERE i.signature IS NOT NULL",
+                &[&sources, &ids],
+            )
+            .await
+            .map_err(|e| self.inner.err(e))?;
+        let mut out = vec![None; keys.len()];
+        for r in &rows {
+            let n: i64 = r.get(0);
+            out[n as usize - 1] = r.get(1);
+        }
+        Ok(out)
+    }
+
     async fn save_cluster_rows(&self, rows: &[ClusterRow]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());

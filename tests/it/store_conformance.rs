@@ -685,6 +685,19 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     assert_eq!(rows[0].signature.as_deref(), Some(&[1u8, 2, 3][..]));
     assert_eq!(rows[0].cluster.as_deref(), Some("k1"));
     assert_eq!(rows[1].cluster.as_deref(), Some("k2"));
+    // Signatures by key, in the order asked: none for an item without one or not stored.
+    let key = |s: &str, i: &str| (s.to_string(), i.to_string());
+    let sigs = s
+        .signatures(&[
+            key("b", "3"),
+            key("a", "2"),
+            key("a", "gone"),
+            key("a", "1"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(sigs, [Some(vec![8]), None, None, Some(vec![1, 2, 3])]);
+    assert!(s.signatures(&[]).await.unwrap().is_empty());
     // Without signatures asked for, none are read; `since` filters by date.
     let keys = s.cluster_rows(Some(t(15)), false).await.unwrap();
     assert_eq!(keys.len(), 1);
