@@ -297,10 +297,13 @@ fn lines_to_blocks(lines: Vec<Line>, out: &mut Vec<Block>, r: Reader) {
         }
         let u = &units[i];
         // A line that is bold from end to end is styled, not emphasised: unwrap it.
-        let html = r.bold_only(&u.html).unwrap_or_else(|| u.html.clone());
-        let mut b = Block::para(html, u.text.clone());
-        b.heading_candidate = true;
-        out.push(b);
+        if let Some(inner) = r.bold_only(&u.html) {
+            unwrapped_bold(inner, u.text.clone(), out, r);
+        } else {
+            let mut b = Block::para(u.html.clone(), u.text.clone());
+            b.heading_candidate = true;
+            out.push(b);
+        }
         i += 1;
     }
 }
@@ -685,7 +688,7 @@ impl Inline {
         if lines == 1 && paragraph {
             // A plain paragraph: no text rules but the bold-heading one.
             let html = groups.concat().concat().trim().to_string();
-            out.push(html_paragraph(html, r));
+            html_paragraph(html, out, r);
             return;
         }
         for g in groups {
@@ -707,24 +710,47 @@ impl Inline {
 
 /// A `<p>`'s content as a block: an image alone is a figure; a paragraph that is bold from
 /// end to end may be a heading (decided later) and is unwrapped otherwise.
-fn html_paragraph(html: String, r: Reader) -> Block {
+fn html_paragraph(html: String, out: &mut Vec<Block>, r: Reader) {
     let text = r.plain(&html);
     if text.is_empty() && html.contains("<img") {
-        return Block::new(
+        out.push(Block::new(
             Kind::Figure {
                 img: Some(html),
                 caption: None,
             },
             String::new(),
             text,
-        );
+        ));
+        return;
     }
-    let mut b = Block::para(html, text);
-    if let Some(inner) = r.bold_only(&b.html) {
-        b.html = inner;
+    match r.bold_only(&html) {
+        Some(inner) => unwrapped_bold(inner, text, out, r),
+        None => out.push(Block::para(html, text)),
+    }
+}
+
+/// A paragraph or line that was bold from end to end, unwrapped (`inner`, its plain `text`):
+/// paragraphs that may become headings. Once unwrapped, a `<br>` that was inside the bold is
+/// the paragraph's own, and the next pass ends a line there (`<p><b>a<br>b</b></p>` gives
+/// `<p>a<br>b</p>`, read again as two lines); so the content is read as a paragraph's lines
+/// now, as the next pass will read it.
+fn unwrapped_bold(inner: String, text: String, out: &mut Vec<Block>, r: Reader) {
+    if !inner.contains("<br") {
+        let mut b = Block::para(inner, text);
         b.heading_candidate = true;
+        out.push(b);
+        return;
     }
-    b
+    let frag = parse_block(&inner);
+    let mut lines = Inline::default();
+    paragraph_lines(*frag.root_element(), &HashSet::new(), &mut lines);
+    let start = out.len();
+    lines.flush(out, true, r);
+    for b in &mut out[start..] {
+        if b.kind == Kind::Para {
+            b.heading_candidate = true;
+        }
+    }
 }
 
 /// The content of `<strong>…</strong>` / `<b>…</b>` (with any attributes) when that element is
@@ -1402,6 +1428,49 @@ mod tests {
         let html = "<p>First paragraph with <a href=\"https://e/x\">a link</a>.</p>\n<h2>Heading</h2>\n<ul><li>one</li><li>two</li></ul>\n<pre><code>let x = 1;</code></pre>\n<table><tbody><tr><td>1</td></tr></tbody></table>";
         let b = body(html, true, "x y");
         assert_eq!(b.html, html);
+    }
+
+    #[test]
+    fn line_breaks_inside_a_bold_paragraph_are_its_own() {
+        // Unwrapped, a bold paragraph's `<br>`s are the paragraph's own: it reads as the same
+        // paragraph without the bold, at once (not only when its output is read again).
+        for (input, want) in [
+            (
+                "<p><strong>====<br>/=\u{113}\npr=</strong></p>",
+                "<p>====</p>\n<p>/=\u{113}\npr=</p>",
+            ),
+            (
+                "<p>Lead.</p><p><b>Ends here.<br></b></p>",
+                "<p>Lead.</p>\n<p>Ends here.</p>",
+            ),
+            (
+                "<p>Lead.</p><p>Xx<br><strong>Aaa<br>Bbb</strong></p>",
+                "<p>Lead.</p>\n<p>Xx</p>\n<p>Aaa</p>\n<p>Bbb</p>",
+            ),
+            (
+                "<p>Lead.</p><p><b>Section title<br></b></p><p>Text of the section.</p>",
+                "<p>Lead.</p>\n<h2>Section title</h2>\n<p>Text of the section.</p>",
+            ),
+            (
+                "<p><img src=\"/p.jpg\"></p><p><strong>Photo: AP<br></strong></p><p>Text.</p>",
+                "<figure><img src=\"/p.jpg\"><figcaption>Photo: AP</figcaption></figure>\n<p>Text.</p>",
+            ),
+            (
+                "<p>Lead.</p><p><b><strong>One<br>two<br><br>Three</strong></b></p>",
+                "<p>Lead.</p>\n<p>One two</p>\n<p>Three</p>",
+            ),
+        ] {
+            let once = body(input, true, "x y").html;
+            assert_eq!(once, want, "{input:?}");
+            assert_eq!(body(&once, true, "x y").html, once, "{input:?} again");
+            // The bold only makes a lone line a heading candidate.
+            if !want.contains("<h2>") {
+                let unbold = ["<b>", "</b>", "<strong>", "</strong>"]
+                    .iter()
+                    .fold(input.to_string(), |s, t| s.replace(t, ""));
+                assert_eq!(body(&unbold, true, "x y").html, once, "{unbold:?}");
+            }
+        }
     }
 }
 
