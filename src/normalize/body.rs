@@ -857,6 +857,25 @@ fn has_block_inside(node: NodeRef<'_, Node>) -> bool {
     })
 }
 
+/// Whether an element inside `node` that is written out (not dropped, not inside a dropped
+/// one) is named as `f` wants: what the next pass reads of `node` is what it holds.
+fn writes_element(
+    node: NodeRef<'_, Node>,
+    drop: &HashSet<NodeId>,
+    f: &impl Fn(&str) -> bool,
+) -> bool {
+    node.children().any(|c| {
+        if drop.contains(&c.id()) {
+            return false;
+        }
+        match c.value().as_element() {
+            Some(e) if is_junk(e.name()) => false,
+            Some(e) => f(e.name()) || writes_element(c, drop, f),
+            None => false,
+        }
+    })
+}
+
 struct Walk<'a> {
     drop: &'a HashSet<NodeId>,
     /// Text newlines are line breaks (the body has no block markup).
@@ -932,10 +951,8 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
             }
             "ul" | "ol" => {
                 inline.flush(out, false, r);
-                let nested = child.descendants().skip(1).any(|d| {
-                    d.value()
-                        .as_element()
-                        .is_some_and(|x| matches!(x.name(), "ul" | "ol" | "table" | "p" | "div"))
+                let nested = writes_element(child, drop, &|n| {
+                    matches!(n, "ul" | "ol" | "table" | "p" | "div")
                 });
                 if nested {
                     let html = outer_html(child, drop);
@@ -946,7 +963,10 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                     let mut items: Vec<String> = Vec::new();
                     let mut stray = Inline::default();
                     for c in child.children() {
-                        if drop.contains(&c.id()) {
+                        // Junk goes with everything inside it, here as anywhere else.
+                        if drop.contains(&c.id())
+                            || c.value().as_element().is_some_and(|x| is_junk(x.name()))
+                        {
                             continue;
                         }
                         if c.value().as_element().is_some_and(|x| x.name() == "li") {
@@ -1461,6 +1481,24 @@ mod tests {
         ] {
             settles(input, want);
         }
+    }
+
+    #[test]
+    fn lists_are_judged_by_what_is_written_out() {
+        // A list inside a dropped element does not make the list around it a nested one, kept
+        // as it came: written out without it, it would read back as a flat list.
+        settles(
+            "<ol>Stray text<applet><ol><li>x</li></ol></applet></ol>",
+            "<p>Stray text</p>",
+        );
+        settles(
+            "<ul><li>one</li><applet><ul><li>x</li></ul></applet><li>two</li></ul>",
+            "<ul><li>one</li><li>two</li></ul>",
+        );
+        settles(
+            "<ul><li>one<ul><li>x</li></ul></li></ul>",
+            "<ul><li>one<ul><li>x</li></ul></li></ul>",
+        );
     }
 
     #[test]
