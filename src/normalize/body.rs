@@ -297,10 +297,13 @@ fn lines_to_blocks(lines: Vec<Line>, out: &mut Vec<Block>, r: Reader) {
         }
         let u = &units[i];
         // A line that is bold from end to end is styled, not emphasised: unwrap it.
-        let html = r.bold_only(&u.html).unwrap_or_else(|| u.html.clone());
-        let mut b = Block::para(html, u.text.clone());
-        b.heading_candidate = true;
-        out.push(b);
+        if let Some(inner) = r.bold_only(&u.html) {
+            unwrapped_bold(inner, u.text.clone(), out, r);
+        } else {
+            let mut b = Block::para(u.html.clone(), u.text.clone());
+            b.heading_candidate = true;
+            out.push(b);
+        }
         i += 1;
     }
 }
@@ -685,7 +688,7 @@ impl Inline {
         if lines == 1 && paragraph {
             // A plain paragraph: no text rules but the bold-heading one.
             let html = groups.concat().concat().trim().to_string();
-            out.push(html_paragraph(html, r));
+            html_paragraph(html, out, r);
             return;
         }
         for g in groups {
@@ -707,24 +710,47 @@ impl Inline {
 
 /// A `<p>`'s content as a block: an image alone is a figure; a paragraph that is bold from
 /// end to end may be a heading (decided later) and is unwrapped otherwise.
-fn html_paragraph(html: String, r: Reader) -> Block {
+fn html_paragraph(html: String, out: &mut Vec<Block>, r: Reader) {
     let text = r.plain(&html);
     if text.is_empty() && html.contains("<img") {
-        return Block::new(
+        out.push(Block::new(
             Kind::Figure {
                 img: Some(html),
                 caption: None,
             },
             String::new(),
             text,
-        );
+        ));
+        return;
     }
-    let mut b = Block::para(html, text);
-    if let Some(inner) = r.bold_only(&b.html) {
-        b.html = inner;
+    match r.bold_only(&html) {
+        Some(inner) => unwrapped_bold(inner, text, out, r),
+        None => out.push(Block::para(html, text)),
+    }
+}
+
+/// A paragraph or line that was bold from end to end, unwrapped (`inner`, its plain `text`):
+/// paragraphs that may become headings. Once unwrapped, a `<br>` that was inside the bold is
+/// the paragraph's own, and the next pass ends a line there (`<p><b>a<br>b</b></p>` gives
+/// `<p>a<br>b</p>`, read again as two lines); so the content is read as a paragraph's lines
+/// now, as the next pass will read it.
+fn unwrapped_bold(inner: String, text: String, out: &mut Vec<Block>, r: Reader) {
+    if !inner.contains("<br") {
+        let mut b = Block::para(inner, text);
         b.heading_candidate = true;
+        out.push(b);
+        return;
     }
-    b
+    let frag = parse_block(&inner);
+    let mut lines = Inline::default();
+    paragraph_lines(*frag.root_element(), &HashSet::new(), &mut lines);
+    let start = out.len();
+    lines.flush(out, true, r);
+    for b in &mut out[start..] {
+        if b.kind == Kind::Para {
+            b.heading_candidate = true;
+        }
+    }
 }
 
 /// The content of `<strong>…</strong>` / `<b>…</b>` (with any attributes) when that element is
@@ -831,6 +857,25 @@ fn has_block_inside(node: NodeRef<'_, Node>) -> bool {
     })
 }
 
+/// Whether an element inside `node` that is written out (not dropped, not inside a dropped
+/// one) is named as `f` wants: what the next pass reads of `node` is what it holds.
+fn writes_element(
+    node: NodeRef<'_, Node>,
+    drop: &HashSet<NodeId>,
+    f: &impl Fn(&str) -> bool,
+) -> bool {
+    node.children().any(|c| {
+        if drop.contains(&c.id()) {
+            return false;
+        }
+        match c.value().as_element() {
+            Some(e) if is_junk(e.name()) => false,
+            Some(e) => f(e.name()) || writes_element(c, drop, f),
+            None => false,
+        }
+    })
+}
+
 struct Walk<'a> {
     drop: &'a HashSet<NodeId>,
     /// Text newlines are line breaks (the body has no block markup).
@@ -906,10 +951,8 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
             }
             "ul" | "ol" => {
                 inline.flush(out, false, r);
-                let nested = child.descendants().skip(1).any(|d| {
-                    d.value()
-                        .as_element()
-                        .is_some_and(|x| matches!(x.name(), "ul" | "ol" | "table" | "p" | "div"))
+                let nested = writes_element(child, drop, &|n| {
+                    matches!(n, "ul" | "ol" | "table" | "p" | "div")
                 });
                 if nested {
                     let html = outer_html(child, drop);
@@ -920,7 +963,10 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                     let mut items: Vec<String> = Vec::new();
                     let mut stray = Inline::default();
                     for c in child.children() {
-                        if drop.contains(&c.id()) {
+                        // Junk goes with everything inside it, here as anywhere else.
+                        if drop.contains(&c.id())
+                            || c.value().as_element().is_some_and(|x| is_junk(x.name()))
+                        {
                             continue;
                         }
                         if c.value().as_element().is_some_and(|x| x.name() == "li") {
@@ -981,13 +1027,12 @@ fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &
                     })
                     .map(|d| inner_html(d, drop))
                     .filter(|c| !r.plain(c).is_empty());
-                let other = child.descendants().any(|d| {
-                    d.value()
-                        .as_element()
-                        .is_some_and(|x| matches!(x.name(), "iframe" | "video" | "audio" | "table"))
-                });
+                // An embed or a table makes the figure one to keep as it is, when it is written
+                // out: media and iframes that are dropped (`<audio>`, an embed from elsewhere)
+                // leave a figure the next pass reads as one without them.
+                let html = outer_html(child, drop);
+                let other = ["<iframe", "<table"].iter().any(|t| html.contains(t));
                 if other {
-                    let html = outer_html(child, drop);
                     out.push(Block::raw(html, r));
                 } else if img.is_some() || caption.is_some() {
                     let text = caption.as_deref().map(|c| r.plain(c)).unwrap_or_default();
@@ -1402,6 +1447,99 @@ mod tests {
         let html = "<p>First paragraph with <a href=\"https://e/x\">a link</a>.</p>\n<h2>Heading</h2>\n<ul><li>one</li><li>two</li></ul>\n<pre><code>let x = 1;</code></pre>\n<table><tbody><tr><td>1</td></tr></tbody></table>";
         let b = body(html, true, "x y");
         assert_eq!(b.html, html);
+    }
+
+    /// The HTML body `input` comes out as `want`, and `want` as itself.
+    fn settles(input: &str, want: &str) -> String {
+        let once = body(input, true, "x y").html;
+        assert_eq!(once, want, "{input:?}");
+        assert_eq!(body(&once, true, "x y").html, once, "{input:?} again");
+        once
+    }
+
+    #[test]
+    fn figures_are_judged_by_what_is_written_out() {
+        // Dropped media and embeds from elsewhere do not make a figure one to keep as it is:
+        // written out without them, it would read back as a figure without them.
+        for (input, want) in [
+            (
+                "<p>Lead.</p><figure><audio src=\"/a.mp3\">No audio</audio>Some text</figure>",
+                "<p>Lead.</p>\n<p>Some text</p>",
+            ),
+            (
+                "<p>Lead.</p><figure><iframe src=\"https://evil.example/x\"></iframe>Some text</figure>",
+                "<p>Lead.</p>\n<p>Some text</p>",
+            ),
+            (
+                "<figure><img src=\"/a.jpg\"><video src=\"/v.mp4\"></video><figcaption>Photo: AP</figcaption></figure>",
+                "<figure><img src=\"/a.jpg\"><figcaption>Photo: AP</figcaption></figure>",
+            ),
+            (
+                "<figure><iframe src=\"https://www.youtube.com/embed/x\"></iframe><figcaption>Video: AP</figcaption></figure>",
+                "<figure><iframe src=\"https://www.youtube.com/embed/x\" allowfullscreen></iframe><figcaption>Video: AP</figcaption></figure>",
+            ),
+        ] {
+            settles(input, want);
+        }
+    }
+
+    #[test]
+    fn lists_are_judged_by_what_is_written_out() {
+        // A list inside a dropped element does not make the list around it a nested one, kept
+        // as it came: written out without it, it would read back as a flat list.
+        settles(
+            "<ol>Stray text<applet><ol><li>x</li></ol></applet></ol>",
+            "<p>Stray text</p>",
+        );
+        settles(
+            "<ul><li>one</li><applet><ul><li>x</li></ul></applet><li>two</li></ul>",
+            "<ul><li>one</li><li>two</li></ul>",
+        );
+        settles(
+            "<ul><li>one<ul><li>x</li></ul></li></ul>",
+            "<ul><li>one<ul><li>x</li></ul></li></ul>",
+        );
+    }
+
+    #[test]
+    fn line_breaks_inside_a_bold_paragraph_are_its_own() {
+        // Unwrapped, a bold paragraph's `<br>`s are the paragraph's own: it reads as the same
+        // paragraph without the bold, at once (not only when its output is read again).
+        for (input, want) in [
+            (
+                "<p><strong>====<br>/=\u{113}\npr=</strong></p>",
+                "<p>====</p>\n<p>/=\u{113}\npr=</p>",
+            ),
+            (
+                "<p>Lead.</p><p><b>Ends here.<br></b></p>",
+                "<p>Lead.</p>\n<p>Ends here.</p>",
+            ),
+            (
+                "<p>Lead.</p><p>Xx<br><strong>Aaa<br>Bbb</strong></p>",
+                "<p>Lead.</p>\n<p>Xx</p>\n<p>Aaa</p>\n<p>Bbb</p>",
+            ),
+            (
+                "<p>Lead.</p><p><b>Section title<br></b></p><p>Text of the section.</p>",
+                "<p>Lead.</p>\n<h2>Section title</h2>\n<p>Text of the section.</p>",
+            ),
+            (
+                "<p><img src=\"/p.jpg\"></p><p><strong>Photo: AP<br></strong></p><p>Text.</p>",
+                "<figure><img src=\"/p.jpg\"><figcaption>Photo: AP</figcaption></figure>\n<p>Text.</p>",
+            ),
+            (
+                "<p>Lead.</p><p><b><strong>One<br>two<br><br>Three</strong></b></p>",
+                "<p>Lead.</p>\n<p>One two</p>\n<p>Three</p>",
+            ),
+        ] {
+            let once = settles(input, want);
+            // The bold only makes a lone line a heading candidate.
+            if !want.contains("<h2>") {
+                let unbold = ["<b>", "</b>", "<strong>", "</strong>"]
+                    .iter()
+                    .fold(input.to_string(), |s, t| s.replace(t, ""));
+                assert_eq!(body(&unbold, true, "x y").html, once, "{unbold:?}");
+            }
+        }
     }
 }
 

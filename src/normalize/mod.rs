@@ -1277,6 +1277,7 @@ mod properties {
             Just("Read more about it in our explainer.".to_string()),
             Just("<p>Para with <a href=\"/rel?utm_source=x\">link</a>.</p>".to_string()),
             Just("<p><strong>Bold heading</strong></p>".to_string()),
+            Just("<p><b>Bold line<br>Фото: ТАСС<br></b></p>".to_string()),
             Just("<h1>Title here</h1>".to_string()),
             Just("<ul><li>a</li><li>b</li></ul>".to_string()),
             Just("<img src=\"/a.jpg\"><br>".to_string()),
