@@ -113,6 +113,35 @@ impl SqliteStore {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
+    /// Stores sources' states (name, JSON) in one transaction and notes when their fetches
+    /// were recorded (for [`Store::claim_due`]).
+    async fn write_states(&self, rows: Vec<(String, String)>) -> Result<(), StoreError> {
+        let leases = self.leases.clone();
+        self.with(move |c, path| {
+            let e = |source| sql(path, source);
+            let tx = c.transaction().map_err(e)?;
+            {
+                let mut put = tx
+                    .prepare_cached(
+                        "INSERT INTO sources (name, state) VALUES (?1, ?2)
+                         ON CONFLICT (name) DO UPDATE SET state = excluded.state",
+                    )
+                    .map_err(e)?;
+                for (name, json) in &rows {
+                    put.execute(params![name, json]).map_err(e)?;
+                }
+            }
+            tx.commit().map_err(e)?;
+            let now = Utc::now();
+            let mut book = lock_leases(&leases);
+            for (name, _) in rows {
+                book.fetched.insert(name, now);
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// `PRAGMA integrity_check`: "ok" when the file is sound.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
         self.with(|c, path| {
@@ -208,21 +237,36 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_fetch(&self, source: &str, state: &SourceState) -> Result<(), StoreError> {
-        let source = source.to_string();
-        let json = serde_json::to_string(state).map_err(|e| corrupt(&self.path, e))?;
-        let leases = self.leases.clone();
-        self.with(move |c, path| {
-            c.execute(
-                "INSERT INTO sources (name, state) VALUES (?1, ?2)
-                 ON CONFLICT (name) DO UPDATE SET state = excluded.state",
-                params![source, json],
-            )
-            .map_err(|e| sql(path, e))?;
-            lock_leases(&leases).fetched.insert(source, Utc::now());
-            Ok(())
+    async fn source_states(&self) -> Result<HashMap<String, SourceState>, StoreError> {
+        self.with(|c, path| {
+            let mut stmt = c
+                .prepare_cached("SELECT name, state FROM sources")
+                .map_err(|e| sql(path, e))?;
+            let mut rows = stmt.query([]).map_err(|e| sql(path, e))?;
+            let mut out = HashMap::new();
+            while let Some(r) = rows.next().map_err(|e| sql(path, e))? {
+                let name: String = r.get(0).map_err(|e| sql(path, e))?;
+                let json: String = r.get(1).map_err(|e| sql(path, e))?;
+                let state = serde_json::from_str(&json).map_err(|e| corrupt(path, e))?;
+                out.insert(name, state);
+            }
+            Ok(out)
         })
         .await
+    }
+
+    async fn record_fetch(&self, source: &str, state: &SourceState) -> Result<(), StoreError> {
+        let json = serde_json::to_string(state).map_err(|e| corrupt(&self.path, e))?;
+        self.write_states(vec![(source.to_string(), json)]).await
+    }
+
+    async fn record_fetches(&self, fetches: &[(String, SourceState)]) -> Result<(), StoreError> {
+        let rows = fetches
+            .iter()
+            .map(|(name, state)| Ok((name.clone(), serde_json::to_string(state)?)))
+            .collect::<Result<Vec<_>, serde_json::Error>>()
+            .map_err(|e| corrupt(&self.path, e))?;
+        self.write_states(rows).await
     }
 
     async fn upsert_items(
@@ -641,10 +685,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn release(&self, source: &str, owner: &str) -> Result<(), StoreError> {
+    async fn release(&self, sources: &[String], owner: &str) -> Result<(), StoreError> {
         let mut book = lock_leases(&self.leases);
-        if book.held.get(source).is_some_and(|(o, _, _)| o == owner) {
-            book.held.remove(source);
+        for source in sources {
+            if book.held.get(source).is_some_and(|(o, _, _)| o == owner) {
+                book.held.remove(source);
+            }
         }
         Ok(())
     }
