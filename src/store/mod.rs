@@ -67,6 +67,12 @@ pub enum StoreError {
 /// stores run it in the transaction that makes the change (schema 3's `meta` table).
 const BUMP_GENERATION: &str = "UPDATE meta SET value = value + 1 WHERE key = 'generation'";
 
+/// `meta` keys of the last complete excess pass of [`Store::prune`]: the generation it left
+/// and the `keep_per_source` it kept. Only added items make a source exceed its limit, and
+/// they bump the generation: while both are the same, the pass would delete nothing.
+const PRUNED_GENERATION: &str = "pruned_generation";
+const PRUNED_KEEP: &str = "pruned_keep";
+
 /// What is known of a source between runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -28,7 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, Config, NoTls};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::BUMP_GENERATION;
+use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP};
 use super::{
     Claim, Claimed, ClusterRow, ItemHead, ItemQuery, SourceState, Store, StoreError, StoredItem,
     UpsertCounts,
@@ -611,9 +611,29 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(e)?;
-        let excess = tx
-            .execute(
-                // Only sources over the limit are ranked.
+        // The generation before this prune's own change: items another instance adds while
+        // this runs make it differ from the marker left below, so the next prune looks again.
+        let keep = keep_per_source as i64;
+        let meta: std::collections::HashMap<String, i64> = tx
+            .query(
+                "SELECT key, value FROM meta WHERE key = ANY($1)",
+                &[&["generation", PRUNED_GENERATION, PRUNED_KEEP].as_slice()],
+            )
+            .await
+            .map_err(e)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let generation = meta.get("generation").copied();
+        let settled = generation.is_some()
+            && meta.get(PRUNED_GENERATION).copied() == generation
+            && meta.get(PRUNED_KEEP) == Some(&keep);
+        let excess = if settled {
+            0
+        } else {
+            tx.execute(
+                // Only sources over the limit are ranked, and only when items were added
+                // since the last pass or the limit changed.
                 "DELETE FROM items i USING (
                      SELECT source, id FROM (
                          SELECT source, id, row_number() OVER (
@@ -624,12 +644,24 @@ impl Store for PostgresStore {
                      ) ranked
                      WHERE n > $1) x
                  WHERE i.source = x.source AND i.id = x.id",
-                &[&(keep_per_source as i64)],
+                &[&keep],
+            )
+            .await
+            .map_err(e)?
+        };
+        let bumped = stale + excess > 0;
+        if bumped {
+            tx.execute(BUMP_GENERATION, &[]).await.map_err(e)?;
+        }
+        if !settled || bumped {
+            let left = generation.unwrap_or_default() + i64::from(bumped);
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2), ($3, $4)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&PRUNED_GENERATION, &left, &PRUNED_KEEP, &keep],
             )
             .await
             .map_err(e)?;
-        if stale + excess > 0 {
-            tx.execute(BUMP_GENERATION, &[]).await.map_err(e)?;
         }
         tx.commit().await.map_err(e)?;
         Ok(stale + excess)

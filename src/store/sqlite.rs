@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::BUMP_GENERATION;
+use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP};
 use super::{
     Claim, Claimed, ClusterRow, ItemHead, ItemQuery, SourceState, Store, StoreError, StoredItem,
     UpsertCounts,
@@ -591,15 +591,27 @@ impl Store for SqliteStore {
                     [ts(unseen_since)],
                 )
                 .map_err(e)?;
-            // Only sources over the limit are ranked (counted from the (source, sort_date)
-            // index, without reading a row).
-            let over: Vec<String> = tx
-                .prepare("SELECT source FROM items GROUP BY source HAVING count(*) > ?1")
-                .and_then(|mut s| {
-                    s.query_map([keep_per_source as i64], |r| r.get(0))?
-                        .collect::<Result<_, _>>()
+            let meta = |key: &str| {
+                tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+                    r.get::<_, i64>(0)
                 })
-                .map_err(e)?;
+                .optional()
+            };
+            let generation = meta("generation").map_err(e)?;
+            let keep = keep_per_source as i64;
+            let settled = generation.is_some()
+                && meta(PRUNED_GENERATION).map_err(e)? == generation
+                && meta(PRUNED_KEEP).map_err(e)? == Some(keep);
+            // Only sources over the limit are ranked (counted from the (source, sort_date)
+            // index, without reading a row), and only when items were added since the last
+            // pass or the limit changed.
+            let over: Vec<String> = if settled {
+                Vec::new()
+            } else {
+                tx.prepare("SELECT source FROM items GROUP BY source HAVING count(*) > ?1")
+                    .and_then(|mut s| s.query_map([keep], |r| r.get(0))?.collect::<Result<_, _>>())
+                    .map_err(e)?
+            };
             let mut excess = 0;
             for source in &over {
                 excess += tx
@@ -614,8 +626,20 @@ impl Store for SqliteStore {
                     )
                     .map_err(e)?;
             }
-            if stale + excess > 0 {
+            let bumped = stale + excess > 0;
+            if bumped {
                 tx.execute(BUMP_GENERATION, []).map_err(e)?;
+            }
+            if !settled || bumped {
+                let left = generation.unwrap_or_default() + i64::from(bumped);
+                let mut put = tx
+                    .prepare_cached(
+                        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    )
+                    .map_err(e)?;
+                put.execute(params![PRUNED_GENERATION, left]).map_err(e)?;
+                put.execute(params![PRUNED_KEEP, keep]).map_err(e)?;
             }
             tx.commit().map_err(e)?;
             Ok((stale + excess) as u64)

@@ -84,6 +84,7 @@ conformance!(
     heads_list_what_items_lists_and_items_by_keys_reads_them,
     ties_sort_by_bytes,
     prune_drops_stale_unlisted_and_excess,
+    prune_looks_again_after_items_are_added_or_the_limit_changes,
     claim_leases_each_source_to_one_owner,
     claim_lease_runs_out,
     claim_lease_renewed_by_its_owner,
@@ -468,6 +469,46 @@ async fn prune_drops_stale_unlisted_and_excess(b: &Backend) {
     assert_eq!(s.prune(t(0), 4).await.unwrap(), 2);
     let left: Vec<String> = all(&s).await.into_iter().map(|(_, i)| i).collect();
     assert_eq!(left, ["5", "4", "3", "2"]);
+}
+
+/// A prune skips counting items per source while nothing was added since the last one with
+/// the same limit: what it deletes must be what a full pass would.
+async fn prune_looks_again_after_items_are_added_or_the_limit_changes(b: &Backend) {
+    let s = b.open().await;
+    let items: Vec<Item> = (0..6)
+        .map(|n| item(&format!("{n}"), "x", Some(t(n))))
+        .collect();
+    let ids = |s: &AnyStore| {
+        let s = s.clone();
+        async move {
+            all(&s)
+                .await
+                .into_iter()
+                .map(|(src, i)| format!("{src}{i}"))
+                .collect::<Vec<_>>()
+        }
+    };
+    s.upsert_items("a", &items[..4], &[], t(100)).await.unwrap();
+    assert_eq!(s.prune(t(0), 4).await.unwrap(), 0);
+    assert_eq!(s.prune(t(0), 4).await.unwrap(), 0);
+    // Nothing added, a lower limit: the oldest goes.
+    assert_eq!(s.prune(t(0), 3).await.unwrap(), 1);
+    assert_eq!(ids(&s).await, ["a3", "a2", "a1"]);
+    assert_eq!(s.prune(t(0), 3).await.unwrap(), 0);
+    // Items added (by another instance, on PostgreSQL): counted again.
+    b.open()
+        .await
+        .upsert_items("a", &items[1..], &[], t(200))
+        .await
+        .unwrap();
+    assert_eq!(s.prune(t(0), 3).await.unwrap(), 2);
+    assert_eq!(ids(&s).await, ["a5", "a4", "a3"]);
+    // Unlisted items past retention still go while nothing was added.
+    assert_eq!(s.prune(t(0), 3).await.unwrap(), 0);
+    s.upsert_items("a", &items[4..], &[], t(300)).await.unwrap();
+    assert_eq!(s.prune(t(250), 3).await.unwrap(), 0);
+    assert_eq!(s.prune(t(301), 3).await.unwrap(), 1);
+    assert_eq!(ids(&s).await, ["a5", "a4"]);
 }
 
 fn cand(name: &str, host: Option<&str>) -> Candidate {
