@@ -679,20 +679,25 @@ impl Store for SqliteStore {
                     out.waiting.push(cand.name.clone());
                     continue;
                 }
-                let state: Option<String> = c
-                    .query_row(
-                        "SELECT state FROM sources WHERE name = ?1",
-                        [&cand.name],
-                        |r| r.get(0),
+                // Only the two fields that matter are read out of the stored state.
+                let mut wait = c
+                    .prepare_cached(
+                        "SELECT json_extract(state, '$.retry_not_before') FROM sources
+                         WHERE name = ?1 AND json_extract(state, '$.url') = ?2",
                     )
+                    .map_err(|e| sql(path, e))?;
+                let retry: Option<Option<String>> = wait
+                    .query_row([&cand.name, &cand.url], |r| r.get(0))
                     .optional()
                     .map_err(|e| sql(path, e))?;
-                let state: Option<SourceState> = state
-                    .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(path, e)))
+                let retry: Option<DateTime<Utc>> = retry
+                    .flatten()
+                    .map(|t| {
+                        serde_json::from_value(serde_json::Value::String(t))
+                            .map_err(|e| corrupt(path, e))
+                    })
                     .transpose()?;
-                if state.is_some_and(|st| {
-                    st.url == cand.url && st.retry_not_before.is_some_and(|t| now < t)
-                }) {
+                if retry.is_some_and(|t| now < t) {
                     continue;
                 }
                 if let Some(h) = &cand.host {
