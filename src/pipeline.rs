@@ -1141,6 +1141,14 @@ pub async fn publish_all<S: Store>(
             ..PublishReport::default()
         });
     }
+    // Outputs are about to change: until this publish is complete, no marker may say they
+    // match what they were rendered from (a run that fails or dies halfway would otherwise
+    // leave a mix that a later run, back at the old inputs, takes for complete).
+    if let Err(e) = std::fs::remove_file(&marker)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        warn!(output = %marker.display(), error = %e, "could not clear the publish record");
+    }
     let clusters = cluster_items(ctx).await?;
     let mut pctx = Context {
         base_url: settings.base_url.clone(),
