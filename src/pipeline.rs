@@ -261,8 +261,24 @@ pub async fn refresh_source<S: Store>(
     force: bool,
     now: DateTime<Utc>,
 ) -> Result<SourceReport, StoreError> {
-    let started = Instant::now();
     let old = ctx.store.source_state(&source.name).await?;
+    let (report, state) = refresh_from(ctx, source, old, force, now).await;
+    if let Some(state) = state {
+        ctx.store.record_fetch(&source.name, &state).await?;
+    }
+    Ok(report)
+}
+
+/// [`refresh_source`] from the source's stored state `old`, leaving the recording to the
+/// caller: the report, and the state to record (`None` when the source was not due).
+async fn refresh_from<S: Store>(
+    ctx: &Ctx<S>,
+    source: &Source,
+    old: Option<SourceState>,
+    force: bool,
+    now: DateTime<Utc>,
+) -> (SourceReport, Option<SourceState>) {
+    let started = Instant::now();
     let mut report = SourceReport {
         source: source.name.clone(),
         outcome: Outcome::NotDue,
@@ -274,7 +290,7 @@ pub async fn refresh_source<S: Store>(
     };
     if let Some(why) = not_due(source, old.as_ref(), force, now) {
         debug!(source = %source.name, why, "not due");
-        return Ok(report);
+        return (report, None);
     }
     let mut state = old.unwrap_or_default();
     let location = source.location.to_string();
@@ -331,8 +347,7 @@ pub async fn refresh_source<S: Store>(
             report.error = Some(msg);
         }
     }
-    ctx.store.record_fetch(&source.name, &state).await?;
-    Ok(report)
+    (report, Some(state))
 }
 
 /// Why a source's refresh failed.
@@ -563,12 +578,18 @@ pub async fn refresh<S: Store + Clone + 'static>(
     let chosen: Vec<usize> = (0..ctx.config.sources.len())
         .filter(|&n| only.is_empty() || only.contains(&ctx.config.sources[n].name))
         .collect();
-    let states = states(&ctx, &chosen).await?;
+    let mut states = ctx.store.source_states().await?;
+    // The state each claimed source starts from: a claim leaves alone whatever another
+    // instance fetched after `looked`, so what was read here is still its state then.
+    let mut olds: Vec<Option<SourceState>> = std::iter::repeat_with(|| None)
+        .take(ctx.config.sources.len())
+        .collect();
     let mut reports = Vec::new();
     let mut candidates = Vec::new();
     let mut index = HashMap::new();
-    for (n, state) in chosen.into_iter().zip(states) {
+    for n in chosen {
         let source = &ctx.config.sources[n];
+        let state = states.remove(&source.name);
         if let Some(why) = not_due(source, state.as_ref(), force, now) {
             debug!(source = %source.name, why, "not due");
             let report = SourceReport::not_due(&source.name);
@@ -586,6 +607,7 @@ pub async fn refresh<S: Store + Clone + 'static>(
             host,
             url: source.location.to_string(),
         });
+        olds[n] = state;
     }
     let owner = run_owner();
     let lease = chrono::Duration::from_std(settings.lease).unwrap_or(chrono::Duration::MAX);
@@ -600,6 +622,11 @@ pub async fn refresh<S: Store + Clone + 'static>(
     let mut remaining = candidates;
     let mut tasks = tokio::task::JoinSet::new();
     let mut claiming: Option<tokio::task::JoinHandle<_>> = None;
+    // Sources refreshed but not yet recorded, and the recording under way: everything that
+    // finished meanwhile is recorded at once when the last recording is done (one transaction
+    // for many sources rather than one store call each), then their leases are given back.
+    let mut done: Vec<(usize, SourceReport, Option<SourceState>)> = Vec::new();
+    let mut recording: Option<tokio::task::JoinHandle<_>> = None;
     let mut pause = CLAIM_PAUSE_MIN;
     let mut next_claim = tokio::time::Instant::now();
     // Leases are renewed while the run works, so only a dead instance's run out.
@@ -612,12 +639,34 @@ pub async fn refresh<S: Store + Clone + 'static>(
         {
             let source = ctx.config.sources[n].clone();
             let ctx = ctx.clone();
-            let owner = owner.clone();
+            let old = olds[n].take();
             tasks.spawn(async move {
-                let report = refresh_source(&ctx, &source, force, now).await;
-                let released = ctx.store.release(&source.name, &owner).await;
-                (n, report, released)
+                let (report, state) = refresh_from(&ctx, &source, old, force, now).await;
+                (n, report, state)
             });
+        }
+        if recording.is_none() && !done.is_empty() {
+            let batch = std::mem::take(&mut done);
+            let ctx = ctx.clone();
+            let owner = owner.clone();
+            recording = Some(tokio::spawn(async move {
+                let mut names = Vec::with_capacity(batch.len());
+                let mut fetches = Vec::with_capacity(batch.len());
+                let mut reports = Vec::with_capacity(batch.len());
+                for (n, report, state) in batch {
+                    let name = ctx.config.sources[n].name.clone();
+                    if let Some(state) = state {
+                        fetches.push((name.clone(), state));
+                    }
+                    names.push(name);
+                    reports.push((n, report));
+                }
+                if !fetches.is_empty() {
+                    ctx.store.record_fetches(&fetches).await?;
+                }
+                ctx.store.release(&names, &owner).await?;
+                Ok::<_, StoreError>(reports)
+            }));
         }
         let held = tasks.len() + queue.len();
         let want = claiming.is_none() && !remaining.is_empty() && held + batch <= target;
@@ -638,17 +687,29 @@ pub async fn refresh<S: Store + Clone + 'static>(
             }));
             continue;
         }
-        if tasks.is_empty() && queue.is_empty() && remaining.is_empty() && claiming.is_none() {
+        if tasks.is_empty()
+            && queue.is_empty()
+            && remaining.is_empty()
+            && claiming.is_none()
+            && done.is_empty()
+            && recording.is_none()
+        {
             break;
         }
         tokio::select! {
             Some(joined) = tasks.join_next() => {
-                let (n, report, released) = joined.map_err(|e| StoreError::Task(e.to_string()))?;
-                let report = report?;
-                released?;
-                progress(&report);
-                reports.push((n, report));
-                // Our release freed a slot on its host: sources waiting for it can go now.
+                done.push(joined.map_err(|e| StoreError::Task(e.to_string()))?);
+            }
+            joined = async { recording.as_mut().expect("polled only while recording").await },
+                if recording.is_some() =>
+            {
+                recording = None;
+                let recorded = joined.map_err(|e| StoreError::Task(e.to_string()))??;
+                for (n, report) in recorded {
+                    progress(&report);
+                    reports.push((n, report));
+                }
+                // Our releases freed slots on their hosts: sources waiting can go now.
                 next_claim = tokio::time::Instant::now();
                 pause = CLAIM_PAUSE_MIN;
             }
@@ -691,31 +752,6 @@ pub async fn refresh<S: Store + Clone + 'static>(
     }
     reports.sort_by_key(|(n, _)| *n);
     Ok(reports.into_iter().map(|(_, r)| r).collect())
-}
-
-/// The stored states of `sources[n]` for each `n`, read `concurrency` at a time.
-async fn states<S: Store + Clone + 'static>(
-    ctx: &Arc<Ctx<S>>,
-    chosen: &[usize],
-) -> Result<Vec<Option<SourceState>>, StoreError> {
-    let permits = Arc::new(tokio::sync::Semaphore::new(
-        ctx.config.settings.concurrency.max(1),
-    ));
-    let mut reads = tokio::task::JoinSet::new();
-    for (i, &n) in chosen.iter().enumerate() {
-        let ctx = ctx.clone();
-        let permits = permits.clone();
-        reads.spawn(async move {
-            let _permit = permits.acquire_owned().await;
-            (i, ctx.store.source_state(&ctx.config.sources[n].name).await)
-        });
-    }
-    let mut out = vec![None; chosen.len()];
-    while let Some(joined) = reads.join_next().await {
-        let (i, state) = joined.map_err(|e| StoreError::Task(e.to_string()))?;
-        out[i] = state?;
-    }
-    Ok(out)
 }
 
 /// The candidates one claim looks at: the first few of each host, at most `CLAIM_WINDOW`, so
@@ -790,8 +826,9 @@ async fn source_infos<S: Store>(
 ) -> Result<(HashMap<String, SourceInfo>, Option<DateTime<Utc>>), StoreError> {
     let mut out = HashMap::new();
     let mut newest = None;
+    let mut states = ctx.store.source_states().await?;
     for s in &ctx.config.sources {
-        let state = ctx.store.source_state(&s.name).await?;
+        let state = states.remove(&s.name);
         newest = newest.max(state.as_ref().and_then(|st| st.last_fetch_at));
         let feed = state.and_then(|st| st.feed);
         let feed_url = match &s.location {
@@ -1154,6 +1191,14 @@ pub async fn publish_all<S: Store>(
             unchanged: outputs.iter().map(|p| p.display().to_string()).collect(),
             ..PublishReport::default()
         });
+    }
+    // Outputs are about to change: until this publish is complete, no marker may say they
+    // match what they were rendered from (a run that fails or dies halfway would otherwise
+    // leave a mix that a later run, back at the old inputs, takes for complete).
+    if let Err(e) = std::fs::remove_file(&marker)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        warn!(output = %marker.display(), error = %e, "could not clear the publish record");
     }
     let clusters = cluster_items(ctx).await?;
     let mut pctx = Context {

@@ -238,8 +238,9 @@ impl<S: Store + Clone + 'static> Daemon<S> {
     /// Metrics from a run's reports (the HTTP status comes from the stored source state).
     async fn record(&self, reports: &[SourceReport]) {
         let mut failing = 0;
+        let mut states = self.ctx.store.source_states().await.unwrap_or_default();
         for s in &self.ctx.config.sources {
-            let state = self.ctx.store.source_state(&s.name).await.ok().flatten();
+            let state = states.remove(&s.name);
             if state.as_ref().is_some_and(|st| st.error_count > 0) {
                 failing += 1;
             }

@@ -137,7 +137,10 @@ impl HttpFetcher {
             .brotli(true)
             .deflate(true)
             .tcp_nodelay(true)
-            .pool_max_idle_per_host(4);
+            // As many idle connections as a host may have requests at once: with fewer, each
+            // request beyond them opens a new connection (one host serving many feeds answered
+            // 1,000 304s over 604 connections with 4 kept).
+            .pool_max_idle_per_host(settings.per_host_concurrency.max(4));
         if !allow_private {
             builder = builder.dns_resolver(Arc::new(PublicOnly));
         }

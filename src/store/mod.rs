@@ -11,7 +11,7 @@
 pub mod postgres;
 pub mod sqlite;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -66,6 +66,12 @@ pub enum StoreError {
 /// Bumps the count of changes to what could be published ([`Store::generation`]); both
 /// stores run it in the transaction that makes the change (schema 3's `meta` table).
 const BUMP_GENERATION: &str = "UPDATE meta SET value = value + 1 WHERE key = 'generation'";
+
+/// `meta` keys of the last complete excess pass of [`Store::prune`]: the generation it left
+/// and the `keep_per_source` it kept. Only added items make a source exceed its limit, and
+/// they bump the generation: while both are the same, the pass would delete nothing.
+const PRUNED_GENERATION: &str = "pruned_generation";
+const PRUNED_KEEP: &str = "pruned_keep";
 
 /// What is known of a source between runs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -238,10 +244,23 @@ pub trait Store: Send + Sync {
         source: &str,
     ) -> impl Future<Output = Result<Option<SourceState>, StoreError>> + Send;
 
+    /// Every stored source state by source name, in one read: a run looks at all its sources
+    /// at once rather than one store call each.
+    fn source_states(
+        &self,
+    ) -> impl Future<Output = Result<HashMap<String, SourceState>, StoreError>> + Send;
+
     fn record_fetch(
         &self,
         source: &str,
         state: &SourceState,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// [`Store::record_fetch`] for several sources, in one transaction: all are recorded or
+    /// none. A source named twice ends with its last state.
+    fn record_fetches(
+        &self,
+        fetches: &[(String, SourceState)],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores a source's current items: new ones inserted, changed ones replaced (first-seen time
@@ -325,11 +344,11 @@ pub trait Store: Send + Sync {
     /// live leases. Atomic across instances: no two owners hold one source at a time.
     fn claim_due(&self, claim: &Claim) -> impl Future<Output = Result<Claimed, StoreError>> + Send;
 
-    /// Gives a lease back (after its fetch was recorded). A lease taken over meanwhile by
+    /// Gives leases back (after their fetches were recorded). A lease taken over meanwhile by
     /// another owner is left alone.
     fn release(
         &self,
-        source: &str,
+        sources: &[String],
         owner: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -422,8 +441,16 @@ impl Store for AnyStore {
         dispatch!(self, s => s.source_state(source).await)
     }
 
+    async fn source_states(&self) -> Result<HashMap<String, SourceState>, StoreError> {
+        dispatch!(self, s => s.source_states().await)
+    }
+
     async fn record_fetch(&self, source: &str, state: &SourceState) -> Result<(), StoreError> {
         dispatch!(self, s => s.record_fetch(source, state).await)
+    }
+
+    async fn record_fetches(&self, fetches: &[(String, SourceState)]) -> Result<(), StoreError> {
+        dispatch!(self, s => s.record_fetches(fetches).await)
     }
 
     async fn upsert_items(
@@ -486,8 +513,8 @@ impl Store for AnyStore {
         dispatch!(self, s => s.claim_due(claim).await)
     }
 
-    async fn release(&self, source: &str, owner: &str) -> Result<(), StoreError> {
-        dispatch!(self, s => s.release(source, owner).await)
+    async fn release(&self, sources: &[String], owner: &str) -> Result<(), StoreError> {
+        dispatch!(self, s => s.release(sources, owner).await)
     }
 
     async fn renew(&self, owner: &str, until: DateTime<Utc>) -> Result<(), StoreError> {

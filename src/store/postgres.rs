@@ -18,6 +18,7 @@
 //! are equal, so the lighter build wins. No TLS in this build: reach the server over a private
 //! network or a Unix socket.
 
+use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -27,7 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, Config, NoTls};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::BUMP_GENERATION;
+use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP};
 use super::{
     Claim, Claimed, ClusterRow, ItemHead, ItemQuery, SourceState, Store, StoreError, StoredItem,
     UpsertCounts,
@@ -271,16 +272,54 @@ impl Store for PostgresStore {
             .transpose()
     }
 
+    async fn source_states(&self) -> Result<HashMap<String, SourceState>, StoreError> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT name, state FROM sources WHERE state IS NOT NULL",
+                &[],
+            )
+            .await
+            .map_err(|e| self.inner.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let json: &str = r.get(1);
+                let state = serde_json::from_str(json).map_err(|e| self.inner.corrupt(e))?;
+                Ok((r.get(0), state))
+            })
+            .collect()
+    }
+
     async fn record_fetch(&self, source: &str, state: &SourceState) -> Result<(), StoreError> {
-        let json = serde_json::to_string(state).map_err(|e| self.inner.corrupt(e))?;
-        let retry = state.retry_not_before.map(ms);
+        self.record_fetches(&[(source.to_string(), state.clone())])
+            .await
+    }
+
+    async fn record_fetches(&self, fetches: &[(String, SourceState)]) -> Result<(), StoreError> {
+        // One row per source, the last state winning (one statement may not touch a row
+        // twice), in name order (rows locked in one order by everyone cannot deadlock).
+        let mut last: std::collections::BTreeMap<&str, &SourceState> = Default::default();
+        for (name, state) in fetches {
+            last.insert(name, state);
+        }
+        let mut names = Vec::with_capacity(last.len());
+        let mut jsons = Vec::with_capacity(last.len());
+        let mut urls = Vec::with_capacity(last.len());
+        let mut retries = Vec::with_capacity(last.len());
+        for (name, state) in last {
+            names.push(name);
+            jsons.push(serde_json::to_string(state).map_err(|e| self.inner.corrupt(e))?);
+            urls.push(state.url.as_str());
+            retries.push(state.retry_not_before.map(ms));
+        }
         let c = self.conn().await?;
         c.execute(
             "INSERT INTO sources (name, state, url, retry_not_before, fetched_at)
-             VALUES ($1, $2, $3, $4, $5)
+             SELECT name, state, url, retry, $5
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS f(name, state, url, retry)
              ON CONFLICT (name) DO UPDATE SET state = excluded.state, url = excluded.url,
                  retry_not_before = excluded.retry_not_before, fetched_at = excluded.fetched_at",
-            &[&source, &json, &state.url, &retry, &ms(Utc::now())],
+            &[&names, &jsons, &urls, &retries, &ms(Utc::now())],
         )
         .await
         .map_err(|e| self.inner.err(e))?;
@@ -597,9 +636,29 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(e)?;
-        let excess = tx
-            .execute(
-                // Only sources over the limit are ranked.
+        // The generation before this prune's own change: items another instance adds while
+        // this runs make it differ from the marker left below, so the next prune looks again.
+        let keep = keep_per_source as i64;
+        let meta: std::collections::HashMap<String, i64> = tx
+            .query(
+                "SELECT key, value FROM meta WHERE key = ANY($1)",
+                &[&["generation", PRUNED_GENERATION, PRUNED_KEEP].as_slice()],
+            )
+            .await
+            .map_err(e)?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let generation = meta.get("generation").copied();
+        let settled = generation.is_some()
+            && meta.get(PRUNED_GENERATION).copied() == generation
+            && meta.get(PRUNED_KEEP) == Some(&keep);
+        let excess = if settled {
+            0
+        } else {
+            tx.execute(
+                // Only sources over the limit are ranked, and only when items were added
+                // since the last pass or the limit changed.
                 "DELETE FROM items i USING (
                      SELECT source, id FROM (
                          SELECT source, id, row_number() OVER (
@@ -610,12 +669,24 @@ impl Store for PostgresStore {
                      ) ranked
                      WHERE n > $1) x
                  WHERE i.source = x.source AND i.id = x.id",
-                &[&(keep_per_source as i64)],
+                &[&keep],
+            )
+            .await
+            .map_err(e)?
+        };
+        let bumped = stale + excess > 0;
+        if bumped {
+            tx.execute(BUMP_GENERATION, &[]).await.map_err(e)?;
+        }
+        if !settled || bumped {
+            let left = generation.unwrap_or_default() + i64::from(bumped);
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2), ($3, $4)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&PRUNED_GENERATION, &left, &PRUNED_KEEP, &keep],
             )
             .await
             .map_err(e)?;
-        if stale + excess > 0 {
-            tx.execute(BUMP_GENERATION, &[]).await.map_err(e)?;
         }
         tx.commit().await.map_err(e)?;
         Ok(stale + excess)
@@ -728,12 +799,12 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
-    async fn release(&self, source: &str, owner: &str) -> Result<(), StoreError> {
+    async fn release(&self, sources: &[String], owner: &str) -> Result<(), StoreError> {
         let c = self.conn().await?;
         c.execute(
             "UPDATE sources SET lease_owner = NULL, lease_until = NULL
-             WHERE name = $1 AND lease_owner = $2",
-            &[&source, &owner],
+             WHERE name = ANY($1) AND lease_owner = $2",
+            &[&sources, &owner],
         )
         .await
         .map_err(|e| self.inner.err(e))?;

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::BUMP_GENERATION;
+use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP};
 use super::{
     Claim, Claimed, ClusterRow, ItemHead, ItemQuery, SourceState, Store, StoreError, StoredItem,
     UpsertCounts,
@@ -114,6 +114,35 @@ impl SqliteStore {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
+    /// Stores sources' states (name, JSON) in one transaction and notes when their fetches
+    /// were recorded (for [`Store::claim_due`]).
+    async fn write_states(&self, rows: Vec<(String, String)>) -> Result<(), StoreError> {
+        let leases = self.leases.clone();
+        self.with(move |c, path| {
+            let e = |source| sql(path, source);
+            let tx = c.transaction().map_err(e)?;
+            {
+                let mut put = tx
+                    .prepare_cached(
+                        "INSERT INTO sources (name, state) VALUES (?1, ?2)
+                         ON CONFLICT (name) DO UPDATE SET state = excluded.state",
+                    )
+                    .map_err(e)?;
+                for (name, json) in &rows {
+                    put.execute(params![name, json]).map_err(e)?;
+                }
+            }
+            tx.commit().map_err(e)?;
+            let now = Utc::now();
+            let mut book = lock_leases(&leases);
+            for (name, _) in rows {
+                book.fetched.insert(name, now);
+            }
+            Ok(())
+        })
+        .await
+    }
+
     /// `PRAGMA integrity_check`: "ok" when the file is sound.
     pub async fn integrity_check(&self) -> Result<String, StoreError> {
         self.with(|c, path| {
@@ -209,21 +238,36 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_fetch(&self, source: &str, state: &SourceState) -> Result<(), StoreError> {
-        let source = source.to_string();
-        let json = serde_json::to_string(state).map_err(|e| corrupt(&self.path, e))?;
-        let leases = self.leases.clone();
-        self.with(move |c, path| {
-            c.execute(
-                "INSERT INTO sources (name, state) VALUES (?1, ?2)
-                 ON CONFLICT (name) DO UPDATE SET state = excluded.state",
-                params![source, json],
-            )
-            .map_err(|e| sql(path, e))?;
-            lock_leases(&leases).fetched.insert(source, Utc::now());
-            Ok(())
+    async fn source_states(&self) -> Result<HashMap<String, SourceState>, StoreError> {
+        self.with(|c, path| {
+            let mut stmt = c
+                .prepare_cached("SELECT name, state FROM sources")
+                .map_err(|e| sql(path, e))?;
+            let mut rows = stmt.query([]).map_err(|e| sql(path, e))?;
+            let mut out = HashMap::new();
+            while let Some(r) = rows.next().map_err(|e| sql(path, e))? {
+                let name: String = r.get(0).map_err(|e| sql(path, e))?;
+                let json: String = r.get(1).map_err(|e| sql(path, e))?;
+                let state = serde_json::from_str(&json).map_err(|e| corrupt(path, e))?;
+                out.insert(name, state);
+            }
+            Ok(out)
         })
         .await
+    }
+
+    async fn record_fetch(&self, source: &str, state: &SourceState) -> Result<(), StoreError> {
+        let json = serde_json::to_string(state).map_err(|e| corrupt(&self.path, e))?;
+        self.write_states(vec![(source.to_string(), json)]).await
+    }
+
+    async fn record_fetches(&self, fetches: &[(String, SourceState)]) -> Result<(), StoreError> {
+        let rows = fetches
+            .iter()
+            .map(|(name, state)| Ok((name.clone(), serde_json::to_string(state)?)))
+            .collect::<Result<Vec<_>, serde_json::Error>>()
+            .map_err(|e| corrupt(&self.path, e))?;
+        self.write_states(rows).await
     }
 
     async fn upsert_items(
@@ -555,15 +599,27 @@ impl Store for SqliteStore {
                     [ts(unseen_since)],
                 )
                 .map_err(e)?;
-            // Only sources over the limit are ranked (counted from the (source, sort_date)
-            // index, without reading a row).
-            let over: Vec<String> = tx
-                .prepare("SELECT source FROM items GROUP BY source HAVING count(*) > ?1")
-                .and_then(|mut s| {
-                    s.query_map([keep_per_source as i64], |r| r.get(0))?
-                        .collect::<Result<_, _>>()
+            let meta = |key: &str| {
+                tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
+                    r.get::<_, i64>(0)
                 })
-                .map_err(e)?;
+                .optional()
+            };
+            let generation = meta("generation").map_err(e)?;
+            let keep = keep_per_source as i64;
+            let settled = generation.is_some()
+                && meta(PRUNED_GENERATION).map_err(e)? == generation
+                && meta(PRUNED_KEEP).map_err(e)? == Some(keep);
+            // Only sources over the limit are ranked (counted from the (source, sort_date)
+            // index, without reading a row), and only when items were added since the last
+            // pass or the limit changed.
+            let over: Vec<String> = if settled {
+                Vec::new()
+            } else {
+                tx.prepare("SELECT source FROM items GROUP BY source HAVING count(*) > ?1")
+                    .and_then(|mut s| s.query_map([keep], |r| r.get(0))?.collect::<Result<_, _>>())
+                    .map_err(e)?
+            };
             let mut excess = 0;
             for source in &over {
                 excess += tx
@@ -578,8 +634,20 @@ impl Store for SqliteStore {
                     )
                     .map_err(e)?;
             }
-            if stale + excess > 0 {
+            let bumped = stale + excess > 0;
+            if bumped {
                 tx.execute(BUMP_GENERATION, []).map_err(e)?;
+            }
+            if !settled || bumped {
+                let left = generation.unwrap_or_default() + i64::from(bumped);
+                let mut put = tx
+                    .prepare_cached(
+                        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    )
+                    .map_err(e)?;
+                put.execute(params![PRUNED_GENERATION, left]).map_err(e)?;
+                put.execute(params![PRUNED_KEEP, keep]).map_err(e)?;
             }
             tx.commit().map_err(e)?;
             Ok((stale + excess) as u64)
@@ -619,20 +687,25 @@ impl Store for SqliteStore {
                     out.waiting.push(cand.name.clone());
                     continue;
                 }
-                let state: Option<String> = c
-                    .query_row(
-                        "SELECT state FROM sources WHERE name = ?1",
-                        [&cand.name],
-                        |r| r.get(0),
+                // Only the two fields that matter are read out of the stored state.
+                let mut wait = c
+                    .prepare_cached(
+                        "SELECT json_extract(state, '$.retry_not_before') FROM sources
+                         WHERE name = ?1 AND json_extract(state, '$.url') = ?2",
                     )
+                    .map_err(|e| sql(path, e))?;
+                let retry: Option<Option<String>> = wait
+                    .query_row([&cand.name, &cand.url], |r| r.get(0))
                     .optional()
                     .map_err(|e| sql(path, e))?;
-                let state: Option<SourceState> = state
-                    .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(path, e)))
+                let retry: Option<DateTime<Utc>> = retry
+                    .flatten()
+                    .map(|t| {
+                        serde_json::from_value(serde_json::Value::String(t))
+                            .map_err(|e| corrupt(path, e))
+                    })
                     .transpose()?;
-                if state.is_some_and(|st| {
-                    st.url == cand.url && st.retry_not_before.is_some_and(|t| now < t)
-                }) {
+                if retry.is_some_and(|t| now < t) {
                     continue;
                 }
                 if let Some(h) = &cand.host {
@@ -649,10 +722,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn release(&self, source: &str, owner: &str) -> Result<(), StoreError> {
+    async fn release(&self, sources: &[String], owner: &str) -> Result<(), StoreError> {
         let mut book = lock_leases(&self.leases);
-        if book.held.get(source).is_some_and(|(o, _, _)| o == owner) {
-            book.held.remove(source);
+        for source in sources {
+            if book.held.get(source).is_some_and(|(o, _, _)| o == owner) {
+                book.held.remove(source);
+            }
         }
         Ok(())
     }

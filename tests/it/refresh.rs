@@ -429,16 +429,22 @@ async fn per_source_limit_lets_no_source_crowd_out_the_others() {
     assert_eq!(unique.len(), 6, "one item per source: {sources:?}");
 }
 
-/// A run that changes nothing reads no items and rewrites nothing; whatever the outputs depend
-/// on (the config, a missing output, the items) makes the next run publish again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publishing_is_skipped_only_when_nothing_it_depends_on_changed() {
+/// The shipped workspace after one refresh, and where its publish record is.
+async fn published_shipped() -> (Workspace, std::path::PathBuf) {
     let ws = Workspace::shipped();
     assert_eq!(ws.run(&["refresh"]).await.status.code(), Some(0));
     let marker = ws
         .path()
         .join("public")
         .join(feedloom::pipeline::PUBLISHED_MARKER);
+    (ws, marker)
+}
+
+/// A run that changes nothing reads no items and rewrites nothing; whatever the outputs depend
+/// on (the config, a missing output, the items) makes the next run publish again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_is_skipped_only_when_nothing_it_depends_on_changed() {
+    let (ws, marker) = published_shipped().await;
     let recorded = std::fs::read_to_string(&marker).expect("a complete publish is recorded");
     let verbose = ws.run(&["-vv", "refresh", "--force"]).await;
     assert!(
@@ -474,6 +480,42 @@ async fn publishing_is_skipped_only_when_nothing_it_depends_on_changed() {
     ws.write("feeds/tech-atom.xml", &feed);
     assert_eq!(ws.run(&["refresh", "--force"]).await.status.code(), Some(0));
     assert!(ws.read("public/all.atom").contains("Edited: "));
+}
+
+/// A publish that fails halfway leaves no record of a complete one: going back to the inputs
+/// of the last complete publish still publishes (the outputs that were written meanwhile came
+/// from other inputs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_publish_is_not_taken_for_the_last_complete_one() {
+    let (ws, marker) = published_shipped().await;
+    assert!(marker.is_file());
+    let original = ws.read("config.toml");
+    let renamed = original.replace(
+        "title = \"Central Asia\"",
+        "title = \"Central Asia, renamed\"",
+    );
+    assert_ne!(renamed, original);
+    ws.write("config.toml", &renamed);
+    // sources.opml cannot be written (a folder stands in its way): the publish fails after
+    // the feeds were written with the new title.
+    let opml = ws.path().join("public/sources.opml");
+    let opml_bytes = std::fs::read(&opml).unwrap();
+    std::fs::remove_file(&opml).unwrap();
+    std::fs::create_dir(&opml).unwrap();
+    assert_eq!(ws.run(&["refresh"]).await.status.code(), Some(1));
+    assert!(
+        ws.read("public/central-asia.atom")
+            .contains("Central Asia, renamed")
+    );
+    assert!(!marker.exists(), "a failed publish is not recorded");
+    // Back to the old config, the obstacle gone and every output there: published again,
+    // not skipped.
+    std::fs::remove_dir(&opml).unwrap();
+    std::fs::write(&opml, opml_bytes).unwrap();
+    ws.write("config.toml", &original);
+    assert_eq!(ws.run(&["refresh"]).await.status.code(), Some(0));
+    assert!(!ws.read("public/central-asia.atom").contains("renamed"));
+    assert!(marker.is_file());
 }
 
 /// An RSS document of stories `(guid, title, body)`, each with a boilerplate line.

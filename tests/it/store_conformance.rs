@@ -75,6 +75,8 @@ macro_rules! conformance {
 
 conformance!(
     source_state_round_trips,
+    source_states_read_every_recorded_state_at_once,
+    recorded_fetches_settle_their_sources_and_release_gives_back_several,
     upsert_counts_new_updated_unchanged,
     upsert_keeps_first_seen_and_dates_undated_items_once,
     upsert_unlists_what_the_source_dropped,
@@ -82,6 +84,7 @@ conformance!(
     heads_list_what_items_lists_and_items_by_keys_reads_them,
     ties_sort_by_bytes,
     prune_drops_stale_unlisted_and_excess,
+    prune_looks_again_after_items_are_added_or_the_limit_changes,
     claim_leases_each_source_to_one_owner,
     claim_lease_runs_out,
     claim_lease_renewed_by_its_owner,
@@ -152,6 +155,79 @@ async fn source_state_round_trips(b: &Backend) {
     s.record_fetch("a", &st).await.unwrap();
     assert_eq!(b.open().await.source_state("a").await.unwrap(), Some(st));
     assert_eq!(s.source_state("b").await.unwrap(), None);
+}
+
+async fn source_states_read_every_recorded_state_at_once(b: &Backend) {
+    let s = b.open().await;
+    assert!(s.source_states().await.unwrap().is_empty());
+    let state = |url: &str, errors: u32| SourceState {
+        url: url.into(),
+        last_fetch_at: Some(t(5)),
+        error_count: errors,
+        retry_not_before: Some(t(60)),
+        ..SourceState::default()
+    };
+    let (a1, a2, b1) = (
+        state("https://a/1", 1),
+        state("https://a/2", 2),
+        state("https://b", 0),
+    );
+    // One batch, "a" named twice: its last state is the one kept.
+    s.record_fetches(&[
+        ("a".into(), a1),
+        ("b".into(), b1.clone()),
+        ("a".into(), a2.clone()),
+    ])
+    .await
+    .unwrap();
+    s.record_fetches(&[]).await.unwrap();
+    // A source only claimed so far has no state to read.
+    let c = cand("c", Some("h1"));
+    let now = Utc::now();
+    s.claim_due(&claim("one", &[c], now, 10)).await.unwrap();
+    let expected: std::collections::HashMap<String, SourceState> =
+        [("a".to_string(), a2.clone()), ("b".to_string(), b1.clone())].into();
+    assert_eq!(s.source_states().await.unwrap(), expected);
+    let other = b.open().await;
+    assert_eq!(other.source_states().await.unwrap(), expected);
+    assert_eq!(other.source_state("a").await.unwrap(), Some(a2));
+    assert_eq!(other.source_state("c").await.unwrap(), None);
+}
+
+async fn recorded_fetches_settle_their_sources_and_release_gives_back_several(b: &Backend) {
+    let (one, two) = (b.open().await, b.open().await);
+    let cands: Vec<Candidate> = ["a", "b", "c"]
+        .iter()
+        .map(|n| cand(n, Some("h1")))
+        .collect();
+    let looked = Utc::now() - Duration::seconds(1);
+    let mut req = claim("one", &cands, Utc::now(), 10);
+    req.fetched_since = looked;
+    assert_eq!(
+        one.claim_due(&req).await.unwrap(),
+        claimed(&["a", "b", "c"], &[])
+    );
+    let fetches: Vec<(String, SourceState)> = cands[..2]
+        .iter()
+        .map(|c| {
+            let st = SourceState {
+                url: c.url.clone(),
+                last_fetch_at: Some(Utc::now()),
+                ..SourceState::default()
+            };
+            (c.name.clone(), st)
+        })
+        .collect();
+    one.record_fetches(&fetches).await.unwrap();
+    // Only the holder gives leases back; its release frees them all.
+    let names: Vec<String> = cands.iter().map(|c| c.name.clone()).collect();
+    two.release(&names, "two").await.unwrap();
+    let mut req = claim("two", &cands, Utc::now(), 10);
+    req.fetched_since = looked;
+    assert_eq!(two.claim_due(&req).await.unwrap(), claimed(&[], &[]));
+    one.release(&names, "one").await.unwrap();
+    // "a" and "b" were fetched since the run looked: settled; "c" is free again.
+    assert_eq!(two.claim_due(&req).await.unwrap(), claimed(&["c"], &[]));
 }
 
 async fn upsert_counts_new_updated_unchanged(b: &Backend) {
@@ -395,6 +471,46 @@ async fn prune_drops_stale_unlisted_and_excess(b: &Backend) {
     assert_eq!(left, ["5", "4", "3", "2"]);
 }
 
+/// A prune skips counting items per source while nothing was added since the last one with
+/// the same limit: what it deletes must be what a full pass would.
+async fn prune_looks_again_after_items_are_added_or_the_limit_changes(b: &Backend) {
+    let s = b.open().await;
+    let items: Vec<Item> = (0..6)
+        .map(|n| item(&format!("{n}"), "x", Some(t(n))))
+        .collect();
+    let ids = |s: &AnyStore| {
+        let s = s.clone();
+        async move {
+            all(&s)
+                .await
+                .into_iter()
+                .map(|(src, i)| format!("{src}{i}"))
+                .collect::<Vec<_>>()
+        }
+    };
+    s.upsert_items("a", &items[..4], &[], t(100)).await.unwrap();
+    assert_eq!(s.prune(t(0), 4).await.unwrap(), 0);
+    assert_eq!(s.prune(t(0), 4).await.unwrap(), 0);
+    // Nothing added, a lower limit: the oldest goes.
+    assert_eq!(s.prune(t(0), 3).await.unwrap(), 1);
+    assert_eq!(ids(&s).await, ["a3", "a2", "a1"]);
+    assert_eq!(s.prune(t(0), 3).await.unwrap(), 0);
+    // Items added (by another instance, on PostgreSQL): counted again.
+    b.open()
+        .await
+        .upsert_items("a", &items[1..], &[], t(200))
+        .await
+        .unwrap();
+    assert_eq!(s.prune(t(0), 3).await.unwrap(), 2);
+    assert_eq!(ids(&s).await, ["a5", "a4", "a3"]);
+    // Unlisted items past retention still go while nothing was added.
+    assert_eq!(s.prune(t(0), 3).await.unwrap(), 0);
+    s.upsert_items("a", &items[4..], &[], t(300)).await.unwrap();
+    assert_eq!(s.prune(t(250), 3).await.unwrap(), 0);
+    assert_eq!(s.prune(t(301), 3).await.unwrap(), 1);
+    assert_eq!(ids(&s).await, ["a5", "a4"]);
+}
+
 fn cand(name: &str, host: Option<&str>) -> Candidate {
     Candidate {
         name: name.into(),
@@ -443,12 +559,12 @@ async fn claim_leases_each_source_to_one_owner(b: &Backend) {
         claimed(&[], &[])
     );
     // Only the holder gives a lease back.
-    two.release("a", "two").await.unwrap();
+    two.release(&["a".into()], "two").await.unwrap();
     assert_eq!(
         two.claim_due(&claim("two", &cands, now, 10)).await.unwrap(),
         claimed(&[], &[])
     );
-    one.release("a", "one").await.unwrap();
+    one.release(&["a".into()], "one").await.unwrap();
     assert_eq!(
         two.claim_due(&claim("two", &cands, now, 10)).await.unwrap(),
         claimed(&["a"], &[])
@@ -527,7 +643,7 @@ async fn claim_respects_per_host_limit(b: &Backend) {
         two.claim_due(&c).await.unwrap(),
         claimed(&["b1", "f1", "f2"], &["a3"])
     );
-    one.release("a1", "one").await.unwrap();
+    one.release(&["a1".into()], "one").await.unwrap();
     let mut c = claim("two", &cands[2..3], now, 10);
     c.per_host = 2;
     assert_eq!(two.claim_due(&c).await.unwrap(), claimed(&["a3"], &[]));
@@ -554,7 +670,7 @@ async fn claim_respects_retry_after_of_the_same_url(b: &Backend) {
     let mut req2 = claim("one", &[moved], now, 10);
     req2.fetched_since = since;
     assert_eq!(s.claim_due(&req2).await.unwrap(), claimed(&["a"], &[]));
-    s.release("a", "one").await.unwrap();
+    s.release(&["a".into()], "one").await.unwrap();
     // And once the time has come, the same url is claimable again.
     let mut req3 = claim("one", &[c], now + Duration::seconds(31), 10);
     req3.fetched_since = since;
