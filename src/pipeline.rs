@@ -878,7 +878,7 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
         .unwrap_or(chrono::Duration::MAX)
         .min(chrono::Duration::days(3650));
     // Every item's key, read once; the signatures only of the items in the window.
-    let all = ctx.store.cluster_rows(None, false).await?;
+    let all = ctx.store.cluster_rows().await?;
     let oldest_new = all
         .iter()
         .filter(|r| r.cluster.is_none())

@@ -304,15 +304,11 @@ pub trait Store: Send + Sync {
     /// or deleted (not fetch bookkeeping, not listing). Equal counts mean the same items.
     fn generation(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// The near-duplicate state of items dated at or after `since` (all when `None`); with
-    /// `signatures` false, `ClusterRow::signature` is left `None` (cheaper when only the keys
-    /// are needed). A store keeps the two values per item and clears the signature whenever
-    /// `upsert_items` changes the item.
-    fn cluster_rows(
-        &self,
-        since: Option<DateTime<Utc>>,
-        signatures: bool,
-    ) -> impl Future<Output = Result<Vec<ClusterRow>, StoreError>> + Send;
+    /// Every stored item's near-duplicate state, oldest first: its key, dates, link and cluster
+    /// key, without its signature (`ClusterRow::signature` is `None`: [`Store::signatures`]
+    /// reads those, for the items that need them). A store keeps a signature and a cluster key
+    /// per item and clears the signature whenever `upsert_items` changes the item.
+    fn cluster_rows(&self) -> impl Future<Output = Result<Vec<ClusterRow>, StoreError>> + Send;
 
     /// The stored signatures of the items `keys` names (source, id), in that order: `None`
     /// for an item without one or no longer stored.
@@ -482,12 +478,8 @@ impl Store for AnyStore {
         dispatch!(self, s => s.generation().await)
     }
 
-    async fn cluster_rows(
-        &self,
-        since: Option<DateTime<Utc>>,
-        signatures: bool,
-    ) -> Result<Vec<ClusterRow>, StoreError> {
-        dispatch!(self, s => s.cluster_rows(since, signatures).await)
+    async fn cluster_rows(&self) -> Result<Vec<ClusterRow>, StoreError> {
+        dispatch!(self, s => s.cluster_rows().await)
     }
 
     async fn signatures(

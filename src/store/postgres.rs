@@ -524,19 +524,13 @@ impl Store for PostgresStore {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
-    async fn cluster_rows(
-        &self,
-        since: Option<DateTime<Utc>>,
-        signatures: bool,
-    ) -> Result<Vec<ClusterRow>, StoreError> {
-        let since = since.map_or(i64::MIN, |d| d.timestamp());
+    async fn cluster_rows(&self) -> Result<Vec<ClusterRow>, StoreError> {
         let c = self.conn().await?;
         let rows = c
             .query(
-                "SELECT source, id, sort_date, CASE WHEN $2 THEN signature END, cluster,
-                     first_seen, link
-                 FROM items WHERE sort_date >= $1 ORDER BY sort_date, source, id",
-                &[&since, &signatures],
+                "SELECT source, id, sort_date, cluster, first_seen, link
+                 FROM items ORDER BY sort_date, source, id",
+                &[],
             )
             .await
             .map_err(|e| self.inner.err(e))?;
@@ -546,10 +540,10 @@ impl Store for PostgresStore {
                 source: r.get(0),
                 id: r.get(1),
                 date: from_ts(r.get(2)),
-                signature: r.get(3),
-                cluster: r.get(4),
-                first_seen: from_ts(r.get(5)),
-                link: r.get(6),
+                signature: None,
+                cluster: r.get(3),
+                first_seen: from_ts(r.get(4)),
+                link: r.get(5),
             })
             .collect())
     }

@@ -487,11 +487,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn cluster_rows(
-        &self,
-        since: Option<DateTime<Utc>>,
-        signatures: bool,
-    ) -> Result<Vec<ClusterRow>, StoreError> {
+    async fn cluster_rows(&self) -> Result<Vec<ClusterRow>, StoreError> {
         self.with(move |c, path| {
             let e = |source| sql(path, source);
             // The rows come from the items_heads index and the narrow cluster_keys table: no
@@ -501,12 +497,11 @@ impl Store for SqliteStore {
                     "SELECT i.source, i.id, i.sort_date, k.cluster, i.first_seen, i.link
                      FROM items AS i INDEXED BY items_heads
                      LEFT JOIN cluster_keys AS k ON k.source = i.source AND k.id = i.id
-                     WHERE i.sort_date >= ?1 ORDER BY i.sort_date, i.source, i.id",
+                     ORDER BY i.sort_date, i.source, i.id",
                 )
                 .map_err(e)?;
-            let since = since.map_or(i64::MIN, ts);
-            let mut rows = stmt
-                .query_map(params![since], |r| {
+            let rows = stmt
+                .query_map([], |r| {
                     Ok(ClusterRow {
                         source: r.get(0)?,
                         id: r.get(1)?,
@@ -520,14 +515,6 @@ impl Store for SqliteStore {
                 .map_err(e)?
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(e)?;
-            if signatures {
-                let sigs = read_signatures(c, path, |n| {
-                    rows.get(n).map(|r| (r.source.as_str(), r.id.as_str()))
-                })?;
-                for (r, sig) in rows.iter_mut().zip(sigs) {
-                    r.signature = sig;
-                }
-            }
             Ok(rows)
         })
         .await
@@ -539,9 +526,22 @@ impl Store for SqliteStore {
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let keys = keys.to_vec();
         self.with(move |c, path| {
-            read_signatures(c, path, |n| {
-                keys.get(n).map(|(s, i)| (s.as_str(), i.as_str()))
-            })
+            let e = |source| sql(path, source);
+            // Looked up in the signatures table's own order, so each of its pages is read once
+            // (in date order, 60k lookups took 3x as long, mostly in page reads).
+            let mut order: Vec<usize> = (0..keys.len()).collect();
+            order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+            let mut get = c
+                .prepare_cached("SELECT signature FROM signatures WHERE source = ?1 AND id = ?2")
+                .map_err(e)?;
+            let mut out = vec![None; keys.len()];
+            for n in order {
+                out[n] = get
+                    .query_row(params![keys[n].0, keys[n].1], |row| row.get(0))
+                    .optional()
+                    .map_err(e)?;
+            }
+            Ok(out)
         })
         .await
     }
@@ -746,31 +746,6 @@ impl Store for SqliteStore {
     }
 }
 
-/// The signatures of the items `key(0)`, `key(1)`, … names (until it gives `None`), in that
-/// order. Looked up in the signatures table's own order, so each of its pages is read once (in
-/// date order, 60k lookups took 3x as long, mostly in page reads).
-fn read_signatures<'a>(
-    c: &Connection,
-    path: &str,
-    key: impl Fn(usize) -> Option<(&'a str, &'a str)>,
-) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-    let e = |source| sql(path, source);
-    let keys: Vec<(&str, &str)> = (0..).map_while(&key).collect();
-    let mut order: Vec<usize> = (0..keys.len()).collect();
-    order.sort_by_key(|n| keys[*n]);
-    let mut get = c
-        .prepare_cached("SELECT signature FROM signatures WHERE source = ?1 AND id = ?2")
-        .map_err(e)?;
-    let mut out = vec![None; keys.len()];
-    for n in order {
-        out[n] = get
-            .query_row(params![keys[n].0, keys[n].1], |row| row.get(0))
-            .optional()
-            .map_err(e)?;
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -826,11 +801,12 @@ mod tests {
             .map(|h| (h.id.as_str(), h.link.as_deref()))
             .collect();
         assert_eq!(links, [("2", None), ("1", Some("https://example.org/1"))]);
-        let rows = store.cluster_rows(None, true).await.unwrap();
+        let rows = store.cluster_rows().await.unwrap();
         assert_eq!(rows[0].link.as_deref(), Some("https://example.org/1"));
         // The signature and the cluster key moved to tables of their own, and go with their
         // item.
-        assert_eq!(rows[0].signature.as_deref(), Some(&[1u8, 2][..]));
+        let sigs = store.signatures(&[("a".into(), "1".into())]).await.unwrap();
+        assert_eq!(sigs, [Some(vec![1u8, 2])]);
         assert_eq!(rows[0].cluster.as_deref(), Some("k1"));
         assert_eq!(rows[1].cluster, None);
         // A key, once given, stays.
@@ -843,7 +819,7 @@ mod tests {
             }])
             .await
             .unwrap();
-        let rows = store.cluster_rows(None, false).await.unwrap();
+        let rows = store.cluster_rows().await.unwrap();
         assert_eq!(rows[0].cluster.as_deref(), Some("k1"));
         let c = Connection::open(&path).unwrap();
         c.execute("DELETE FROM items WHERE id = '1'", []).unwrap();
