@@ -477,7 +477,13 @@ async fn fetch_and_store<S: Store>(
             if !source.fulltext {
                 state.normalized = Some(parsed.reuse);
             }
-            sign_stored(ctx, &source.name, std::mem::take(&mut parsed.items)).await?;
+            // The items are stored: signatures are a head start for clustering, which signs
+            // whatever is missing, so a failure here does not fail the source.
+            if let Err(e) = sign_stored(ctx, &source.name, std::mem::take(&mut parsed.items)).await
+            {
+                warn!(source = %source.name, error = %e,
+                      "signatures not saved; clustering signs these items later");
+            }
             // Items whose page is still due must come round again: no "not modified" until then.
             state.validators = if pending > 0 {
                 Default::default()
