@@ -94,9 +94,7 @@ impl Detector {
         let (lang, confidence) = values.first()?;
         (*confidence >= MIN_CONFIDENCE).then(|| lang.iso_code_639_1().to_string())
     }
-}
 
-impl Detector {
     /// The declared language's code when whatlang is sure `sample` is in it (and its answer
     /// counts for the sample's script).
     fn confirmed(&self, sample: &str, declared: Option<&str>) -> Option<String> {
