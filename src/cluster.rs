@@ -21,7 +21,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use unicode_segmentation::UnicodeSegmentation;
-use xxhash_rust::xxh3::xxh3_64;
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::model::Item;
 
@@ -291,9 +291,10 @@ pub fn exact_keys(item: &Item) -> [Option<u64>; 2] {
 
 /// [`exact_keys`] of an item's link and id.
 pub fn exact_keys_of(link: Option<&str>, id: &str) -> [Option<u64>; 2] {
-    let link = link.map(|l| xxh3_64(format!("link:{l}").as_bytes()));
+    // Seeded apart, so a link and a guid of the same text are different keys.
+    let link = link.map(|l| xxh3_64_with_seed(l.as_bytes(), 0x6c69_6e6b));
     let guid = (id.contains("://") || id.starts_with("tag:"))
-        .then(|| xxh3_64(format!("id:{id}").as_bytes()));
+        .then(|| xxh3_64_with_seed(id.as_bytes(), 0x6775_6964));
     [link, guid]
 }
 
@@ -525,6 +526,129 @@ pub fn assign<'a>(members: &[Member<'a>], threshold: f64, window: Duration) -> V
     out
 }
 
+/// The old members (those that have a cluster key) that [`assign`] could compare new members
+/// with, found without holding the old members' signatures: the new members' band values and
+/// exact keys are put in a table, each old member is offered once (its signature read, probed
+/// and let go), and for every value a new member has, the [`BUCKET_CAP`] old members `assign`
+/// would pair with it are kept: those latest in `assign`'s order.
+///
+/// `assign` over the kept old members (in their order) and the new ones gives every new member
+/// the key it gives it over all members: a new member is paired only with members before it in
+/// a run of one value, at most `BUCKET_CAP` of them, and the old members among those are the
+/// latest old members of the run, which are kept.
+pub struct Candidates {
+    /// One bit per hashed table key: most old members' values miss here, at the cost of one
+    /// cached read.
+    bits: Vec<u64>,
+    shift: u32,
+    /// Table key (band << 32 | band value, or exact value) → the latest old positions with it.
+    latest: HashMap<u64, Latest>,
+}
+
+/// The (up to) [`BUCKET_CAP`] greatest positions offered.
+#[derive(Debug, Clone, Copy, Default)]
+struct Latest {
+    pos: [u32; BUCKET_CAP],
+    len: u8,
+}
+
+impl Latest {
+    fn offer(&mut self, pos: u32) {
+        let have = &mut self.pos[..self.len as usize];
+        if have.contains(&pos) {
+            return;
+        }
+        if (self.len as usize) < BUCKET_CAP {
+            self.pos[self.len as usize] = pos;
+            self.len += 1;
+        } else if let Some(min) = have.iter_mut().min()
+            && *min < pos
+        {
+            *min = pos;
+        }
+    }
+}
+
+/// A table key of band `b`'s value (`BANDS` for an exact key): the value's hash as `assign`
+/// groups it (its high half).
+fn table_key(b: usize, hash: u64) -> u64 {
+    (b as u64) << 32 | hash >> 32
+}
+
+impl Candidates {
+    /// The table of the new members' band values and exact keys.
+    pub fn new<'a>(
+        new: impl IntoIterator<Item = (Option<&'a Signature>, [Option<u64>; 2])>,
+    ) -> Candidates {
+        let mut keys = Vec::new();
+        for (sig, exact) in new {
+            if let Some(sig) = sig {
+                keys.extend((0..BANDS).map(|b| table_key(b, band_key(sig, b))));
+            }
+            keys.extend(
+                exact
+                    .iter()
+                    .flatten()
+                    .map(|k| table_key(BANDS, exact_key(*k))),
+            );
+        }
+        // About 16 bits per key: one old value in 16 or fewer reaches the table.
+        let bits = (keys.len() * 16)
+            .next_power_of_two()
+            .clamp(1 << 12, 1 << 28);
+        let mut c = Candidates {
+            bits: vec![0; bits / 64],
+            shift: 64 - bits.trailing_zeros(),
+            latest: HashMap::with_capacity(keys.len()),
+        };
+        for k in keys {
+            let (word, bit) = c.slot(k);
+            c.bits[word] |= bit;
+            c.latest.entry(k).or_default();
+        }
+        c
+    }
+
+    fn slot(&self, key: u64) -> (usize, u64) {
+        let h = splitmix(key) >> self.shift;
+        ((h / 64) as usize, 1 << (h % 64))
+    }
+
+    fn probe(&mut self, key: u64, pos: u32) {
+        let (word, bit) = self.slot(key);
+        if self.bits[word] & bit != 0
+            && let Some(l) = self.latest.get_mut(&key)
+        {
+            l.offer(pos);
+        }
+    }
+
+    /// Offers the old member at `pos` (its place in `assign`'s order of old members: the
+    /// members given to `assign` with a key, in their order; any increasing numbering works).
+    pub fn offer(&mut self, pos: u32, signature: Option<&Signature>, exact: [Option<u64>; 2]) {
+        if let Some(sig) = signature {
+            for b in 0..BANDS {
+                self.probe(table_key(b, band_key(sig, b)), pos);
+            }
+        }
+        for k in exact.iter().flatten() {
+            self.probe(table_key(BANDS, exact_key(*k)), pos);
+        }
+    }
+
+    /// The positions of the old members to give `assign`, ascending.
+    pub fn kept(self) -> Vec<u32> {
+        let mut kept: Vec<u32> = self
+            .latest
+            .into_values()
+            .flat_map(|l| l.pos.into_iter().take(l.len as usize))
+            .collect();
+        kept.sort_unstable();
+        kept.dedup();
+        kept
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -609,5 +733,75 @@ mod tests {
         let (mut a, b) = (m("a", &s1, 0, None), m("b", &s2, 1, None));
         a.source = "b";
         assert_eq!(assign(&[a, b], 0.3, w), ["a", "b"]);
+    }
+
+    /// `assign` over the old members `Candidates` keeps and the new ones gives the new members
+    /// the keys it gives them over all members, also where values are shared by far more than
+    /// `BUCKET_CAP` members and many matches tie.
+    #[test]
+    fn candidates_give_assign_what_all_members_give() {
+        let mut seed = 7u64;
+        let mut next = |m: u64| {
+            seed = splitmix(seed);
+            seed % m
+        };
+        let t = |h: u64| DateTime::from_timestamp(1_750_000_000 + h as i64 * 3600, 0).unwrap();
+        let w = Duration::hours(72);
+        for round in 0..20 {
+            let n = 20 + next(300) as usize;
+            // A tiny alphabet makes every band value common (floods) and random pairs alike.
+            let alphabet = [2, 3, 5, 40][round % 4];
+            let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+            let sources: Vec<String> = (0..n).map(|_| format!("s{}", next(6))).collect();
+            let sigs: Vec<Option<Signature>> = (0..n)
+                .map(|_| {
+                    (next(12) != 0).then(|| {
+                        let mut s = Signature {
+                            full: [0; HASHES],
+                            head: [0; HEAD_HASHES],
+                        };
+                        for v in s.full.iter_mut().chain(s.head.iter_mut()) {
+                            *v = next(alphabet) as u32;
+                        }
+                        s
+                    })
+                })
+                .collect();
+            let members: Vec<Member<'_>> = (0..n)
+                .map(|i| Member {
+                    key: &keys[i],
+                    source: &sources[i],
+                    date: t(next(200)),
+                    arrival: t(next(50)),
+                    signature: sigs[i].as_ref(),
+                    exact: [
+                        (next(4) == 0).then(|| next(30)),
+                        (next(8) == 0).then(|| next(30)),
+                    ],
+                    cluster: (next(2) == 0).then(|| keys[next(n as u64) as usize].as_str()),
+                })
+                .collect();
+            let all = assign(&members, 0.2, w);
+            let (old, new): (Vec<usize>, Vec<usize>) =
+                (0..n).partition(|i| members[*i].cluster.is_some());
+            let mut c = Candidates::new(
+                new.iter()
+                    .map(|i| (members[*i].signature, members[*i].exact)),
+            );
+            for i in &old {
+                c.offer(*i as u32, members[*i].signature, members[*i].exact);
+            }
+            let kept = c.kept();
+            assert!(kept.iter().all(|i| members[*i as usize].cluster.is_some()));
+            let some: Vec<Member<'_>> = kept
+                .iter()
+                .map(|i| members[*i as usize].clone())
+                .chain(new.iter().map(|i| members[*i].clone()))
+                .collect();
+            let got = assign(&some, 0.2, w);
+            for (j, i) in new.iter().enumerate() {
+                assert_eq!(got[kept.len() + j], all[*i], "round {round}, member {i}");
+            }
+        }
     }
 }

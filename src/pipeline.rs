@@ -905,28 +905,155 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
         return Ok(clusters);
     }
     // Newest first, as items are listed: where several clustered items match, the order
-    // decides which one a new item meets first.
-    rows.sort_by(|a, b| (b.date, &a.source, &a.id).cmp(&(a.date, &b.source, &b.id)));
-    // The window's signatures, parsed as they are read, a key range at a time: a run holds each
-    // once, never the stored bytes of all of them as well (at N = 10,000 that was 400 MB).
-    let mut sigs: Vec<Option<cluster::Signature>> = vec![None; rows.len()];
-    let mut by_key: Vec<usize> = (0..rows.len()).collect();
-    by_key.sort_by(|a, b| (&rows[*a].source, &rows[*a].id).cmp(&(&rows[*b].source, &rows[*b].id)));
+    // decides which one a new item meets first. A member's place in this order is its position.
+    // The store gives them oldest first, then by key: reversed, with each date's run put back
+    // in key order (no sort of 600,000 rows by strings).
+    rows.reverse();
+    let mut start = 0;
+    while start < rows.len() {
+        let end = start + rows[start..].partition_point(|r| r.date == rows[start].date);
+        rows[start..end].reverse();
+        start = end;
+    }
+    debug_assert!(
+        rows.is_sorted_by(|a, b| (b.date, &a.source, &a.id) <= (a.date, &b.source, &b.id))
+    );
+    let (old, new): (Vec<usize>, Vec<usize>) =
+        (0..rows.len()).partition(|n| rows[*n].cluster.is_some());
+    let exact = |n: usize| cluster::exact_keys_of(rows[n].link.as_deref(), &rows[n].id);
+    // The new members' signatures (signed at ingest; whatever is missing is signed now).
+    // By place in `new` (ascending positions).
+    let mut new_sigs: Vec<Option<cluster::Signature>> = vec![None; new.len()];
+    let at = |n: &usize| new.binary_search(n).expect("a new member");
+    each_signature(ctx, &rows, &new, |n, sig| new_sigs[at(&n)] = sig).await?;
+    let unsigned: Vec<usize> = (0..new.len())
+        .filter(|i| new_sigs[*i].is_none())
+        .map(|i| new[i])
+        .collect();
+    let mut signed = unsigned.len();
+    for (n, sig) in unsigned
+        .iter()
+        .zip(sign_missing(ctx, &rows, &unsigned).await?)
+    {
+        new_sigs[at(n)] = sig;
+    }
+    // The old members are only candidates for the new ones: each is read, probed against the
+    // new members' band values and let go, so a run never holds the window's signatures (at
+    // N = 10,000 sources 600,000 of them, 400 MB), only those of the old members `assign`
+    // could compare a new one with. Where new members are many against the old ones (a first
+    // run), their table would outweigh the old signatures: then every old member is kept.
+    let mut unsigned = Vec::new();
+    let all_kept = new.len() * CANDIDATES_RATIO > old.len();
+    let kept: Vec<usize> = if all_kept {
+        old
+    } else {
+        let mut candidates = cluster::Candidates::new(
+            new.iter()
+                .zip(&new_sigs)
+                .map(|(n, s)| (s.as_ref(), exact(*n))),
+        );
+        each_signature(ctx, &rows, &old, |n, sig| match sig {
+            Some(sig) => candidates.offer(n as u32, Some(&sig), exact(n)),
+            None => unsigned.push(n),
+        })
+        .await?;
+        signed += unsigned.len();
+        for (n, sig) in unsigned
+            .iter()
+            .zip(sign_missing(ctx, &rows, &unsigned).await?)
+        {
+            candidates.offer(*n as u32, sig.as_ref(), exact(*n));
+        }
+        unsigned.clear();
+        candidates.kept().into_iter().map(|n| n as usize).collect()
+    };
+    let mut old_sigs: HashMap<usize, cluster::Signature> = HashMap::with_capacity(kept.len());
+    each_signature(ctx, &rows, &kept, |n, sig| match sig {
+        Some(sig) => {
+            old_sigs.insert(n, sig);
+        }
+        None => unsigned.push(n),
+    })
+    .await?;
+    if all_kept {
+        // Every old member is kept, read once: sign those that have no signature.
+        signed += unsigned.len();
+        for (n, sig) in unsigned
+            .iter()
+            .zip(sign_missing(ctx, &rows, &unsigned).await?)
+        {
+            if let Some(sig) = sig {
+                old_sigs.insert(*n, sig);
+            }
+        }
+    }
+    // The members `assign` sees, in position order: the kept old ones and every new one.
+    let mut members: Vec<(usize, Option<cluster::Signature>)> = kept
+        .iter()
+        .map(|n| (*n, old_sigs.remove(n)))
+        .chain(new.iter().copied().zip(new_sigs))
+        .collect();
+    members.sort_unstable_by_key(|(n, _)| *n);
+    let threshold = settings.similar_threshold;
+    let started = Instant::now();
+    let (window_items, compared) = (rows.len(), members.len());
+    let (keys, assigned) =
+        tokio::task::spawn_blocking(move || assign_clusters(&rows, members, threshold, window))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+    debug!(
+        items = window_items,
+        compared,
+        signed,
+        keyed = keys.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "clustered"
+    );
+    if !keys.is_empty() {
+        ctx.store.save_cluster_rows(&keys).await?;
+    }
+    clusters.extend(assigned);
+    Ok(clusters)
+}
+
+/// Reads the stored signatures of the items at `positions` of `rows`, a key range at a time in
+/// the signatures table's order (so each of its pages is read once), and hands each to `each`
+/// as it is parsed (`None`: none stored, or not one).
+async fn each_signature<S: Store>(
+    ctx: &Ctx<S>,
+    rows: &[ClusterRow],
+    positions: &[usize],
+    mut each: impl FnMut(usize, Option<cluster::Signature>),
+) -> Result<(), StoreError> {
+    let mut by_key = positions.to_vec();
+    by_key.sort_unstable_by(|a, b| {
+        (&rows[*a].source, &rows[*a].id).cmp(&(&rows[*b].source, &rows[*b].id))
+    });
     for chunk in by_key.chunks(SIGNATURE_CHUNK) {
         let keys: Vec<(String, String)> = chunk
             .iter()
             .map(|n| (rows[*n].source.clone(), rows[*n].id.clone()))
             .collect();
         for (n, bytes) in chunk.iter().zip(ctx.store.signatures(&keys).await?) {
-            sigs[*n] = bytes.as_deref().and_then(cluster::Signature::from_bytes);
+            each(
+                *n,
+                bytes.as_deref().and_then(cluster::Signature::from_bytes),
+            );
         }
     }
-    drop(by_key);
-    // Items without a signature (new ones and changed ones) are read and signed a batch at
-    // a time, so a first run does not hold every item at once.
-    let unsigned: Vec<usize> = (0..rows.len()).filter(|n| sigs[*n].is_none()).collect();
-    let mut signed = 0;
-    for batch in unsigned.chunks(SIGN_BATCH) {
+    Ok(())
+}
+
+/// Signs the items at `positions` of `rows` (items stored without a signature: signing at
+/// ingest failed to save, or they were stored before it), reading them a batch at a time so a
+/// run does not hold them all, and saves the signatures. Returns them in `positions`' order.
+async fn sign_missing<S: Store>(
+    ctx: &Ctx<S>,
+    rows: &[ClusterRow],
+    positions: &[usize],
+) -> Result<Vec<Option<cluster::Signature>>, StoreError> {
+    let mut out = Vec::with_capacity(positions.len());
+    for batch in positions.chunks(SIGN_BATCH) {
         let keys: Vec<(String, String)> = batch
             .iter()
             .map(|n| (rows[*n].source.clone(), rows[*n].id.clone()))
@@ -941,44 +1068,29 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?;
-        // Saved a batch at a time: a run holds the signatures once, in `sigs`.
         let mut save = Vec::with_capacity(fresh.len());
-        for n in batch {
-            let r = &rows[*n];
-            sigs[*n] = fresh.remove(&select::item_key(&r.source, &r.id));
-            if let Some(sig) = &sigs[*n] {
+        for (source, id) in keys {
+            let sig = fresh.remove(&select::item_key(&source, &id));
+            if let Some(sig) = &sig {
                 save.push(ClusterRow {
-                    source: r.source.clone(),
-                    id: r.id.clone(),
+                    source,
+                    id,
                     signature: Some(sig.to_bytes()),
                     ..ClusterRow::default()
                 });
             }
+            out.push(sig);
         }
-        signed += save.len();
         if !save.is_empty() {
             ctx.store.save_cluster_rows(&save).await?;
         }
     }
-    let threshold = settings.similar_threshold;
-    let started = Instant::now();
-    let (keys, assigned) =
-        tokio::task::spawn_blocking(move || assign_clusters(rows, sigs, threshold, window))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?;
-    debug!(
-        items = assigned.len(),
-        signed,
-        keyed = keys.len(),
-        ms = started.elapsed().as_millis() as u64,
-        "clustered"
-    );
-    if !keys.is_empty() {
-        ctx.store.save_cluster_rows(&keys).await?;
-    }
-    clusters.extend(assigned);
-    Ok(clusters)
+    Ok(out)
 }
+
+/// New members are compared through [`cluster::Candidates`] unless they are more than one in
+/// this many members with a key (its table holds 64 values a new member, some 3.5 KB).
+const CANDIDATES_RATIO: usize = 4;
 
 /// How many items are read at once to be signed for clustering.
 const SIGN_BATCH: usize = 1024;
@@ -986,45 +1098,52 @@ const SIGN_BATCH: usize = 1024;
 /// How many signatures are read at once for clustering.
 const SIGNATURE_CHUNK: usize = 8192;
 
-/// The CPU part of [`cluster_items`]: the cluster keys to store (items that had none), and
-/// every item's cluster key. `rows` are the items in the window, newest first, and `sigs` their
-/// signatures.
+/// The CPU part of [`cluster_items`]: `members` are positions of `rows` (the items in the
+/// window, newest first) in ascending order, with their signatures: every item without a
+/// cluster key, and the keyed items it could be compared with. Returns the cluster keys to
+/// store, and the items' that had none.
 fn assign_clusters(
-    rows: Vec<ClusterRow>,
-    sigs: Vec<Option<cluster::Signature>>,
+    rows: &[ClusterRow],
+    members: Vec<(usize, Option<cluster::Signature>)>,
     threshold: f64,
     window: chrono::Duration,
 ) -> (Vec<ClusterRow>, select::Clusters) {
-    let keys: Vec<String> = rows
+    let keys: Vec<String> = members
         .iter()
-        .map(|r| publish::output_id(&r.source, &r.id))
+        .map(|(n, _)| publish::output_id(&rows[*n].source, &rows[*n].id))
         .collect();
-    let members: Vec<cluster::Member<'_>> = rows
-        .iter()
-        .enumerate()
-        .map(|(n, r)| cluster::Member {
-            key: &keys[n],
-            source: &r.source,
-            date: r.date,
-            arrival: r.first_seen,
-            signature: sigs[n].as_ref(),
-            exact: cluster::exact_keys_of(r.link.as_deref(), &r.id),
-            cluster: r.cluster.as_deref(),
-        })
-        .collect();
-    let assigned = cluster::assign(&members, threshold, window);
+    let assigned = {
+        let of: Vec<cluster::Member<'_>> = members
+            .iter()
+            .zip(&keys)
+            .map(|((n, sig), key)| {
+                let r = &rows[*n];
+                cluster::Member {
+                    key,
+                    source: &r.source,
+                    date: r.date,
+                    arrival: r.first_seen,
+                    signature: sig.as_ref(),
+                    exact: cluster::exact_keys_of(r.link.as_deref(), &r.id),
+                    cluster: r.cluster.as_deref(),
+                }
+            })
+            .collect();
+        cluster::assign(&of, threshold, window)
+    };
     let mut updates = Vec::new();
-    let mut clusters = select::Clusters::with_capacity(rows.len());
-    for (n, r) in rows.iter().enumerate() {
+    let mut clusters = select::Clusters::new();
+    for ((n, _), key) in members.iter().zip(assigned) {
+        let r = &rows[*n];
         if r.cluster.is_none() {
             updates.push(ClusterRow {
                 source: r.source.clone(),
                 id: r.id.clone(),
-                cluster: Some(assigned[n].to_string()),
+                cluster: Some(key.to_string()),
                 ..ClusterRow::default()
             });
+            clusters.insert(select::item_key(&r.source, &r.id), key.to_string());
         }
-        clusters.insert(select::item_key(&r.source, &r.id), assigned[n].to_string());
     }
     (updates, clusters)
 }

@@ -304,7 +304,8 @@ pub trait Store: Send + Sync {
     /// or deleted (not fetch bookkeeping, not listing). Equal counts mean the same items.
     fn generation(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Every stored item's near-duplicate state, oldest first: its key, dates, link and cluster
+    /// Every stored item's near-duplicate state, oldest first, then by key (source, id; as
+    /// bytes): its key, dates, link and cluster
     /// key, without its signature (`ClusterRow::signature` is `None`: [`Store::signatures`]
     /// reads those, for the items that need them). A store keeps a signature and a cluster key
     /// per item and clears the signature whenever `upsert_items` changes the item.

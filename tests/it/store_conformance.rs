@@ -818,6 +818,43 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
         .unwrap();
     assert_eq!(sigs, [Some(vec![8]), None, None, Some(vec![1, 2, 3])]);
     assert!(s.signatures(&[]).await.unwrap().is_empty());
+    // A few keys far apart among many signatures, a key asked for twice, and one past the last.
+    let many: Vec<_> = (0..40)
+        .map(|n| item(&format!("{n:02}"), "many", Some(t(n))))
+        .collect();
+    s.upsert_items("c", &many, &[], t(100)).await.unwrap();
+    let c_rows: Vec<ClusterRow> = (0..40)
+        .map(|n| ClusterRow {
+            source: "c".into(),
+            ..row(&format!("{n:02}"), Some(&[n as u8]), None)
+        })
+        .collect();
+    s.save_cluster_rows(&c_rows).await.unwrap();
+    let sigs = s
+        .signatures(&[
+            key("c", "39"),
+            key("c", "00"),
+            key("c", "02"),
+            key("c", "39"),
+            key("c", "40"),
+            key("a", "1"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        sigs,
+        [
+            Some(vec![39]),
+            Some(vec![0]),
+            Some(vec![2]),
+            Some(vec![39]),
+            None,
+            Some(vec![1, 2, 3])
+        ]
+    );
+    let all: Vec<_> = (0..40).map(|n| key("c", &format!("{n:02}"))).collect();
+    let sigs = s.signatures(&all).await.unwrap();
+    assert!((0..40).all(|n| sigs[n] == Some(vec![n as u8])));
     // Changed content clears the signature and keeps the key; unchanged content keeps both.
     let mut edited = one.clone();
     edited.title = "one, edited".into();
