@@ -323,8 +323,12 @@ async fn refresh(
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
+    let at = |what: &str| tracing::debug!(ms = clock.elapsed().as_millis() as u64, "{what}");
+    at("sources refreshed");
     let pruned = pipeline::prune(&ctx, started).await?;
+    at("pruned");
     let publish = pipeline::publish_all(&ctx, started, false).await?;
+    at("published");
     let report = RunReport {
         started,
         millis: clock.elapsed().as_millis() as u64,

@@ -883,6 +883,7 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
     let window = chrono::Duration::from_std(settings.similar_window)
         .unwrap_or(chrono::Duration::MAX)
         .min(chrono::Duration::days(3650));
+    let began = Instant::now();
     // Every item's key, read once; the signatures only of the items in the window.
     let all = ctx.store.cluster_rows().await?;
     let oldest_new = all
@@ -893,12 +894,12 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
     let since = oldest_new.map(|d| d.checked_sub_signed(window).unwrap_or_default());
     let mut clusters = select::Clusters::with_capacity(all.len());
     let mut rows = Vec::new();
-    for r in all {
-        if let Some(k) = &r.cluster {
-            clusters.insert(select::item_key(&r.source, &r.id), k.clone());
-        }
+    for mut r in all {
         if since.is_some_and(|s| r.date >= s) {
+            // (Its key goes into `clusters` once it has been compared with.)
             rows.push(r);
+        } else if let Some(k) = r.cluster.take() {
+            clusters.insert(select::item_key(&r.source, &r.id), k);
         }
     }
     if since.is_none() {
@@ -987,32 +988,42 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
             }
         }
     }
-    // The members `assign` sees, in position order: the kept old ones and every new one.
-    let mut members: Vec<(usize, Option<cluster::Signature>)> = kept
-        .iter()
-        .map(|n| (*n, old_sigs.remove(n)))
-        .chain(new.iter().copied().zip(new_sigs))
-        .collect();
-    members.sort_unstable_by_key(|(n, _)| *n);
     let threshold = settings.similar_threshold;
+    let read_ms = began.elapsed().as_millis() as u64;
     let started = Instant::now();
-    let (window_items, compared) = (rows.len(), members.len());
-    let (keys, assigned) =
-        tokio::task::spawn_blocking(move || assign_clusters(&rows, members, threshold, window))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?;
+    let (window_items, compared) = (rows.len(), kept.len() + new.len());
+    let members = Members {
+        rows,
+        kept,
+        old_sigs,
+        new,
+        new_sigs,
+    };
+    let (keys, assigned, rows) = tokio::task::spawn_blocking(move || {
+        let (keys, assigned) = assign_clusters(&members, threshold, window);
+        // The signatures go here, before the keys are saved.
+        (keys, assigned, members.rows)
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))?;
     debug!(
         items = window_items,
         compared,
         signed,
         keyed = keys.len(),
-        ms = started.elapsed().as_millis() as u64,
+        read_ms,
+        assign_ms = started.elapsed().as_millis() as u64,
         "clustered"
     );
     if !keys.is_empty() {
         ctx.store.save_cluster_rows(&keys).await?;
     }
     clusters.extend(assigned);
+    for r in rows {
+        if let Some(k) = r.cluster {
+            clusters.insert(select::item_key(&r.source, &r.id), k);
+        }
+    }
     Ok(clusters)
 }
 
@@ -1098,16 +1109,38 @@ const SIGN_BATCH: usize = 1024;
 /// How many signatures are read at once for clustering.
 const SIGNATURE_CHUNK: usize = 8192;
 
-/// The CPU part of [`cluster_items`]: `members` are positions of `rows` (the items in the
-/// window, newest first) in ascending order, with their signatures: every item without a
-/// cluster key, and the keyed items it could be compared with. Returns the cluster keys to
-/// store, and the items' that had none.
+/// What [`cluster_items`] clusters: the items in the window (`rows`, newest first), the
+/// positions of the new ones (no cluster key) and of the old ones they could be compared with
+/// (`kept`), ascending, and their signatures.
+struct Members {
+    rows: Vec<ClusterRow>,
+    kept: Vec<usize>,
+    old_sigs: HashMap<usize, cluster::Signature>,
+    new: Vec<usize>,
+    new_sigs: Vec<Option<cluster::Signature>>,
+}
+
+/// The CPU part of [`cluster_items`]: the cluster keys to store, and the new items'.
 fn assign_clusters(
-    rows: &[ClusterRow],
-    members: Vec<(usize, Option<cluster::Signature>)>,
+    m: &Members,
     threshold: f64,
     window: chrono::Duration,
 ) -> (Vec<ClusterRow>, select::Clusters) {
+    let rows = &m.rows;
+    // In position order (the signatures are borrowed, not gathered: at a first run they are
+    // every item's).
+    let mut members: Vec<(usize, Option<&cluster::Signature>)> = m
+        .kept
+        .iter()
+        .map(|n| (*n, m.old_sigs.get(n)))
+        .chain(
+            m.new
+                .iter()
+                .copied()
+                .zip(m.new_sigs.iter().map(Option::as_ref)),
+        )
+        .collect();
+    members.sort_unstable_by_key(|(n, _)| *n);
     let keys: Vec<String> = members
         .iter()
         .map(|(n, _)| publish::output_id(&rows[*n].source, &rows[*n].id))
@@ -1123,7 +1156,7 @@ fn assign_clusters(
                     source: &r.source,
                     date: r.date,
                     arrival: r.first_seen,
-                    signature: sig.as_ref(),
+                    signature: *sig,
                     exact: cluster::exact_keys_of(r.link.as_deref(), &r.id),
                     cluster: r.cluster.as_deref(),
                 }
