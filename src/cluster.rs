@@ -58,17 +58,25 @@ const HEAD_WORDS: usize = 40;
 const SURE_FACTOR: f64 = 1.5;
 const HEAD_THRESHOLD: f64 = 0.15;
 
-/// An item's MinHash signatures: of its whole text, and of its head.
+/// An item's MinHash signatures: of its whole text, and of its head. Each value is the low 16
+/// bits of a minimum (b-bit MinHash): two different minima agree by chance once in 65,536, which
+/// adds 0.00002 to an estimated similarity, and a signature is half the size (it is read for
+/// every item in the window, and stored for every item).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
-    pub full: [u32; HASHES],
-    pub head: [u32; HEAD_HASHES],
+    pub full: [u16; HASHES],
+    pub head: [u16; HEAD_HASHES],
 }
 
-fn agreement(a: &[u32], b: &[u32]) -> f64 {
+fn agreement(a: &[u16], b: &[u16]) -> f64 {
     let same = a.iter().zip(b).filter(|(x, y)| x == y).count();
     same as f64 / a.len().max(1) as f64
 }
+
+/// Bytes of a stored signature: 16-bit values; before, 32-bit ones (read as their low halves,
+/// which is what signing the item again gives).
+const STORED: usize = (HASHES + HEAD_HASHES) * 2;
+const STORED_32: usize = (HASHES + HEAD_HASHES) * 4;
 
 impl Signature {
     /// The stored form: the values (whole text, then head) as little-endian bytes.
@@ -80,16 +88,19 @@ impl Signature {
             .collect()
     }
 
-    /// The stored form read back; `None` when it is not one (then it is computed again).
+    /// The stored form read back (this one, or the earlier one of 32-bit values); `None` when
+    /// it is neither (then it is computed again).
     pub fn from_bytes(b: &[u8]) -> Option<Signature> {
-        if b.len() != (HASHES + HEAD_HASHES) * 4 {
-            return None;
-        }
+        let width = match b.len() {
+            STORED => 2,
+            STORED_32 => 4,
+            _ => return None,
+        };
         let mut v = b
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-        let mut full = [0u32; HASHES];
-        let mut head = [0u32; HEAD_HASHES];
+            .chunks_exact(width)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]));
+        let mut full = [0u16; HASHES];
+        let mut head = [0u16; HEAD_HASHES];
         for x in full.iter_mut().chain(head.iter_mut()) {
             *x = v.next()?;
         }
@@ -216,11 +227,12 @@ fn word_hashes(item: &Item, cache: &mut StemCache) -> Vec<u64> {
 }
 
 /// MinHash of the word 3-shingles of `words` with the first `sig.len()` hash functions.
-fn minhash(words: &[u64], sig: &mut [u32]) {
-    sig.fill(u32::MAX);
+fn minhash(words: &[u64], sig: &mut [u16]) {
+    let mut min = [u32::MAX; HASHES];
+    let min = &mut min[..sig.len()];
     let mut add = |shingle: u64| {
         let x = splitmix(shingle);
-        for (v, (a, b)) in sig.iter_mut().zip(PARAMS.iter()) {
+        for (v, (a, b)) in min.iter_mut().zip(PARAMS.iter()) {
             let h = (a.wrapping_mul(x).wrapping_add(*b) >> 32) as u32;
             *v = (*v).min(h);
         }
@@ -231,6 +243,9 @@ fn minhash(words: &[u64], sig: &mut [u32]) {
         for w in words.windows(SHINGLE) {
             add(w[0] ^ w[1].rotate_left(21) ^ w[2].rotate_left(42));
         }
+    }
+    for (v, m) in sig.iter_mut().zip(min.iter()) {
+        *v = *m as u16;
     }
 }
 
@@ -679,6 +694,15 @@ mod tests {
         let a = signature(&item("1", "Визит", BODY)).unwrap();
         assert_eq!(Signature::from_bytes(&a.to_bytes()), Some(a.clone()));
         assert_eq!(Signature::from_bytes(&[1, 2, 3]), None);
+        assert_eq!(a.to_bytes().len(), 320);
+        // The earlier stored form, 32-bit values, reads as their low halves.
+        let wide: Vec<u8> = a
+            .full
+            .iter()
+            .chain(a.head.iter())
+            .flat_map(|v| (u32::from(*v) | 0xABCD_0000).to_le_bytes())
+            .collect();
+        assert_eq!(Signature::from_bytes(&wide), Some(a.clone()));
         let b = signature(&item("2", "ВИЗИТ", &BODY.replace('ё', "е"))).unwrap();
         assert_eq!(a.similarity(&b), 1.0, "case and ё do not matter");
         assert!(signature(&item("3", "", "")).is_none());
@@ -761,7 +785,7 @@ mod tests {
                             head: [0; HEAD_HASHES],
                         };
                         for v in s.full.iter_mut().chain(s.head.iter_mut()) {
-                            *v = next(alphabet) as u32;
+                            *v = next(alphabet) as u16;
                         }
                         s
                     })
