@@ -892,18 +892,22 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
         .map(|r| r.date)
         .min();
     let since = oldest_new.map(|d| d.checked_sub_signed(window).unwrap_or_default());
-    let mut clusters = select::Clusters::with_capacity(all.len());
-    let mut rows = Vec::new();
-    for mut r in all {
+    let mut clusters = ClusterMap::default();
+    // The window's rows, in place (a second vector was 150 MB at N = 10,000); the others' keys
+    // go into `clusters` now, the window's once it has been compared with.
+    let mut rows = all;
+    rows.retain_mut(|r| {
         if since.is_some_and(|s| r.date >= s) {
-            // (Its key goes into `clusters` once it has been compared with.)
-            rows.push(r);
-        } else if let Some(k) = r.cluster.take() {
-            clusters.insert(select::item_key(&r.source, &r.id), k);
+            return true;
         }
-    }
+        if let Some(k) = r.cluster.take() {
+            clusters.add(&r.source, &r.id, k);
+        }
+        false
+    });
+    rows.shrink_to_fit();
     if since.is_none() {
-        return Ok(clusters);
+        return Ok(clusters.finish());
     }
     // Newest first, as items are listed: where several clustered items match, the order
     // decides which one a new item meets first. A member's place in this order is its position.
@@ -921,7 +925,12 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
     );
     let (old, new): (Vec<usize>, Vec<usize>) =
         (0..rows.len()).partition(|n| rows[*n].cluster.is_some());
-    let exact = |n: usize| cluster::exact_keys_of(rows[n].link.as_deref(), &rows[n].id);
+    // Links are only needed as exact keys: hashed, and let go.
+    let exact_keys: Vec<[Option<u64>; 2]> = rows
+        .iter_mut()
+        .map(|r| cluster::exact_keys_of(r.link.take().as_deref(), &r.id))
+        .collect();
+    let exact = |n: usize| exact_keys[n];
     // The new members' signatures (signed at ingest; whatever is missing is signed now).
     // By place in `new` (ascending positions).
     let mut new_sigs: Vec<Option<cluster::Signature>> = vec![None; new.len()];
@@ -994,15 +1003,16 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
     let (window_items, compared) = (rows.len(), kept.len() + new.len());
     let members = Members {
         rows,
+        exact_keys,
         kept,
         old_sigs,
         new,
         new_sigs,
     };
-    let (keys, assigned, rows) = tokio::task::spawn_blocking(move || {
-        let (keys, assigned) = assign_clusters(&members, threshold, window);
+    let (keys, rows) = tokio::task::spawn_blocking(move || {
+        let keys = assign_clusters(&members, threshold, window);
         // The signatures go here, before the keys are saved.
-        (keys, assigned, members.rows)
+        (keys, members.rows)
     })
     .await
     .map_err(|e| StoreError::Task(e.to_string()))?;
@@ -1018,13 +1028,48 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
     if !keys.is_empty() {
         ctx.store.save_cluster_rows(&keys).await?;
     }
-    clusters.extend(assigned);
-    for r in rows {
+    for r in keys.into_iter().chain(rows) {
         if let Some(k) = r.cluster {
-            clusters.insert(select::item_key(&r.source, &r.id), k);
+            clusters.add(&r.source, &r.id, k);
         }
     }
-    Ok(clusters)
+    Ok(clusters.finish())
+}
+
+/// Builds the [`select::Clusters`] selection needs: the items of clusters of more than one. An
+/// item alone in its cluster is under its own id, which is what having no entry means (at
+/// N = 10,000 sources, 600,000 entries were most of a publish's memory).
+#[derive(Default)]
+struct ClusterMap {
+    joined: select::Clusters,
+    /// Items under their own id, and the hash of that id: an entry if another item joined them.
+    own: Vec<(select::ItemKey, u128)>,
+}
+
+impl ClusterMap {
+    fn add(&mut self, source: &str, id: &str, key: String) {
+        let item = select::item_key(source, id);
+        if publish::is_output_id(&key, source, id) {
+            self.own
+                .push((item, xxhash_rust::xxh3::xxh3_128(key.as_bytes())));
+        } else {
+            self.joined.insert(item, key);
+        }
+    }
+
+    fn finish(self) -> select::Clusters {
+        let ClusterMap { mut joined, own } = self;
+        let heads: HashMap<u128, String> = joined
+            .values()
+            .map(|k| (xxhash_rust::xxh3::xxh3_128(k.as_bytes()), k.clone()))
+            .collect();
+        for (item, hash) in own {
+            if let Some(k) = heads.get(&hash) {
+                joined.insert(item, k.clone());
+            }
+        }
+        joined
+    }
 }
 
 /// Reads the stored signatures of the items at `positions` of `rows`, a key range at a time in
@@ -1114,18 +1159,16 @@ const SIGNATURE_CHUNK: usize = 8192;
 /// (`kept`), ascending, and their signatures.
 struct Members {
     rows: Vec<ClusterRow>,
+    /// Each row's [`cluster::exact_keys`] (the rows' links are let go).
+    exact_keys: Vec<[Option<u64>; 2]>,
     kept: Vec<usize>,
     old_sigs: HashMap<usize, cluster::Signature>,
     new: Vec<usize>,
     new_sigs: Vec<Option<cluster::Signature>>,
 }
 
-/// The CPU part of [`cluster_items`]: the cluster keys to store, and the new items'.
-fn assign_clusters(
-    m: &Members,
-    threshold: f64,
-    window: chrono::Duration,
-) -> (Vec<ClusterRow>, select::Clusters) {
+/// The CPU part of [`cluster_items`]: the cluster keys to store (the new items').
+fn assign_clusters(m: &Members, threshold: f64, window: chrono::Duration) -> Vec<ClusterRow> {
     let rows = &m.rows;
     // In position order (the signatures are borrowed, not gathered: at a first run they are
     // every item's).
@@ -1157,7 +1200,7 @@ fn assign_clusters(
                     date: r.date,
                     arrival: r.first_seen,
                     signature: *sig,
-                    exact: cluster::exact_keys_of(r.link.as_deref(), &r.id),
+                    exact: m.exact_keys[*n],
                     cluster: r.cluster.as_deref(),
                 }
             })
@@ -1165,7 +1208,6 @@ fn assign_clusters(
         cluster::assign(&of, threshold, window)
     };
     let mut updates = Vec::new();
-    let mut clusters = select::Clusters::new();
     for ((n, _), key) in members.iter().zip(assigned) {
         let r = &rows[*n];
         if r.cluster.is_none() {
@@ -1175,10 +1217,9 @@ fn assign_clusters(
                 cluster: Some(key.to_string()),
                 ..ClusterRow::default()
             });
-            clusters.insert(select::item_key(&r.source, &r.id), key.to_string());
         }
     }
-    (updates, clusters)
+    updates
 }
 
 /// For every kept item of a `dedupe = "similar"` feed that stands for other versions of its

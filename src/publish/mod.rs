@@ -126,13 +126,45 @@ pub fn output_id(source: &str, id: &str) -> String {
     out.push_str(source);
     out.push(':');
     for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~:/@!$&'()*+,;=".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
+        match id_escape(b) {
+            None => out.push(b as char),
+            Some(e) => out.extend(e.iter().map(|c| *c as char)),
         }
     }
     out
+}
+
+/// How [`output_id`] writes a byte of an id: as it is (`None`), or percent-encoded.
+fn id_escape(b: u8) -> Option<[u8; 3]> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    if b.is_ascii_alphanumeric() || b"-._~:/@!$&'()*+,;=".contains(&b) {
+        None
+    } else {
+        Some([b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
+    }
+}
+
+/// Whether `key` is [`output_id`]`(source, id)`, without building it.
+pub fn is_output_id(key: &str, source: &str, id: &str) -> bool {
+    let Some(mut rest) = key
+        .strip_prefix("urn:feedloom:")
+        .and_then(|r| r.strip_prefix(source))
+        .and_then(|r| r.strip_prefix(':'))
+        .map(str::as_bytes)
+    else {
+        return false;
+    };
+    for b in id.bytes() {
+        let next = match id_escape(b) {
+            None => rest.strip_prefix(&[b]),
+            Some(e) => rest.strip_prefix(&e),
+        };
+        match next {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 /// The id an item is published under in `feed`: its cluster's when it stands for several
@@ -389,6 +421,20 @@ mod tests {
             "urn:feedloom:b:https://x.kz/%3Fp=1%23c%20d"
         );
         assert_eq!(output_id("b", "Ж"), "urn:feedloom:b:%D0%96");
+        for (source, id) in [
+            ("a", "ca-news-1"),
+            ("b", "https://x.kz/?p=1#c d"),
+            ("b", "Ж"),
+            ("s", ""),
+        ] {
+            let key = output_id(source, id);
+            assert!(is_output_id(&key, source, id), "{key}");
+            assert!(!is_output_id(&format!("{key}x"), source, id));
+            assert!(!is_output_id(&key[..key.len() - 1], source, id));
+            assert!(!is_output_id(&key, "other", id));
+        }
+        assert!(!is_output_id("urn:feedloom:b:%D0%97", "b", "Ж"));
+        assert!(!is_output_id("urn:feedloom:b:Ж", "b", "Ж"));
     }
 
     #[test]
