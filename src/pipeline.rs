@@ -1085,18 +1085,33 @@ async fn each_signature<S: Store>(
     by_key.sort_unstable_by(|a, b| {
         (&rows[*a].source, &rows[*a].id).cmp(&(&rows[*b].source, &rows[*b].id))
     });
-    for chunk in by_key.chunks(SIGNATURE_CHUNK) {
-        let keys: Vec<(String, String)> = chunk
+    let keys_of = |chunk: &[usize]| -> Vec<(String, String)> {
+        chunk
             .iter()
             .map(|n| (rows[*n].source.clone(), rows[*n].id.clone()))
-            .collect();
-        for (n, bytes) in chunk.iter().zip(ctx.store.signatures(&keys).await?) {
+            .collect()
+    };
+    let mut hand = |chunk: &[usize], read: Vec<Option<Vec<u8>>>| {
+        for (n, bytes) in chunk.iter().zip(read) {
             each(
                 *n,
                 bytes.as_deref().and_then(cluster::Signature::from_bytes),
             );
         }
+    };
+    // The store reads a chunk (on its blocking pool) while the one before is handed over.
+    let mut chunks = by_key.chunks(SIGNATURE_CHUNK);
+    let Some(first) = chunks.next() else {
+        return Ok(());
+    };
+    let mut current = (first, ctx.store.signatures(&keys_of(first)).await?);
+    for chunk in chunks {
+        let keys = keys_of(chunk);
+        let (done, read) = current;
+        let (next, ()) = tokio::join!(ctx.store.signatures(&keys), async { hand(done, read) });
+        current = (chunk, next?);
     }
+    hand(current.0, current.1);
     Ok(())
 }
 
