@@ -4,9 +4,9 @@
 //! Text: title, lead and body (tags stripped, entities decoded), Unicode words, lower-cased with
 //! ё folded to е, each word reduced to its Snowball stem in the item's language (a language
 //! without a stemmer: its first six letters). Word 3-shingles of at most [`MAX_WORDS`] words are
-//! hashed; the signature is the minimum of [`HASHES`] multiply-shift hashes over them, so the
-//! share of equal positions of two signatures estimates the Jaccard similarity of their shingle
-//! sets; [`HEAD_HASHES`] more do the same for the head (title and start of the lead). Two items
+//! hashed; the signature is the minimum (its low 16 bits) of [`HASHES`] multiply-shift hashes over
+//! them, so the share of equal positions of two signatures estimates the Jaccard similarity of their
+//! shingle sets; [`HEAD_HASHES`] more do the same for the head (title and start of the lead). Two items
 //! match when their texts are alike by the threshold and, unless by far more, their heads are
 //! alike too ([`Signature::matches`]).
 //!
@@ -15,7 +15,8 @@
 //! estimated similarity reaches the threshold is a match; items of one source never match each
 //! other (the issue is the same story across outlets). Items keep the cluster key they were
 //! given once; a new item takes the key of its best match, else its own, so a cluster's key is
-//! its first member's id and never changes as members join.
+//! its first member's id and never changes as members join. [`Candidates`] finds, without holding
+//! their signatures, the members with a key that a new member can be compared with.
 
 use std::collections::HashMap;
 
