@@ -2,7 +2,7 @@
 //! [full text](pages) → store), `refresh` (the due sources, concurrently), `publish_all` (select → render → write).
 //! `feedloom refresh` and the daemon both call these.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,7 +22,7 @@ use crate::parse::{self, ParseError};
 use crate::publish::{self, Context, PublishError, SourceInfo};
 use crate::select;
 use crate::store::{
-    Candidate, Claim, ClusterRow, ItemQuery, SourceState, Store, StoreError, StoredItem,
+    Candidate, Claim, ClusterRow, ItemHead, ItemQuery, SourceState, Store, StoreError, StoredItem,
     UpsertCounts,
 };
 
@@ -1314,7 +1314,7 @@ const TEXT_BATCH: usize = 512;
 async fn text_decisions<S: Store>(
     ctx: &Ctx<S>,
     feed: &OutputFeed,
-    heads: &[crate::store::ItemHead],
+    heads: &[&ItemHead],
 ) -> Result<HashMap<select::ItemKey, select::Decision>, StoreError> {
     let mut out = HashMap::new();
     if feed.include.is_empty() && feed.exclude.is_empty() {
@@ -1417,21 +1417,37 @@ pub async fn publish_all<S: Store>(
     let priorities = priorities(&ctx.config);
     let mut report = PublishReport::default();
     let mut index = Vec::with_capacity(ctx.config.feeds.len());
-    for feed in &ctx.config.feeds {
-        let since = feed
-            .max_age
+    let since_of = |feed: &OutputFeed| {
+        feed.max_age
             .and_then(|a| chrono::Duration::from_std(a).ok())
-            .and_then(|a| now.checked_sub_signed(a));
-        // Selection reads item heads (an index), and items only where it must: the text of
-        // candidates when the feed has include/exclude patterns, then the items it publishes.
-        let heads = ctx
-            .store
-            .heads(&ItemQuery {
-                sources: Some(feed.sources.iter().cloned().collect()),
-                since,
-                limit: None,
-            })
-            .await?;
+            .and_then(|a| now.checked_sub_signed(a))
+    };
+    // Selection reads item heads (an index), and items only where it must: the text of
+    // candidates when the feed has include/exclude patterns, then the items it publishes. The
+    // heads of every feed come from one read (the union of their sources, back to the oldest
+    // date any of them needs), each feed taking its own from it.
+    let union: BTreeSet<&String> = ctx.config.feeds.iter().flat_map(|f| &f.sources).collect();
+    let oldest = ctx
+        .config
+        .feeds
+        .iter()
+        .map(since_of)
+        .reduce(|a, b| a.zip(b).map(|(a, b)| a.min(b)))
+        .flatten();
+    let all_heads = ctx
+        .store
+        .heads(&ItemQuery {
+            sources: Some(union.into_iter().cloned().collect()),
+            since: oldest,
+            limit: None,
+        })
+        .await?;
+    for feed in &ctx.config.feeds {
+        let since = since_of(feed);
+        let heads: Vec<&ItemHead> = all_heads
+            .iter()
+            .filter(|h| feed.sources.contains(&h.source) && since.is_none_or(|s| h.sort_date >= s))
+            .collect();
         let texts = text_decisions(ctx, feed, &heads).await?;
         let decided = select::decide_by(
             feed,
@@ -1454,7 +1470,7 @@ pub async fn publish_all<S: Store>(
         let mut beyond = Vec::new();
         for (h, decision) in decided {
             match decision {
-                select::Decision::Kept => kept.push((h.source, h.id)),
+                select::Decision::Kept => kept.push((h.source.clone(), h.id.clone())),
                 select::Decision::Limit => beyond.push(h),
                 _ => {}
             }
@@ -1473,7 +1489,7 @@ pub async fn publish_all<S: Store>(
                     }
                     months.iter().position(|m| *m == month) < Some(feed.archive_pages)
                 })
-                .map(|h| (h.source, h.id))
+                .map(|h| (h.source.clone(), h.id.clone()))
                 .collect();
             let beyond = ctx.store.items_by_keys(&beyond).await?;
             match publish::archive_pages(feed, &beyond, &pctx) {

@@ -61,6 +61,21 @@ impl Selectable for ItemHead {
     }
 }
 
+impl<T: Selectable> Selectable for &T {
+    fn source(&self) -> &str {
+        (*self).source()
+    }
+    fn id(&self) -> &str {
+        (*self).id()
+    }
+    fn sort_date(&self) -> DateTime<Utc> {
+        (*self).sort_date()
+    }
+    fn link(&self) -> Option<&str> {
+        (*self).link()
+    }
+}
+
 /// Why an item was kept or dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {

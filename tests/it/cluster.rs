@@ -325,3 +325,49 @@ async fn wire_story_from_several_outlets_is_one_item_with_a_stable_id() {
         }
     }
 }
+
+/// Feeds with different `max_age` and tags over overlapping sources each publish exactly their
+/// own candidates (publishing reads every feed's heads in one read and filters them per feed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feeds_take_their_own_sources_and_ages_from_one_read() {
+    use crate::support::{Workspace, stderr};
+    let ws = Workspace::new();
+    let story = |n: &str| {
+        (
+            format!("{n}-1"),
+            format!("Story {n}"),
+            format!("https://{n}.example/1"),
+            format!("Body of story {n}, about nothing else than {n} itself."),
+        )
+    };
+    for (name, minutes_ago) in [("a", 3 * 24 * 60), ("b", 10), ("c", 10)] {
+        let (g, t, l, b) = story(name);
+        ws.write(
+            &format!("{name}.xml"),
+            &rss(name, minutes_ago, &[(&g, &t, &l, &b)]),
+        );
+    }
+    ws.write(
+        "config.toml",
+        "[settings]\n\n\
+         [[source]]\nname = \"a\"\nurl = \"a.xml\"\ntags = [\"x\"]\n\n\
+         [[source]]\nname = \"b\"\nurl = \"b.xml\"\ntags = [\"x\"]\n\n\
+         [[source]]\nname = \"c\"\nurl = \"c.xml\"\n\n\
+         [[feed]]\nname = \"recent\"\ntitle = \"Recent\"\nmax_age = \"1d\"\n\n\
+         [[feed]]\nname = \"tagged\"\ntitle = \"Tagged\"\ntags = [\"x\"]\n\n\
+         [[feed]]\nname = \"tagged-recent\"\ntitle = \"Tagged, recent\"\ntags = [\"x\"]\nmax_age = \"2h\"\n",
+    );
+    let run = ws.run(&["refresh"]).await;
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let titles = |feed: &str| {
+        let mut t: Vec<String> = json_items(&ws, feed)
+            .iter()
+            .map(|i| i["title"].as_str().unwrap().to_string())
+            .collect();
+        t.sort();
+        t
+    };
+    assert_eq!(titles("recent"), ["Story b", "Story c"]);
+    assert_eq!(titles("tagged"), ["Story a", "Story b"]);
+    assert_eq!(titles("tagged-recent"), ["Story b"]);
+}
