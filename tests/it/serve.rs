@@ -707,6 +707,9 @@ async fn websub_subscriber_verifies_checks_signatures_refreshes_and_renews() {
     assert_eq!(r.text().await.unwrap(), "ch-4711");
 
     let source_hits = || async { source.received_requests().await.unwrap().len() };
+    // The first refresh fetches the source apart from the hub discovery: wait until it is
+    // published, so its fetch is not taken for one a push caused.
+    d.wait_for(&c, "/all.atom").await;
     let before = source_hits().await;
     let push = |sig: Option<String>| {
         let mut b = c
