@@ -934,25 +934,14 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
     // The new members' signatures (signed at ingest; whatever is missing is signed now).
     // By place in `new` (ascending positions).
     let mut new_sigs: Vec<Option<cluster::Signature>> = vec![None; new.len()];
-    let at = |n: &usize| new.binary_search(n).expect("a new member");
-    each_signature(ctx, &rows, &new, |n, sig| new_sigs[at(&n)] = sig).await?;
-    let unsigned: Vec<usize> = (0..new.len())
-        .filter(|i| new_sigs[*i].is_none())
-        .map(|i| new[i])
-        .collect();
-    let mut signed = unsigned.len();
-    for (n, sig) in unsigned
-        .iter()
-        .zip(sign_missing(ctx, &rows, &unsigned).await?)
-    {
-        new_sigs[at(n)] = sig;
-    }
+    let at = |n: usize| new.binary_search(&n).expect("a new member");
+    let mut signed = signatures_of(ctx, &rows, &new, true, |n, sig| new_sigs[at(n)] = sig).await?;
     // The old members are only candidates for the new ones: each is read, probed against the
     // new members' band values and let go, so a run never holds the window's signatures (at
     // N = 10,000 sources 600,000 of them, 400 MB), only those of the old members `assign`
-    // could compare a new one with. Where new members are many against the old ones (a first
-    // run), their table would outweigh the old signatures: then every old member is kept.
-    let mut unsigned = Vec::new();
+    // could compare a new one with (read again, then). Where new members are many against the
+    // old ones (a first run), their table would outweigh the old signatures: then every old
+    // member is kept, and read once.
     let all_kept = new.len() * CANDIDATES_RATIO > old.len();
     let kept: Vec<usize> = if all_kept {
         old
@@ -962,41 +951,19 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
                 .zip(&new_sigs)
                 .map(|(n, s)| (s.as_ref(), exact(*n))),
         );
-        each_signature(ctx, &rows, &old, |n, sig| match sig {
-            Some(sig) => candidates.offer(n as u32, Some(&sig), exact(n)),
-            None => unsigned.push(n),
+        signed += signatures_of(ctx, &rows, &old, true, |n, sig| {
+            candidates.offer(n as u32, sig.as_ref(), exact(n));
         })
         .await?;
-        signed += unsigned.len();
-        for (n, sig) in unsigned
-            .iter()
-            .zip(sign_missing(ctx, &rows, &unsigned).await?)
-        {
-            candidates.offer(*n as u32, sig.as_ref(), exact(*n));
-        }
-        unsigned.clear();
         candidates.kept().into_iter().map(|n| n as usize).collect()
     };
     let mut old_sigs: HashMap<usize, cluster::Signature> = HashMap::with_capacity(kept.len());
-    each_signature(ctx, &rows, &kept, |n, sig| match sig {
-        Some(sig) => {
+    signed += signatures_of(ctx, &rows, &kept, all_kept, |n, sig| {
+        if let Some(sig) = sig {
             old_sigs.insert(n, sig);
         }
-        None => unsigned.push(n),
     })
     .await?;
-    if all_kept {
-        // Every old member is kept, read once: sign those that have no signature.
-        signed += unsigned.len();
-        for (n, sig) in unsigned
-            .iter()
-            .zip(sign_missing(ctx, &rows, &unsigned).await?)
-        {
-            if let Some(sig) = sig {
-                old_sigs.insert(*n, sig);
-            }
-        }
-    }
     let threshold = settings.similar_threshold;
     let read_ms = began.elapsed().as_millis() as u64;
     let started = Instant::now();
@@ -1070,6 +1037,32 @@ impl ClusterMap {
         }
         joined
     }
+}
+
+/// Hands `each` the signature of every item at `positions` of `rows`: the stored ones as they
+/// are read ([`each_signature`]), then, when `sign`, those of the items without one, signed
+/// now ([`sign_missing`]; `None` for an item that has no words). Returns how many were signed.
+async fn signatures_of<S: Store>(
+    ctx: &Ctx<S>,
+    rows: &[ClusterRow],
+    positions: &[usize],
+    sign: bool,
+    mut each: impl FnMut(usize, Option<cluster::Signature>),
+) -> Result<usize, StoreError> {
+    let mut unsigned = Vec::new();
+    each_signature(ctx, rows, positions, |n, sig| match sig {
+        Some(sig) => each(n, Some(sig)),
+        None if sign => unsigned.push(n),
+        None => each(n, None),
+    })
+    .await?;
+    for (n, sig) in unsigned
+        .iter()
+        .zip(sign_missing(ctx, rows, &unsigned).await?)
+    {
+        each(*n, sig);
+    }
+    Ok(unsigned.len())
 }
 
 /// Reads the stored signatures of the items at `positions` of `rows`, a key range at a time in
