@@ -568,8 +568,8 @@ fn note_moved(
 ///
 /// Each source is refreshed under a lease from [`Store::claim_due`], so several instances on
 /// one PostgreSQL database share the due sources: a source another instance holds, or fetched
-/// since this run looked, is left to it (reported as not due); one whose host is at its limit
-/// is asked for again shortly. A lease is given back once the fetch is recorded.
+/// since this run read its state, is left to it (reported as not due); one whose host is at
+/// its limit is asked for again shortly. A lease is given back once the fetch is recorded.
 pub async fn refresh<S: Store + Clone + 'static>(
     ctx: Arc<Ctx<S>>,
     only: &[String],
@@ -578,15 +578,12 @@ pub async fn refresh<S: Store + Clone + 'static>(
     progress: &(dyn Fn(&SourceReport) + Sync),
 ) -> Result<Vec<SourceReport>, StoreError> {
     let settings = &ctx.config.settings;
-    // Fetches recorded after this instant are not in the states read below: another
-    // instance's work, which a claim leaves alone.
-    let looked = Utc::now();
     let chosen: Vec<usize> = (0..ctx.config.sources.len())
         .filter(|&n| only.is_empty() || only.contains(&ctx.config.sources[n].name))
         .collect();
     let mut states = ctx.store.source_states().await?;
-    // The state each claimed source starts from: a claim leaves alone whatever another
-    // instance fetched after `looked`, so what was read here is still its state then.
+    // The state each claimed source starts from: a claim leaves alone a source whose recorded
+    // fetch is no longer the one read here (`Candidate::seen`), so this is still its state.
     let mut olds: Vec<Option<SourceState>> = std::iter::repeat_with(|| None)
         .take(ctx.config.sources.len())
         .collect();
@@ -612,6 +609,7 @@ pub async fn refresh<S: Store + Clone + 'static>(
             name: source.name.clone(),
             host,
             url: source.location.to_string(),
+            seen: state.as_ref().and_then(|st| st.last_fetch_at),
         });
         olds[n] = state;
     }
@@ -684,7 +682,6 @@ pub async fn refresh<S: Store + Clone + 'static>(
                 lease,
                 max: target - held,
                 per_host,
-                fetched_since: looked,
             };
             let ctx = ctx.clone();
             claiming = Some(tokio::spawn(async move {

@@ -172,6 +172,11 @@ pub struct Candidate {
     pub host: Option<String>,
     /// Its configured location: a server's `Retry-After` binds only the location that sent it.
     pub url: String,
+    /// When the fetch recorded in the state the run read was made (`SourceState::last_fetch_at`;
+    /// `None`: none was). A source whose recorded fetch is another by the time of the claim was
+    /// fetched since by another instance, and is settled. (An exact check, not a clock
+    /// comparison: instances on other machines, or a recording that commits late, cannot fool it.)
+    pub seen: Option<DateTime<Utc>>,
 }
 
 /// A request for leases on due sources ([`Store::claim_due`]).
@@ -188,13 +193,11 @@ pub struct Claim {
     pub max: usize,
     /// At most this many live leases per host, all instances together.
     pub per_host: usize,
-    /// A source whose fetch was recorded at or after this (by any instance) is settled.
-    pub fetched_since: DateTime<Utc>,
 }
 
 /// What [`Store::claim_due`] decided. A candidate in neither list is settled for this run:
-/// another instance holds it or fetched it since `fetched_since`, or its server's
-/// `Retry-After` has not passed.
+/// another instance holds it or fetched it since the run read its state (`Candidate::seen`),
+/// or its server's `Retry-After` has not passed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Claimed {
     /// Leased to the owner now, in candidate order.
@@ -337,8 +340,8 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Leases candidates that are free: not leased by anyone (or the lease ran out), not
-    /// fetched since `fetched_since`, past their `Retry-After`, their host under `per_host`
-    /// live leases. Atomic across instances: no two owners hold one source at a time.
+    /// fetched since the claimer read their state (`Candidate::seen`), past their
+    /// `Retry-After`, their host under `per_host` live leases. Atomic across instances: no two owners hold one source at a time.
     fn claim_due(&self, claim: &Claim) -> impl Future<Output = Result<Claimed, StoreError>> + Send;
 
     /// Gives leases back (after their fetches were recorded). A lease taken over meanwhile by

@@ -30,8 +30,8 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP};
 use super::{
-    Claim, Claimed, ClusterRow, ItemHead, ItemQuery, SourceState, Store, StoreError, StoredItem,
-    UpsertCounts,
+    Candidate, Claim, Claimed, ClusterRow, ItemHead, ItemQuery, SourceState, Store, StoreError,
+    StoredItem, UpsertCounts,
 };
 use crate::model::Item;
 
@@ -252,10 +252,17 @@ impl PostgresStore {
     }
 }
 
-/// A row of `sources s` joined with a candidate `c` is free to claim at `$3` (now, ms) for a
-/// run that looked at the states at `$4` (ms).
+/// `Candidate::seen` as text for [`FREE`].
+fn seen_text(c: &Candidate) -> Option<String> {
+    c.seen
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+}
+
+/// A row of `sources s` joined with a candidate `c` is free to claim at `$3` (now, ms): not
+/// leased, its recorded fetch still the one the claimer read (`c.seen`, `$4`: instants as
+/// PostgreSQL reads them, whatever the text's form), past its `Retry-After`.
 const FREE: &str = "(s.lease_until IS NULL OR s.lease_until <= $3)
-    AND (s.fetched_at IS NULL OR s.fetched_at < $4)
+    AND (s.state::json ->> 'last_fetch_at')::timestamptz IS NOT DISTINCT FROM c.seen::timestamptz
     AND (s.retry_not_before IS NULL OR s.retry_not_before <= $3 OR s.url IS DISTINCT FROM c.url)";
 
 impl Store for PostgresStore {
@@ -312,6 +319,8 @@ impl Store for PostgresStore {
             urls.push(state.url.as_str());
             retries.push(state.retry_not_before.map(ms));
         }
+        // `fetched_at` tells whoever reads the table when the fetch was recorded; claims go by
+        // the state's own `last_fetch_at`, not by clocks.
         let c = self.conn().await?;
         c.execute(
             "INSERT INTO sources (name, state, url, retry_not_before, fetched_at)
@@ -694,7 +703,6 @@ impl Store for PostgresStore {
         let urls: Vec<&str> = claim.candidates.iter().map(|c| c.url.as_str()).collect();
         let now = ms(claim.now);
         let until = now.saturating_add(claim.lease.num_milliseconds());
-        let since = ms(claim.fetched_since);
         let e = |source| self.inner.err(source);
         let mut c = self.conn().await?;
         let tx = c.transaction().await.map_err(e)?;
@@ -716,11 +724,13 @@ impl Store for PostgresStore {
              SELECT name FROM new
              UNION ALL
              SELECT s.name FROM sources s
-             JOIN unnest($1::text[], $2::text[]) AS c(name, url) ON s.name = c.name
+             JOIN unnest($1::text[], $2::text[], $4::text[]) AS c(name, url, seen)
+               ON s.name = c.name
              WHERE {FREE}"
         );
+        let seen: Vec<Option<String>> = claim.candidates.iter().map(seen_text).collect();
         let free_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-            [&names, &urls, &now, &since];
+            [&names, &urls, &now, &seen];
         let busy_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&now];
         let (free, busy) = tokio::try_join!(
             tx.query(&free_sql, &free_params),
@@ -754,18 +764,20 @@ impl Store for PostgresStore {
         if !out.claimed.is_empty() {
             // A row another transaction is writing right now (its fetch being recorded) is
             // skipped, not waited for; one that stopped being free is left too.
-            let chosen_urls: Vec<&str> = out
+            let chosen: Vec<&Candidate> = out
                 .claimed
                 .iter()
                 .filter_map(|n| claim.candidates.iter().find(|c| &c.name == n))
-                .map(|c| c.url.as_str())
                 .collect();
+            let chosen_urls: Vec<&str> = chosen.iter().map(|c| c.url.as_str()).collect();
+            let seen: Vec<Option<String>> = chosen.iter().map(|c| seen_text(c)).collect();
             let leased: std::collections::HashSet<String> = tx
                 .query(
                     &format!(
                         "UPDATE sources t SET lease_owner = $5, lease_until = $6, host = l.host
                          FROM (SELECT s.name, c.host FROM sources s
-                               JOIN unnest($1::text[], $2::text[], $7::text[]) AS c(name, url, host)
+                               JOIN unnest($1::text[], $2::text[], $7::text[], $4::text[])
+                                 AS c(name, url, host, seen)
                                  ON s.name = c.name
                                WHERE {FREE}
                                FOR UPDATE OF s SKIP LOCKED) l
@@ -776,7 +788,7 @@ impl Store for PostgresStore {
                         &out.claimed,
                         &chosen_urls,
                         &now,
-                        &since,
+                        &seen,
                         &claim.owner,
                         &until,
                         &hosts,

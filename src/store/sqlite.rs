@@ -42,8 +42,6 @@ pub struct SqliteStore {
 struct Leases {
     /// Source → (owner, until, host).
     held: HashMap<String, (String, DateTime<Utc>, Option<String>)>,
-    /// Source → when its last fetch was recorded.
-    fetched: HashMap<String, DateTime<Utc>>,
 }
 
 fn ts(d: DateTime<Utc>) -> i64 {
@@ -114,10 +112,8 @@ impl SqliteStore {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Stores sources' states (name, JSON) in one transaction and notes when their fetches
-    /// were recorded (for [`Store::claim_due`]).
+    /// Stores sources' states (name, JSON) in one transaction.
     async fn write_states(&self, rows: Vec<(String, String)>) -> Result<(), StoreError> {
-        let leases = self.leases.clone();
         self.with(move |c, path| {
             let e = |source| sql(path, source);
             let tx = c.transaction().map_err(e)?;
@@ -133,11 +129,6 @@ impl SqliteStore {
                 }
             }
             tx.commit().map_err(e)?;
-            let now = Utc::now();
-            let mut book = lock_leases(&leases);
-            for (name, _) in rows {
-                book.fetched.insert(name, now);
-            }
             Ok(())
         })
         .await
@@ -700,12 +691,42 @@ impl Store for SqliteStore {
             let until = now.checked_add_signed(claim.lease).unwrap_or(now);
             let mut out = Claimed::default();
             for cand in &claim.candidates {
-                if book.held.contains_key(&cand.name)
-                    || book
-                        .fetched
-                        .get(&cand.name)
-                        .is_some_and(|t| *t >= claim.fetched_since)
-                {
+                if book.held.contains_key(&cand.name) {
+                    continue;
+                }
+                // Only the fields that matter are read out of the stored state.
+                let mut read = c
+                    .prepare_cached(
+                        "SELECT json_extract(state, '$.url'),
+                                json_extract(state, '$.retry_not_before'),
+                                json_extract(state, '$.last_fetch_at')
+                         FROM sources WHERE name = ?1",
+                    )
+                    .map_err(|e| sql(path, e))?;
+                type Fields = (Option<String>, Option<String>, Option<String>);
+                let (url, retry, last): Fields = read
+                    .query_row([&cand.name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+                    .map_err(|e| sql(path, e))?
+                    .unwrap_or_default();
+                let instant = |t: Option<String>| {
+                    t.map(|t| {
+                        serde_json::from_value::<DateTime<Utc>>(serde_json::Value::String(t))
+                            .map_err(|e| corrupt(path, e))
+                    })
+                    .transpose()
+                };
+                // Fetched since the run read its state: settled.
+                if instant(last)? != cand.seen {
+                    continue;
+                }
+                // A `Retry-After` binds the location that sent it.
+                let retry = if url.as_deref() == Some(cand.url.as_str()) {
+                    instant(retry)?
+                } else {
+                    None
+                };
+                if retry.is_some_and(|t| now < t) {
                     continue;
                 }
                 let host_full = cand
@@ -714,27 +735,6 @@ impl Store for SqliteStore {
                     .is_some_and(|h| busy.get(h).copied().unwrap_or(0) >= claim.per_host);
                 if host_full || out.claimed.len() >= claim.max {
                     out.waiting.push(cand.name.clone());
-                    continue;
-                }
-                // Only the two fields that matter are read out of the stored state.
-                let mut wait = c
-                    .prepare_cached(
-                        "SELECT json_extract(state, '$.retry_not_before') FROM sources
-                         WHERE name = ?1 AND json_extract(state, '$.url') = ?2",
-                    )
-                    .map_err(|e| sql(path, e))?;
-                let retry: Option<Option<String>> = wait
-                    .query_row([&cand.name, &cand.url], |r| r.get(0))
-                    .optional()
-                    .map_err(|e| sql(path, e))?;
-                let retry: Option<DateTime<Utc>> = retry
-                    .flatten()
-                    .map(|t| {
-                        serde_json::from_value(serde_json::Value::String(t))
-                            .map_err(|e| corrupt(path, e))
-                    })
-                    .transpose()?;
-                if retry.is_some_and(|t| now < t) {
                     continue;
                 }
                 if let Some(h) = &cand.host {

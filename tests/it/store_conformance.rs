@@ -90,7 +90,7 @@ conformance!(
     claim_lease_renewed_by_its_owner,
     claim_respects_per_host_limit,
     claim_respects_retry_after_of_the_same_url,
-    claim_leaves_sources_fetched_since,
+    claim_leaves_sources_fetched_since_their_state_was_read,
     publish_lock_is_exclusive,
     cluster_keys_are_given_once_and_signatures_follow_content,
     generation_counts_changes_to_items_only,
@@ -200,9 +200,7 @@ async fn recorded_fetches_settle_their_sources_and_release_gives_back_several(b:
         .iter()
         .map(|n| cand(n, Some("h1")))
         .collect();
-    let looked = Utc::now() - Duration::seconds(1);
-    let mut req = claim("one", &cands, Utc::now(), 10);
-    req.fetched_since = looked;
+    let req = claim("one", &cands, Utc::now(), 10);
     assert_eq!(
         one.claim_due(&req).await.unwrap(),
         claimed(&["a", "b", "c"], &[])
@@ -222,11 +220,11 @@ async fn recorded_fetches_settle_their_sources_and_release_gives_back_several(b:
     // Only the holder gives leases back; its release frees them all.
     let names: Vec<String> = cands.iter().map(|c| c.name.clone()).collect();
     two.release(&names, "two").await.unwrap();
-    let mut req = claim("two", &cands, Utc::now(), 10);
-    req.fetched_since = looked;
+    let req = claim("two", &cands, Utc::now(), 10);
     assert_eq!(two.claim_due(&req).await.unwrap(), claimed(&[], &[]));
     one.release(&names, "one").await.unwrap();
-    // "a" and "b" were fetched since the run looked: settled; "c" is free again.
+    // "a" and "b" were fetched since the run read their (absent) states: settled; "c" is
+    // free again.
     assert_eq!(two.claim_due(&req).await.unwrap(), claimed(&["c"], &[]));
 }
 
@@ -516,6 +514,7 @@ fn cand(name: &str, host: Option<&str>) -> Candidate {
         name: name.into(),
         host: host.map(String::from),
         url: format!("https://{}/{name}.xml", host.unwrap_or("local")),
+        seen: None,
     }
 }
 
@@ -527,7 +526,6 @@ fn claim(owner: &str, cands: &[Candidate], now: DateTime<Utc>, max: usize) -> Cl
         lease: Duration::seconds(60),
         max,
         per_host: 100,
-        fetched_since: now,
     }
 }
 
@@ -660,37 +658,67 @@ async fn claim_respects_retry_after_of_the_same_url(b: &Backend) {
         ..SourceState::default()
     };
     s.record_fetch("a", &st).await.unwrap();
-    let since = Utc::now() + Duration::seconds(1);
-    let mut req = claim("one", std::slice::from_ref(&c), now, 10);
-    req.fetched_since = since;
+    let c = Candidate {
+        seen: st.last_fetch_at,
+        ..c
+    };
+    let req = claim("one", std::slice::from_ref(&c), now, 10);
     assert_eq!(s.claim_due(&req).await.unwrap(), claimed(&[], &[]));
     // The wait binds the location that asked for it: a new url is a new source.
     let mut moved = c.clone();
     moved.url = "https://elsewhere.example/a.xml".into();
-    let mut req2 = claim("one", &[moved], now, 10);
-    req2.fetched_since = since;
+    let req2 = claim("one", &[moved], now, 10);
     assert_eq!(s.claim_due(&req2).await.unwrap(), claimed(&["a"], &[]));
     s.release(&["a".into()], "one").await.unwrap();
     // And once the time has come, the same url is claimable again.
-    let mut req3 = claim("one", &[c], now + Duration::seconds(31), 10);
-    req3.fetched_since = since;
+    let req3 = claim("one", &[c], now + Duration::seconds(31), 10);
     assert_eq!(s.claim_due(&req3).await.unwrap(), claimed(&["a"], &[]));
 }
 
-async fn claim_leaves_sources_fetched_since(b: &Backend) {
+async fn claim_leaves_sources_fetched_since_their_state_was_read(b: &Backend) {
     let (one, two) = (b.open().await, b.open().await);
-    let before = Utc::now() - Duration::seconds(1);
-    let cands = [cand("a", Some("h1")), cand("b", Some("h1"))];
-    // Another instance fetched "a" after this run looked at the states.
-    let st = SourceState {
-        url: cands[0].url.clone(),
-        last_fetch_at: Some(before),
+    // Nanoseconds, which PostgreSQL reads to the microsecond: instants are compared, on both
+    // sides read the same way.
+    let earlier = "2026-11-02T10:00:00.123456789Z"
+        .parse::<DateTime<Utc>>()
+        .unwrap();
+    let st = |url: &str, at: DateTime<Utc>| SourceState {
+        url: url.into(),
+        last_fetch_at: Some(at),
         ..SourceState::default()
     };
-    two.record_fetch("a", &st).await.unwrap();
-    let mut c = claim("one", &cands, Utc::now(), 10);
-    c.fetched_since = before;
-    assert_eq!(one.claim_due(&c).await.unwrap(), claimed(&["b"], &[]));
+    let mut cands = vec![
+        cand("a", Some("h1")),
+        cand("b", Some("h1")),
+        cand("c", Some("h1")),
+        cand("d", Some("h1")),
+    ];
+    // What this run read: "a" and "b" fetched at `earlier`, "c" and "d" never.
+    two.record_fetches(&[
+        ("a".into(), st(&cands[0].url, earlier)),
+        ("b".into(), st(&cands[1].url, earlier)),
+    ])
+    .await
+    .unwrap();
+    cands[0].seen = Some(earlier);
+    cands[1].seen = Some(earlier);
+    // Meanwhile another instance fetched "a" and "c" (a moment later, or a moment earlier by
+    // a skewed clock elsewhere: no clock is compared).
+    let later = earlier + Duration::milliseconds(1);
+    let skewed = earlier - Duration::seconds(5);
+    two.record_fetches(&[
+        ("a".into(), st(&cands[0].url, later)),
+        ("c".into(), st(&cands[2].url, skewed)),
+    ])
+    .await
+    .unwrap();
+    let c = claim("one", &cands, Utc::now(), 10);
+    assert_eq!(one.claim_due(&c).await.unwrap(), claimed(&["b", "d"], &[]));
+    // A run that read the new states may have them.
+    cands[0].seen = Some(later);
+    cands[2].seen = Some(skewed);
+    let c = claim("two", &cands, Utc::now(), 10);
+    assert_eq!(two.claim_due(&c).await.unwrap(), claimed(&["a", "c"], &[]));
 }
 
 async fn publish_lock_is_exclusive(b: &Backend) {
