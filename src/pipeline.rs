@@ -873,8 +873,19 @@ fn priorities(config: &Config) -> select::Priorities {
 /// of it, so only those are read. Nothing is done, and nothing returned, when no `[[feed]]`
 /// uses `dedupe = "similar"`.
 pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, StoreError> {
+    Ok(cluster_all(ctx)
+        .await?
+        .map_or_else(select::Clusters::new, |(clusters, _)| clusters))
+}
+
+/// [`cluster_items`], also giving back what it read: every stored item's row, newest first,
+/// then by key (the order of [`Store::heads`]), with its link and without its cluster key.
+/// `None` when no `[[feed]]` uses `dedupe = "similar"`.
+async fn cluster_all<S: Store>(
+    ctx: &Ctx<S>,
+) -> Result<Option<(select::Clusters, Vec<ClusterRow>)>, StoreError> {
     if !ctx.config.feeds.iter().any(|f| f.dedupe == Dedupe::Similar) {
-        return Ok(select::Clusters::new());
+        return Ok(None);
     }
     let settings = &ctx.config.settings;
     let window = chrono::Duration::from_std(settings.similar_window)
@@ -882,30 +893,7 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
         .min(chrono::Duration::days(3650));
     let began = Instant::now();
     // Every item's key, read once; the signatures only of the items in the window.
-    let all = ctx.store.cluster_rows().await?;
-    let oldest_new = all
-        .iter()
-        .filter(|r| r.cluster.is_none())
-        .map(|r| r.date)
-        .min();
-    let since = oldest_new.map(|d| d.checked_sub_signed(window).unwrap_or_default());
-    let mut clusters = ClusterMap::default();
-    // The window's rows, in place (a second vector was 150 MB at N = 10,000); the others' keys
-    // go into `clusters` now, the window's once it has been compared with.
-    let mut rows = all;
-    rows.retain_mut(|r| {
-        if since.is_some_and(|s| r.date >= s) {
-            return true;
-        }
-        if let Some(k) = r.cluster.take() {
-            clusters.add(&r.source, &r.id, k);
-        }
-        false
-    });
-    rows.shrink_to_fit();
-    if since.is_none() {
-        return Ok(clusters.finish());
-    }
+    let mut rows = ctx.store.cluster_rows().await?;
     // Newest first, as items are listed: where several clustered items match, the order
     // decides which one a new item meets first. A member's place in this order is its position.
     // The store gives them oldest first, then by key: reversed, with each date's run put back
@@ -920,12 +908,34 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
     debug_assert!(
         rows.is_sorted_by(|a, b| (b.date, &a.source, &a.id) <= (a.date, &b.source, &b.id))
     );
+    let oldest_new = rows
+        .iter()
+        .filter(|r| r.cluster.is_none())
+        .map(|r| r.date)
+        .min();
+    let mut clusters = ClusterMap::default();
+    let Some(oldest_new) = oldest_new else {
+        for r in &mut rows {
+            if let Some(k) = r.cluster.take() {
+                clusters.add(&r.source, &r.id, k);
+            }
+        }
+        return Ok(Some((clusters.finish(), rows)));
+    };
+    // The window: the rows dated from `window` before the oldest new one on, a prefix. The
+    // others' keys go into `clusters` now, the window's once it has been compared with.
+    let since = oldest_new.checked_sub_signed(window).unwrap_or_default();
+    let in_window = rows.partition_point(|r| r.date >= since);
+    for r in &mut rows[in_window..] {
+        if let Some(k) = r.cluster.take() {
+            clusters.add(&r.source, &r.id, k);
+        }
+    }
     let (old, new): (Vec<usize>, Vec<usize>) =
-        (0..rows.len()).partition(|n| rows[*n].cluster.is_some());
-    // Links are only needed as exact keys: hashed, and let go.
-    let exact_keys: Vec<[Option<u64>; 2]> = rows
-        .iter_mut()
-        .map(|r| cluster::exact_keys_of(r.link.take().as_deref(), &r.id))
+        (0..in_window).partition(|n| rows[*n].cluster.is_some());
+    let exact_keys: Vec<[Option<u64>; 2]> = rows[..in_window]
+        .iter()
+        .map(|r| cluster::exact_keys_of(r.link.as_deref(), &r.id))
         .collect();
     let exact = |n: usize| exact_keys[n];
     // The new members' signatures (signed at ingest; whatever is missing is signed now).
@@ -964,7 +974,7 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
     let threshold = settings.similar_threshold;
     let read_ms = began.elapsed().as_millis() as u64;
     let started = Instant::now();
-    let (window_items, compared) = (rows.len(), kept.len() + new.len());
+    let (window_items, compared) = (in_window, kept.len() + new.len());
     let members = Members {
         rows,
         exact_keys,
@@ -973,7 +983,7 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
         new,
         new_sigs,
     };
-    let (keys, rows) = tokio::task::spawn_blocking(move || {
+    let (keys, mut rows) = tokio::task::spawn_blocking(move || {
         let keys = assign_clusters(&members, threshold, window);
         // The signatures go here, before the keys are saved.
         (keys, members.rows)
@@ -992,12 +1002,17 @@ pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, S
     if !keys.is_empty() {
         ctx.store.save_cluster_rows(&keys).await?;
     }
-    for r in keys.into_iter().chain(rows) {
+    for r in keys {
         if let Some(k) = r.cluster {
             clusters.add(&r.source, &r.id, k);
         }
     }
-    Ok(clusters.finish())
+    for r in &mut rows[..in_window] {
+        if let Some(k) = r.cluster.take() {
+            clusters.add(&r.source, &r.id, k);
+        }
+    }
+    Ok(Some((clusters.finish(), rows)))
 }
 
 /// Builds the [`select::Clusters`] selection needs: the items of clusters of more than one. An
@@ -1159,12 +1174,12 @@ const SIGN_BATCH: usize = 1024;
 /// How many signatures are read at once for clustering.
 const SIGNATURE_CHUNK: usize = 8192;
 
-/// What [`cluster_items`] clusters: the items in the window (`rows`, newest first), the
-/// positions of the new ones (no cluster key) and of the old ones they could be compared with
-/// (`kept`), ascending, and their signatures.
+/// What [`cluster_items`] clusters: the items (`rows`, newest first, those in the window
+/// first), the positions of the new ones (no cluster key) and of the old ones they could be
+/// compared with (`kept`), ascending, and their signatures.
 struct Members {
     rows: Vec<ClusterRow>,
-    /// Each row's [`cluster::exact_keys`] (the rows' links are let go).
+    /// Each window row's [`cluster::exact_keys`].
     exact_keys: Vec<[Option<u64>; 2]>,
     kept: Vec<usize>,
     old_sigs: HashMap<usize, cluster::Signature>,
@@ -1396,7 +1411,10 @@ pub async fn publish_all<S: Store>(
     {
         warn!(output = %marker.display(), error = %e, "could not clear the publish record");
     }
-    let clusters = cluster_items(ctx).await?;
+    // Clustering reads every item's row, which is all a feed selects by: then that read gives
+    // the feeds their heads too.
+    let (clusters, rows) = cluster_all(ctx).await?.unzip();
+    let clusters = clusters.unwrap_or_default();
     let mut pctx = Context {
         base_url: settings.base_url.clone(),
         sources,
@@ -1424,14 +1442,28 @@ pub async fn publish_all<S: Store>(
         .map(since_of)
         .reduce(|a, b| a.zip(b).map(|(a, b)| a.min(b)))
         .flatten();
-    let all_heads = ctx
-        .store
-        .heads(&ItemQuery {
-            sources: Some(union.into_iter().cloned().collect()),
-            since: oldest,
-            limit: None,
-        })
-        .await?;
+    let all_heads = match rows {
+        Some(rows) => rows
+            .into_iter()
+            .filter(|r| union.contains(&r.source) && oldest.is_none_or(|s| r.date >= s))
+            .map(|r| ItemHead {
+                source: r.source,
+                id: r.id,
+                first_seen: r.first_seen,
+                sort_date: r.date,
+                link: r.link,
+            })
+            .collect(),
+        None => {
+            ctx.store
+                .heads(&ItemQuery {
+                    sources: Some(union.into_iter().cloned().collect()),
+                    since: oldest,
+                    limit: None,
+                })
+                .await?
+        }
+    };
     for feed in &ctx.config.feeds {
         let since = since_of(feed);
         let heads: Vec<&ItemHead> = all_heads
