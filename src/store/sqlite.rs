@@ -42,6 +42,30 @@ pub struct SqliteStore {
 struct Leases {
     /// Source → (owner, until, host).
     held: HashMap<String, (String, DateTime<Utc>, Option<String>)>,
+    /// Source → what a claim checks of its stored state, as this store last read or wrote it.
+    /// Sources' states are written only through this process (the lock file keeps other runs
+    /// out), so a claim needs no read of its own for a source the run has read or written.
+    stored: HashMap<String, Stored>,
+    /// `stored` holds every stored state (all were read once): a source not in it has none.
+    complete: bool,
+}
+
+/// What [`Store::claim_due`] checks of a source's stored state.
+#[derive(Debug, Clone, PartialEq)]
+struct Stored {
+    url: String,
+    retry_not_before: Option<DateTime<Utc>>,
+    last_fetch_at: Option<DateTime<Utc>>,
+}
+
+impl From<&SourceState> for Stored {
+    fn from(st: &SourceState) -> Stored {
+        Stored {
+            url: st.url.clone(),
+            retry_not_before: st.retry_not_before,
+            last_fetch_at: st.last_fetch_at,
+        }
+    }
 }
 
 fn ts(d: DateTime<Utc>) -> i64 {
@@ -112,8 +136,9 @@ impl SqliteStore {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Stores sources' states (name, JSON) in one transaction.
-    async fn write_states(&self, rows: Vec<(String, String)>) -> Result<(), StoreError> {
+    /// Stores sources' states (name, JSON, what a claim checks of it) in one transaction.
+    async fn write_states(&self, rows: Vec<(String, String, Stored)>) -> Result<(), StoreError> {
+        let leases = self.leases.clone();
         self.with(move |c, path| {
             let e = |source| sql(path, source);
             let tx = c.transaction().map_err(e)?;
@@ -124,11 +149,16 @@ impl SqliteStore {
                          ON CONFLICT (name) DO UPDATE SET state = excluded.state",
                     )
                     .map_err(e)?;
-                for (name, json) in &rows {
+                for (name, json, _) in &rows {
                     put.execute(params![name, json]).map_err(e)?;
                 }
             }
             tx.commit().map_err(e)?;
+            // Noted while the connection is held, so in the order of the writes and reads.
+            let mut book = lock_leases(&leases);
+            for (name, _, stored) in rows {
+                book.stored.insert(name, stored);
+            }
             Ok(())
         })
         .await
@@ -214,6 +244,7 @@ impl Store for SqliteStore {
     type PublishGuard = ();
     async fn source_state(&self, source: &str) -> Result<Option<SourceState>, StoreError> {
         let source = source.to_string();
+        let leases = self.leases.clone();
         self.with(move |c, path| {
             let json: Option<String> = c
                 .query_row(
@@ -223,14 +254,20 @@ impl Store for SqliteStore {
                 )
                 .optional()
                 .map_err(|e| sql(path, e))?;
-            json.map(|j| serde_json::from_str(&j).map_err(|e| corrupt(path, e)))
-                .transpose()
+            let state: Option<SourceState> = json
+                .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(path, e)))
+                .transpose()?;
+            if let Some(st) = &state {
+                lock_leases(&leases).stored.insert(source, Stored::from(st));
+            }
+            Ok(state)
         })
         .await
     }
 
     async fn source_states(&self) -> Result<HashMap<String, SourceState>, StoreError> {
-        self.with(|c, path| {
+        let leases = self.leases.clone();
+        self.with(move |c, path| {
             let mut stmt = c
                 .prepare_cached("SELECT name, state FROM sources")
                 .map_err(|e| sql(path, e))?;
@@ -242,6 +279,13 @@ impl Store for SqliteStore {
                 let state = serde_json::from_str(&json).map_err(|e| corrupt(path, e))?;
                 out.insert(name, state);
             }
+            // Read while the connection is held: no write comes between.
+            let mut book = lock_leases(&leases);
+            book.stored = out
+                .iter()
+                .map(|(n, st)| (n.clone(), Stored::from(st)))
+                .collect();
+            book.complete = true;
             Ok(out)
         })
         .await
@@ -249,13 +293,20 @@ impl Store for SqliteStore {
 
     async fn record_fetch(&self, source: &str, state: &SourceState) -> Result<(), StoreError> {
         let json = serde_json::to_string(state).map_err(|e| corrupt(&self.path, e))?;
-        self.write_states(vec![(source.to_string(), json)]).await
+        self.write_states(vec![(source.to_string(), json, Stored::from(state))])
+            .await
     }
 
     async fn record_fetches(&self, fetches: &[(String, SourceState)]) -> Result<(), StoreError> {
         let rows = fetches
             .iter()
-            .map(|(name, state)| Ok((name.clone(), serde_json::to_string(state)?)))
+            .map(|(name, state)| {
+                Ok((
+                    name.clone(),
+                    serde_json::to_string(state)?,
+                    Stored::from(state),
+                ))
+            })
             .collect::<Result<Vec<_>, serde_json::Error>>()
             .map_err(|e| corrupt(&self.path, e))?;
         self.write_states(rows).await
@@ -694,39 +745,26 @@ impl Store for SqliteStore {
                 if book.held.contains_key(&cand.name) {
                     continue;
                 }
-                // Only the fields that matter are read out of the stored state.
-                let mut read = c
-                    .prepare_cached(
-                        "SELECT json_extract(state, '$.url'),
-                                json_extract(state, '$.retry_not_before'),
-                                json_extract(state, '$.last_fetch_at')
-                         FROM sources WHERE name = ?1",
-                    )
-                    .map_err(|e| sql(path, e))?;
-                type Fields = (Option<String>, Option<String>, Option<String>);
-                let (url, retry, last): Fields = read
-                    .query_row([&cand.name], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()
-                    .map_err(|e| sql(path, e))?
-                    .unwrap_or_default();
-                let instant = |t: Option<String>| {
-                    t.map(|t| {
-                        serde_json::from_value::<DateTime<Utc>>(serde_json::Value::String(t))
-                            .map_err(|e| corrupt(path, e))
-                    })
-                    .transpose()
-                };
+                if !book.stored.contains_key(&cand.name) && !book.complete {
+                    let json: Option<String> = c
+                        .prepare_cached("SELECT state FROM sources WHERE name = ?1")
+                        .and_then(|mut st| st.query_row([&cand.name], |r| r.get(0)).optional())
+                        .map_err(|e| sql(path, e))?;
+                    if let Some(json) = json {
+                        let st: SourceState =
+                            serde_json::from_str(&json).map_err(|e| corrupt(path, e))?;
+                        book.stored.insert(cand.name.clone(), Stored::from(&st));
+                    }
+                }
+                let stored = book.stored.get(&cand.name);
                 // Fetched since the run read its state: settled.
-                if instant(last)? != cand.seen {
+                if stored.and_then(|st| st.last_fetch_at) != cand.seen {
                     continue;
                 }
                 // A `Retry-After` binds the location that sent it.
-                let retry = if url.as_deref() == Some(cand.url.as_str()) {
-                    instant(retry)?
-                } else {
-                    None
-                };
-                if retry.is_some_and(|t| now < t) {
+                if stored.is_some_and(|st| {
+                    st.url == cand.url && st.retry_not_before.is_some_and(|t| now < t)
+                }) {
                     continue;
                 }
                 let host_full = cand

@@ -700,8 +700,11 @@ async fn claim_leaves_sources_fetched_since_their_state_was_read(b: &Backend) {
     ])
     .await
     .unwrap();
-    cands[0].seen = Some(earlier);
-    cands[1].seen = Some(earlier);
+    let read = one.source_states().await.unwrap();
+    for c in &mut cands {
+        c.seen = read.get(&c.name).and_then(|st| st.last_fetch_at);
+    }
+    assert_eq!(cands[0].seen, Some(earlier));
     // Meanwhile another instance fetched "a" and "c" (a moment later, or a moment earlier by
     // a skewed clock elsewhere: no clock is compared).
     let later = earlier + Duration::milliseconds(1);
