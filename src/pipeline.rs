@@ -875,7 +875,7 @@ fn priorities(config: &Config) -> select::Priorities {
 pub async fn cluster_items<S: Store>(ctx: &Ctx<S>) -> Result<select::Clusters, StoreError> {
     Ok(cluster_all(ctx)
         .await?
-        .map_or_else(select::Clusters::new, |(clusters, _)| clusters))
+        .map_or_else(select::Clusters::default, |(clusters, _)| clusters))
 }
 
 /// [`cluster_items`], also giving back what it read: every stored item's row, newest first,
@@ -1038,7 +1038,7 @@ impl ClusterMap {
 
     fn finish(self) -> select::Clusters {
         let ClusterMap { mut joined, own } = self;
-        let heads: HashMap<u128, String> = joined
+        let heads: select::KeyMap<String> = joined
             .values()
             .map(|k| (xxhash_rust::xxh3::xxh3_128(k.as_bytes()), k.clone()))
             .collect();
@@ -1140,7 +1140,7 @@ async fn sign_missing<S: Store>(
                 .iter()
                 .zip(cluster::sign_all(items.iter().map(|it| &it.item)))
                 .filter_map(|(it, sig)| Some((select::item_key(&it.source, &it.item.id), sig?)))
-                .collect::<HashMap<select::ItemKey, cluster::Signature>>()
+                .collect::<select::KeyMap<cluster::Signature>>()
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?;

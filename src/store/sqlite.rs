@@ -536,7 +536,7 @@ impl Store for SqliteStore {
             // item row is read. The keys are read in one scan and matched by hash: a join seeks
             // the key table once per item (at 600,000 items, a second of 3).
             let tx = c.transaction().map_err(e)?;
-            let mut keys: HashMap<u128, String> = HashMap::new();
+            let mut keys: crate::select::KeyMap<String> = Default::default();
             {
                 let mut stmt = tx
                     .prepare_cached("SELECT source, id, cluster FROM cluster_keys")
@@ -555,6 +555,9 @@ impl Store for SqliteStore {
                      ORDER BY sort_date, source, id",
                 )
                 .map_err(e)?;
+            // Nearly every item has a key: the keys' count sizes the rows (new items beyond an
+            // eighth more grow it once).
+            let mut out = Vec::with_capacity(keys.len() + keys.len() / 8);
             let rows = stmt
                 .query_map([], |r| {
                     let (source, id): (String, String) = (r.get(0)?, r.get(1)?);
@@ -573,10 +576,11 @@ impl Store for SqliteStore {
                         link: r.get(4)?,
                     })
                 })
-                .map_err(e)?
-                .collect::<Result<Vec<_>, _>>()
                 .map_err(e)?;
-            Ok(rows)
+            for row in rows {
+                out.push(row.map_err(e)?);
+            }
+            Ok(out)
         })
         .await
     }
