@@ -270,8 +270,18 @@ fn xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
+/// Whether every char of `s` is an [`xml_char`], by bytes: a `str` holds no surrogates, so
+/// only C0 controls and U+FFFE/U+FFFF are not (found with byte searches, not char by char:
+/// this sees every text byte of every document).
+fn all_xml_chars(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'))
+        && !s.contains("\u{FFFE}")
+        && !s.contains("\u{FFFF}")
+}
+
 fn push_clean(out: &mut String, s: &str) {
-    if s.chars().all(xml_char) {
+    if all_xml_chars(s) {
         out.push_str(s);
     } else {
         out.extend(s.chars().filter(|c| xml_char(*c)));
@@ -590,6 +600,15 @@ fn open(reader: &NsReader<&[u8]>, e: &BytesStart<'_>, parent: Option<&Element>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn all_xml_chars_is_every_char_an_xml_char(
+            s in "(\\PC|[\u{0}-\u{1f}]|\u{fffe}|\u{ffff}|\u{fffd}|\u{d7ff}|\u{e000}|\u{10000}|[\u{7f}-\u{9f}]){0,12}"
+        ) {
+            proptest::prop_assert_eq!(all_xml_chars(&s), s.chars().all(xml_char));
+        }
+    }
 
     /// Reads a document within the default [`Limits`].
     fn read(text: &str) -> Document {
