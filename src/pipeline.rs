@@ -1443,17 +1443,23 @@ pub async fn publish_all<S: Store>(
         .reduce(|a, b| a.zip(b).map(|(a, b)| a.min(b)))
         .flatten();
     let all_heads = match rows {
-        Some(rows) => rows
-            .into_iter()
-            .filter(|r| union.contains(&r.source) && oldest.is_none_or(|s| r.date >= s))
-            .map(|r| ItemHead {
-                source: r.source,
-                id: r.id,
-                first_seen: r.first_seen,
-                sort_date: r.date,
-                link: r.link,
-            })
-            .collect(),
+        Some(rows) => {
+            let mut heads: Vec<ItemHead> = rows
+                .into_iter()
+                .filter(|r| union.contains(&r.source) && oldest.is_none_or(|s| r.date >= s))
+                .map(|r| ItemHead {
+                    source: r.source,
+                    id: r.id,
+                    first_seen: r.first_seen,
+                    sort_date: r.date,
+                    link: r.link,
+                })
+                .collect();
+            // Collected in the rows' own buffer, larger than the heads need: the rest goes
+            // before the feeds are rendered.
+            heads.shrink_to_fit();
+            heads
+        }
         None => {
             ctx.store
                 .heads(&ItemQuery {

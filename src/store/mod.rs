@@ -176,6 +176,8 @@ pub struct Candidate {
     /// `None`: none was). A source whose recorded fetch is another by the time of the claim was
     /// fetched since by another instance, and is settled. (An exact check, not a clock
     /// comparison: instances on other machines, or a recording that commits late, cannot fool it.)
+    /// So every recorded state carries the `last_fetch_at` of its own fetch: a write that kept
+    /// the old one would go unnoticed by the claims of runs that read the state before it.
     pub seen: Option<DateTime<Utc>>,
 }
 
