@@ -234,6 +234,16 @@ fn corrupt(path: &str, source: serde_json::Error) -> StoreError {
     }
 }
 
+/// The stored state of `source`, if any.
+fn read_state(c: &Connection, path: &str, source: &str) -> Result<Option<SourceState>, StoreError> {
+    let json: Option<String> = c
+        .prepare_cached("SELECT state FROM sources WHERE name = ?1")
+        .and_then(|mut st| st.query_row([source], |r| r.get(0)).optional())
+        .map_err(|e| sql(path, e))?;
+    json.map(|j| serde_json::from_str(&j).map_err(|e| corrupt(path, e)))
+        .transpose()
+}
+
 fn lock_leases(leases: &Mutex<Leases>) -> std::sync::MutexGuard<'_, Leases> {
     // Poisoned only by a panic between two map operations, each of which leaves it whole.
     leases.lock().unwrap_or_else(|p| p.into_inner())
@@ -246,17 +256,7 @@ impl Store for SqliteStore {
         let source = source.to_string();
         let leases = self.leases.clone();
         self.with(move |c, path| {
-            let json: Option<String> = c
-                .query_row(
-                    "SELECT state FROM sources WHERE name = ?1",
-                    [&source],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(|e| sql(path, e))?;
-            let state: Option<SourceState> = json
-                .map(|j| serde_json::from_str(&j).map_err(|e| corrupt(path, e)))
-                .transpose()?;
+            let state = read_state(c, path, &source)?;
             if let Some(st) = &state {
                 lock_leases(&leases).stored.insert(source, Stored::from(st));
             }
@@ -292,8 +292,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_fetch(&self, source: &str, state: &SourceState) -> Result<(), StoreError> {
-        let json = serde_json::to_string(state).map_err(|e| corrupt(&self.path, e))?;
-        self.write_states(vec![(source.to_string(), json, Stored::from(state))])
+        self.record_fetches(&[(source.to_string(), state.clone())])
             .await
     }
 
@@ -749,16 +748,11 @@ impl Store for SqliteStore {
                 if book.held.contains_key(&cand.name) {
                     continue;
                 }
-                if !book.stored.contains_key(&cand.name) && !book.complete {
-                    let json: Option<String> = c
-                        .prepare_cached("SELECT state FROM sources WHERE name = ?1")
-                        .and_then(|mut st| st.query_row([&cand.name], |r| r.get(0)).optional())
-                        .map_err(|e| sql(path, e))?;
-                    if let Some(json) = json {
-                        let st: SourceState =
-                            serde_json::from_str(&json).map_err(|e| corrupt(path, e))?;
-                        book.stored.insert(cand.name.clone(), Stored::from(&st));
-                    }
+                if !book.stored.contains_key(&cand.name)
+                    && !book.complete
+                    && let Some(st) = read_state(c, path, &cand.name)?
+                {
+                    book.stored.insert(cand.name.clone(), Stored::from(&st));
                 }
                 let stored = book.stored.get(&cand.name);
                 // Fetched since the run read its state: settled.
