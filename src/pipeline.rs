@@ -915,22 +915,14 @@ async fn cluster_all<S: Store>(
         .min();
     let mut clusters = ClusterMap::default();
     let Some(oldest_new) = oldest_new else {
-        for r in &mut rows {
-            if let Some(k) = r.cluster.take() {
-                clusters.add(&r.source, &r.id, k);
-            }
-        }
+        clusters.take_keys(&mut rows);
         return Ok(Some((clusters.finish(), rows)));
     };
     // The window: the rows dated from `window` before the oldest new one on, a prefix. The
     // others' keys go into `clusters` now, the window's once it has been compared with.
     let since = oldest_new.checked_sub_signed(window).unwrap_or_default();
     let in_window = rows.partition_point(|r| r.date >= since);
-    for r in &mut rows[in_window..] {
-        if let Some(k) = r.cluster.take() {
-            clusters.add(&r.source, &r.id, k);
-        }
-    }
+    clusters.take_keys(&mut rows[in_window..]);
     let (old, new): (Vec<usize>, Vec<usize>) =
         (0..in_window).partition(|n| rows[*n].cluster.is_some());
     let exact_keys: Vec<[Option<u64>; 2]> = rows[..in_window]
@@ -1007,11 +999,7 @@ async fn cluster_all<S: Store>(
             clusters.add(&r.source, &r.id, k);
         }
     }
-    for r in &mut rows[..in_window] {
-        if let Some(k) = r.cluster.take() {
-            clusters.add(&r.source, &r.id, k);
-        }
-    }
+    clusters.take_keys(&mut rows[..in_window]);
     Ok(Some((clusters.finish(), rows)))
 }
 
@@ -1033,6 +1021,15 @@ impl ClusterMap {
                 .push((item, xxhash_rust::xxh3::xxh3_128(key.as_bytes())));
         } else {
             self.joined.insert(item, key);
+        }
+    }
+
+    /// Adds the rows' cluster keys, taking them out of the rows.
+    fn take_keys(&mut self, rows: &mut [ClusterRow]) {
+        for r in rows {
+            if let Some(k) = r.cluster.take() {
+                self.add(&r.source, &r.id, k);
+            }
         }
     }
 
