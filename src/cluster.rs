@@ -307,10 +307,9 @@ pub fn exact_keys(item: &Item) -> [Option<u64>; 2] {
 
 /// [`exact_keys`] of an item's link and id.
 pub fn exact_keys_of(link: Option<&str>, id: &str) -> [Option<u64>; 2] {
-    // Seeded apart, so a link and a guid of the same text are different keys.
-    let link = link.map(|l| xxh3_64_with_seed(l.as_bytes(), 0x6c69_6e6b));
-    let guid = (id.contains("://") || id.starts_with("tag:"))
-        .then(|| xxh3_64_with_seed(id.as_bytes(), 0x6775_6964));
+    use crate::select::{ID_KEY, LINK_KEY, is_global_id};
+    let link = link.map(|l| xxh3_64_with_seed(l.as_bytes(), LINK_KEY));
+    let guid = is_global_id(id).then(|| xxh3_64_with_seed(id.as_bytes(), ID_KEY));
     [link, guid]
 }
 

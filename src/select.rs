@@ -262,9 +262,16 @@ fn tagged(tag: u64, value: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128_with_seed(value.as_bytes(), tag)
 }
 
-/// [`tagged`]'s tags.
-const LINK_KEY: u64 = 0x6c69_6e6b; // "link"
-const ID_KEY: u64 = 0x6964; // "id"
+/// Seeds of duplicate keys (here and `cluster::exact_keys_of`): a link and an id of the same
+/// text are different keys.
+pub const LINK_KEY: u64 = 0x6c69_6e6b; // "link"
+pub const ID_KEY: u64 = 0x6964; // "id"
+
+/// Whether an item id names the story beyond its source (a URL or tag URI, not a source-local
+/// counter): then two items with it are one story.
+pub fn is_global_id(id: &str) -> bool {
+    id.contains("://") || id.starts_with("tag:")
+}
 
 /// Decides for every candidate (given newest first) whether `feed` publishes it.
 pub fn decide(
@@ -433,7 +440,7 @@ fn dedupe<T: Selectable>(decided: &mut [(T, Decision)], priorities: &Priorities)
         let id = it.id();
         let keys = [
             it.link().map(|l| tagged(LINK_KEY, l)),
-            (id.contains("://") || id.starts_with("tag:")).then(|| tagged(ID_KEY, id)),
+            is_global_id(id).then(|| tagged(ID_KEY, id)),
         ];
         if let Some(first) = keys.iter().flatten().find_map(|k| seen.get(k)).copied() {
             let kept = &decided[first].0;

@@ -310,10 +310,10 @@ pub trait Store: Send + Sync {
     fn generation(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Every stored item's near-duplicate state, oldest first, then by key (source, id; as
-    /// bytes): its key, dates, link and cluster
-    /// key, without its signature (`ClusterRow::signature` is `None`: [`Store::signatures`]
-    /// reads those, for the items that need them). A store keeps a signature and a cluster key
-    /// per item and clears the signature whenever `upsert_items` changes the item.
+    /// bytes): its key, dates, link and cluster key, without its signature
+    /// (`ClusterRow::signature` is `None`: [`Store::signatures`] reads those, for the items that
+    /// need them). A store keeps a signature and a cluster key per item and clears the signature
+    /// whenever `upsert_items` changes the item.
     fn cluster_rows(&self) -> impl Future<Output = Result<Vec<ClusterRow>, StoreError>> + Send;
 
     /// The stored signatures of the items `keys` names (source, id), in that order: `None`
@@ -343,7 +343,8 @@ pub trait Store: Send + Sync {
 
     /// Leases candidates that are free: not leased by anyone (or the lease ran out), not
     /// fetched since the claimer read their state (`Candidate::seen`), past their
-    /// `Retry-After`, their host under `per_host` live leases. Atomic across instances: no two owners hold one source at a time.
+    /// `Retry-After`, their host under `per_host` live leases. Atomic across instances: no two
+    /// owners hold one source at a time.
     fn claim_due(&self, claim: &Claim) -> impl Future<Output = Result<Claimed, StoreError>> + Send;
 
     /// Gives leases back (after their fetches were recorded). A lease taken over meanwhile by
