@@ -203,8 +203,8 @@ fn word_hashes(item: &Item, cache: &mut StemCache) -> Vec<u64> {
     let mut folded = String::new();
     for w in text.unicode_words().take(MAX_WORDS) {
         folded.clear();
-        for c in w.chars().flat_map(char::to_lowercase) {
-            folded.push(if c == 'ё' { 'е' } else { c });
+        for c in w.chars() {
+            crate::normalize::fold::push_folded(&mut folded, c);
         }
         let key = xxhash_rust::xxh3::xxh3_64_with_seed(folded.as_bytes(), seed);
         if let Some(h) = cache.0.get(&key) {

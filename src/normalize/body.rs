@@ -1108,7 +1108,7 @@ fn comparable(s: &str) -> String {
     for c in folded.chars() {
         if c.is_whitespace() {
             space = true;
-        } else if c.is_alphanumeric() {
+        } else if super::fold::is_word_char(c) {
             if space && !out.is_empty() {
                 out.push(' ');
             }

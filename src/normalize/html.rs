@@ -416,6 +416,16 @@ fn walk(node: NodeRef<'_, Node>, out: &mut String) {
 /// The text of an HTML fragment: entities decoded, tags dropped, blocks separated by a blank
 /// line, runs of spaces collapsed.
 pub fn text_of(html: &str) -> String {
+    // Without markup, references, CRs (the parser turns them into line feeds), NULs or a BOM
+    // (it drops them), the parse would give the text as it is: many summaries are plain.
+    if !html.contains(['<', '&', '\r', '\0', '\u{feff}']) {
+        return tidy_text(&without_controls(html));
+    }
+    parsed_text_of(html)
+}
+
+/// [`text_of`] by a parse, whatever `html` holds.
+fn parsed_text_of(html: &str) -> String {
     let html = limit_nesting(html, MAX_NESTING);
     let doc = Html::parse_fragment(&html);
     let mut raw = String::with_capacity(html.len());
@@ -623,5 +633,21 @@ mod tests {
             plain_to_html("A <b>\nB\n\n\nC"),
             "<p>A &lt;b&gt;<br>B</p>\n<p>C</p>"
         );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Plain text takes the quick path; it must read as the parse reads it (any char,
+        /// controls, line breaks and spaces of every kind included).
+        #[test]
+        fn plain_text_reads_as_the_parse_reads_it(
+            s in proptest::prop_oneof![
+                "([\\PC\\s\\x01-\\x1f\\x7f-\\u{9f}\\u{fffe}\\u{2028}\\u{a0}]|\n){0,40}",
+                "([\\PC\\s]|\n|\r|\\x00|\u{feff}|&amp;|<b>){0,20}",
+            ]
+        ) {
+            proptest::prop_assert_eq!(text_of(&s), parsed_text_of(&s));
+        }
     }
 }

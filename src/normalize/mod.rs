@@ -10,6 +10,7 @@
 pub mod body;
 pub mod boilerplate;
 pub mod date;
+pub mod fold;
 pub mod html;
 pub mod language;
 mod own_markup;
@@ -523,7 +524,16 @@ fn is_excerpt(summary: &str, body: Option<&str>) -> bool {
     let Some(body) = body else {
         return false;
     };
-    let squash = |s: &str| -> String { fold(s).chars().filter(|c| c.is_alphanumeric()).collect() };
+    let squash = |s: &str| -> String {
+        let mut folded = String::with_capacity(s.len());
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            folded.clear();
+            fold::push_folded(&mut folded, c);
+            out.extend(folded.chars().filter(|c| fold::is_word_char(*c)));
+        }
+        out
+    };
     let s = squash(summary);
     if s.is_empty() {
         return false;
@@ -553,7 +563,7 @@ fn body_head(body: &str, alnum: usize) -> &str {
         if seen >= alnum && c.is_whitespace() {
             return &body[..i];
         }
-        if c.is_alphanumeric() {
+        if fold::is_word_char(c) {
             seen += 1;
         }
     }
@@ -812,9 +822,9 @@ fn without_controls(it: &RawItem) -> std::borrow::Cow<'_, RawItem> {
     std::borrow::Cow::Owned(out)
 }
 
-/// Case folding for comparisons: lowercase, ё → е.
+/// Case folding for comparisons: lowercase, ё → е ([`fold::fold`]).
 pub fn fold(s: &str) -> String {
-    s.to_lowercase().replace('ё', "е")
+    fold::fold(s)
 }
 
 /// How the ids made from an item's title and content begin.
