@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0003_generation.sql"),
     include_str!("migrations/sqlite/0004_heads.sql"),
     include_str!("migrations/sqlite/0005_cluster_keys.sql"),
+    include_str!("migrations/sqlite/0006_drop_items_by_date.sql"),
 ];
 
 #[derive(Clone)]
