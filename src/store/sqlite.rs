@@ -34,7 +34,9 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Clone)]
 pub struct SqliteStore {
     path: Arc<str>,
-    conn: Arc<Mutex<Connection>>,
+    /// The one connection: taken (asynchronously) before a blocking thread is, so no thread
+    /// of the blocking pool waits for it while documents wait to be parsed.
+    conn: Arc<tokio::sync::Mutex<Connection>>,
     leases: Arc<Mutex<Leases>>,
 }
 
@@ -114,7 +116,7 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             path: name,
-            conn: Arc::new(Mutex::new(conn)),
+            conn: Arc::new(tokio::sync::Mutex::new(conn)),
             leases: Arc::default(),
         })
     }
@@ -125,16 +127,13 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection, &str) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        let mut guard = self.conn.clone().lock_owned().await;
         let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock leaves SQLite itself consistent (transactions
-            // roll back on drop), so a poisoned lock is safe to reuse.
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard, &path)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
+        // A panic while holding the connection leaves SQLite itself consistent (transactions
+        // roll back on drop), and unwinding releases it.
+        tokio::task::spawn_blocking(move || f(&mut guard, &path))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     /// Stores sources' states (name, JSON, what a claim checks of it) in one transaction.
