@@ -686,7 +686,7 @@ fn item(
         };
         let b = body::normalize_body(text, is_html && html::looks_like_html(text), &body_rules);
         let h = html::sanitize(&b.html, content_base.as_ref());
-        let text = html::text_of(&h);
+        let text = html::sanitized_text(&h);
         if has_media(&h) || !text.is_empty() {
             body = Some(b);
             content_html = Some(h);
@@ -707,7 +707,6 @@ fn item(
             html::collapse(s)
         }
     });
-    let body_text = content_text.as_deref().map(html::collapse);
     let lead = body.as_ref().and_then(|b| b.lead.clone());
     // The lead is compared too: a body may open with a photo and its caption (full text
     // restores the lead photo there), and the summary is then an excerpt of the text after it.
@@ -715,7 +714,7 @@ fn item(
         (Some(s), Some(l))
             if body_from_content
                 && !s.is_empty()
-                && !is_excerpt(&s, body_text.as_deref())
+                && !is_excerpt(&s, content_text.as_deref())
                 && !is_excerpt(&s, Some(l.as_str())) =>
         {
             s

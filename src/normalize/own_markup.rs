@@ -3,7 +3,8 @@
 //!
 //! Our own serialisation is regular: tags are lowercase names of elements the sanitiser keeps,
 //! every non-void element is closed in tree order, text is escaped with `&amp;`, `&lt;`, `&gt;`
-//! and attribute values are double-quoted with `&quot;` too (so a `>` always ends a tag). The
+//! (and U+00A0 as `&nbsp;`, by the sanitiser) and attribute values are double-quoted with
+//! `&quot;` too (so a `>` always ends a tag). The
 //! tree an HTML parser builds from it has the elements in the same order with the same text;
 //! what it may do differently (close an element early where the original had one in between
 //! that is not written out, such as `<marquee>`) is left to the caller, which parses instead in
@@ -85,6 +86,8 @@ fn decoded(text: &str, mut f: impl FnMut(char)) {
             ('>', 4)
         } else if after.starts_with("&quot;") {
             ('"', 6)
+        } else if after.starts_with("&nbsp;") {
+            ('\u{a0}', 6)
         } else {
             ('&', 1)
         };
