@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use unicode_segmentation::UnicodeSegmentation;
+mod words;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::model::Item;
@@ -186,10 +186,11 @@ fn text_of(item: &Item) -> String {
 }
 
 /// Stems already computed while signing a batch of items: Snowball stemming is the largest
-/// cost of signing, and news repeats its words. Keyed by the hash of language and folded word;
-/// emptied when it reaches a million entries.
+/// cost of signing, and news repeats its words. Keyed by the hash of language and folded word
+/// (already a hash, so the map's own hashing is foldhash's quick one); emptied when it reaches
+/// a million entries.
 #[derive(Default)]
-struct StemCache(HashMap<u64, u64>);
+struct StemCache(HashMap<u64, u64, foldhash::fast::RandomState>);
 
 /// Hashes of the item's words in their folded, stemmed form, at most [`MAX_WORDS`].
 fn word_hashes(item: &Item, cache: &mut StemCache) -> Vec<u64> {
@@ -201,7 +202,7 @@ fn word_hashes(item: &Item, cache: &mut StemCache) -> Vec<u64> {
     }
     let mut out = Vec::new();
     let mut folded = String::new();
-    for w in text.unicode_words().take(MAX_WORDS) {
+    for w in words::words(&text).take(MAX_WORDS) {
         folded.clear();
         for c in w.chars() {
             crate::normalize::fold::push_folded(&mut folded, c);
