@@ -535,7 +535,16 @@ impl Store for SqliteStore {
             // item row is read. The keys are read in one scan and matched by hash: a join seeks
             // the key table once per item (at 600,000 items, a second of 3).
             let tx = c.transaction().map_err(e)?;
-            let mut keys: crate::select::KeyMap<String> = Default::default();
+            // Sized first: grown by doubling, the map rehashed 20 times on the way to 600,000
+            // keys, each time into new pages the kernel had to clear.
+            let count: i64 = tx
+                .query_row("SELECT count(*) FROM cluster_keys", [], |r| r.get(0))
+                .map_err(e)?;
+            let mut keys: crate::select::KeyMap<String> =
+                crate::select::KeyMap::with_capacity_and_hasher(
+                    usize::try_from(count).unwrap_or_default(),
+                    Default::default(),
+                );
             {
                 let mut stmt = tx
                     .prepare_cached("SELECT source, id, cluster FROM cluster_keys")
