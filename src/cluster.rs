@@ -205,7 +205,7 @@ fn word_hashes(item: &Item, cache: &mut StemCache) -> Vec<u64> {
     for w in words::words(&text).take(MAX_WORDS) {
         folded.clear();
         for c in w.chars() {
-            crate::normalize::fold::push_folded(&mut folded, c);
+            crate::normalize::fold::push_lowered(&mut folded, c);
         }
         let key = xxhash_rust::xxh3::xxh3_64_with_seed(folded.as_bytes(), seed);
         if let Some(h) = cache.0.get(&key) {
