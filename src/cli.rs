@@ -129,9 +129,10 @@ pub fn main() -> ExitCode {
     };
     init_logging(&cli);
     // The blocking pool runs document parses (one per core: pipeline's `CORES`), the SQLite
-    // connection (one holder at a time) and short file work. Left unbounded it grew a thread
-    // per waiting task, and glibc gives each thread an arena of its own that keeps what it
-    // freed: an update at 1,000 sources peaked at 117-121 MB, bounded at 102.
+    // connection (one holder at a time) and short file and page work; name lookups, which may
+    // wait for seconds, have threads of their own (`fetch::http::lookup`). Left unbounded the
+    // pool grew a thread per waiting task, and glibc gives each thread an arena of its own that
+    // keeps what it freed: an update at 1,000 sources peaked at 117-121 MB, bounded at 102.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .max_blocking_threads(cores + 2)

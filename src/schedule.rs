@@ -457,11 +457,8 @@ async fn hub_allowed(hub: &Url, allow_private: bool) -> bool {
         Some(url::Host::Ipv6(ip)) => !is_private(ip.into()),
         Some(url::Host::Domain(d)) => {
             let port = hub.port_or_known_default().unwrap_or(443);
-            match tokio::net::lookup_host((d, port)).await {
-                Ok(addrs) => {
-                    let addrs: Vec<_> = addrs.collect();
-                    !addrs.is_empty() && addrs.iter().all(|a| !is_private(a.ip()))
-                }
+            match crate::fetch::http::lookup(d, port).await {
+                Ok(addrs) => !addrs.is_empty() && addrs.iter().all(|a| !is_private(a.ip())),
                 Err(_) => false,
             }
         }

@@ -67,23 +67,47 @@ fn private_literal(url: &Url) -> bool {
     }
 }
 
-/// A resolver that drops private addresses, so a public name pointing at 127.0.0.1 is refused.
-struct PublicOnly;
+/// Resolves `host` on a thread of its own. Not on the runtime's blocking pool: that pool is kept
+/// small (`cli::main`), and a name server that does not answer holds a lookup for seconds, which
+/// would leave documents waiting to be parsed and other lookups waiting behind it.
+pub async fn lookup(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    use std::net::ToSocketAddrs;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let target = (host.to_string(), port);
+    std::thread::Builder::new()
+        .name("feedloom-dns".into())
+        .spawn(move || {
+            // The fetch may have given up (timeout): then nobody is waiting for the answer.
+            let _ = tx.send(target.to_socket_addrs().map(Iterator::collect));
+        })?;
+    rx.await
+        .map_err(|_| std::io::Error::other("the name lookup ended without an answer"))?
+}
 
-impl reqwest::dns::Resolve for PublicOnly {
+/// The HTTP client's resolver ([`lookup`]); with `public_only` it drops private addresses, so a
+/// public name pointing at 127.0.0.1 is refused.
+struct Resolver {
+    public_only: bool,
+}
+
+impl reqwest::dns::Resolve for Resolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().to_string();
+        let public_only = self.public_only;
         Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+            let addrs: Vec<SocketAddr> = lookup(&host, 0)
                 .await?
-                .filter(|a| !is_private(a.ip()))
+                .into_iter()
+                .filter(|a| !public_only || !is_private(a.ip()))
                 .collect();
             if addrs.is_empty() {
-                return Err(format!(
-                    "{host} resolves only to private or loopback addresses \
+                let why = if public_only {
+                    "resolves only to private or loopback addresses \
                      (set settings.allow_private_networks = true to allow them)"
-                )
-                .into());
+                } else {
+                    "resolves to no address"
+                };
+                return Err(format!("{host} {why}").into());
             }
             let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
@@ -141,9 +165,9 @@ impl HttpFetcher {
             // request beyond them opens a new connection (one host serving many feeds answered
             // 1,000 304s over 604 connections with 4 kept).
             .pool_max_idle_per_host(settings.per_host_concurrency.max(4));
-        if !allow_private {
-            builder = builder.dns_resolver(Arc::new(PublicOnly));
-        }
+        builder = builder.dns_resolver(Arc::new(Resolver {
+            public_only: !allow_private,
+        }));
         let client = builder.build().map_err(|source| FetchError::Network {
             url: String::new(),
             source,
@@ -365,6 +389,42 @@ pub fn fresh_for(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Names resolve off the runtime's blocking pool, even with that pool at one thread that is
+    /// busy; a public-only resolver refuses a name that resolves to loopback.
+    #[test]
+    fn lookups_run_beside_a_busy_blocking_pool() {
+        use reqwest::dns::Resolve;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (release, held) = std::sync::mpsc::channel::<()>();
+            let busy = tokio::task::spawn_blocking(move || held.recv());
+            let addrs =
+                tokio::time::timeout(std::time::Duration::from_secs(10), lookup("localhost", 80))
+                    .await
+                    .expect("a lookup waiting for the blocking pool")
+                    .unwrap();
+            assert!(
+                !addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback() && a.port() == 80)
+            );
+            let name = || "localhost".parse::<reqwest::dns::Name>().unwrap();
+            let refused = Resolver { public_only: true }.resolve(name()).await;
+            assert!(refused.is_err_and(|e| e.to_string().contains("private or loopback")));
+            assert!(
+                Resolver { public_only: false }
+                    .resolve(name())
+                    .await
+                    .is_ok()
+            );
+            release.send(()).unwrap();
+            busy.await.unwrap().unwrap();
+        });
+    }
 
     #[test]
     fn private_ranges() {
