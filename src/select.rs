@@ -344,6 +344,15 @@ pub fn decide_by<T: Selectable>(
         if *d != Decision::Kept {
             continue;
         }
+        if feed.per_source_limit == 0 {
+            // No per-source count to keep (and no source to hash for each candidate).
+            if kept >= feed.limit {
+                *d = Decision::Limit;
+            } else {
+                kept += 1;
+            }
+            continue;
+        }
         let n = per_source.entry(it.source()).or_default();
         if feed.per_source_limit > 0 && *n >= feed.per_source_limit {
             *d = Decision::PerSourceLimit;
@@ -364,6 +373,19 @@ fn sort_by_preference<T: Selectable>(
     decided: &[(T, Decision)],
     priority: &[i64],
 ) {
+    // Candidates come newest first, each date's run by source and id (the store's order): then
+    // ascending positions already break ties of a date, and a stable sort on the numbers alone
+    // gives the same order without comparing strings (600,000 heads at N = 10,000).
+    let in_store_order = idx.is_sorted()
+        && idx.windows(2).all(|w| {
+            let (a, b) = (&decided[w[0]].0, &decided[w[1]].0);
+            a.sort_date() > b.sort_date()
+                || (a.sort_date() == b.sort_date() && (a.source(), a.id()) < (b.source(), b.id()))
+        });
+    if in_store_order {
+        idx.sort_by_key(|i| (std::cmp::Reverse(priority[*i]), decided[*i].0.sort_date()));
+        return;
+    }
     idx.sort_by(|a, b| {
         let (x, y) = (&decided[*a].0, &decided[*b].0);
         priority[*b]
@@ -376,6 +398,9 @@ fn sort_by_preference<T: Selectable>(
 
 /// Each candidate's source `priority` (absent: 0).
 fn priorities_of<T: Selectable>(decided: &[(T, Decision)], priorities: &Priorities) -> Vec<i64> {
+    if priorities.is_empty() {
+        return vec![0; decided.len()];
+    }
     decided
         .iter()
         .map(|(it, _)| priorities.get(it.source()).copied().unwrap_or(0))
@@ -475,6 +500,56 @@ mod tests {
     use super::*;
     use crate::model::Item;
     use std::collections::BTreeSet;
+
+    proptest::proptest! {
+        /// The quick preference sort (candidates in the store's order) orders as the full
+        /// comparison does, and any other order takes the full comparison.
+        #[test]
+        fn preference_sort_is_the_full_comparison(
+            heads in proptest::collection::vec((0u8..4, 0u8..6, 0u32..4), 0..40),
+            prioritised in proptest::collection::vec(0u8..4, 0..3),
+            shuffle in proptest::prelude::any::<bool>(),
+        ) {
+            let mut decided: Vec<(StoredItem, Decision)> = heads
+                .iter()
+                .map(|(src, id, day)| {
+                    (item(&format!("s{src}"), &format!("i{id}"), "t", None, day + 1), Decision::Kept)
+                })
+                .collect();
+            // The store's order: newest first, then by source and id.
+            decided.sort_by(|(a, _), (b, _)| {
+                (std::cmp::Reverse(a.sort_date), &a.source, &a.item.id)
+                    .cmp(&(std::cmp::Reverse(b.sort_date), &b.source, &b.item.id))
+            });
+            if shuffle {
+                decided.reverse();
+            }
+            let priorities: Priorities =
+                prioritised.iter().map(|s| (format!("s{s}"), i64::from(*s) + 1)).collect();
+            let priority = priorities_of(&decided, &priorities);
+            let mut quick: Vec<usize> = (0..decided.len()).collect();
+            sort_by_preference(&mut quick, &decided, &priority);
+            let mut full: Vec<usize> = (0..decided.len()).collect();
+            full.sort_by(|a, b| {
+                let (x, y) = (&decided[*a].0, &decided[*b].0);
+                priority[*b]
+                    .cmp(&priority[*a])
+                    .then_with(|| x.sort_date().cmp(&y.sort_date()))
+                    .then_with(|| x.source().cmp(y.source()))
+                    .then_with(|| x.id().cmp(y.id()))
+            });
+            // Equal candidates may take either order: compare what is at each place.
+            let at = |v: &[usize]| -> Vec<(String, String, DateTime<Utc>)> {
+                v.iter()
+                    .map(|i| {
+                        let it = &decided[*i].0;
+                        (it.source.clone(), it.item.id.clone(), it.sort_date)
+                    })
+                    .collect()
+            };
+            proptest::prop_assert_eq!(at(&quick), at(&full));
+        }
+    }
 
     fn item(source: &str, id: &str, title: &str, link: Option<&str>, day: u32) -> StoredItem {
         let date: DateTime<Utc> = format!("2025-05-{day:02}T00:00:00Z").parse().unwrap();
