@@ -386,14 +386,23 @@ fn sort_by_preference<T: Selectable>(
         idx.sort_by_key(|i| (std::cmp::Reverse(priority[*i]), decided[*i].0.sort_date()));
         return;
     }
-    idx.sort_by(|a, b| {
-        let (x, y) = (&decided[*a].0, &decided[*b].0);
-        priority[*b]
-            .cmp(&priority[*a])
-            .then_with(|| x.sort_date().cmp(&y.sort_date()))
-            .then_with(|| x.source().cmp(y.source()))
-            .then_with(|| x.id().cmp(y.id()))
-    });
+    idx.sort_by(|a, b| preference(decided, priority, *a, *b));
+}
+
+/// Which of the candidates at positions `a` and `b` stays (`Less`: `a`); see
+/// [`sort_by_preference`].
+fn preference<T: Selectable>(
+    decided: &[(T, Decision)],
+    priority: &[i64],
+    a: usize,
+    b: usize,
+) -> std::cmp::Ordering {
+    let (x, y) = (&decided[a].0, &decided[b].0);
+    priority[b]
+        .cmp(&priority[a])
+        .then_with(|| x.sort_date().cmp(&y.sort_date()))
+        .then_with(|| x.source().cmp(y.source()))
+        .then_with(|| x.id().cmp(y.id()))
 }
 
 /// Each candidate's source `priority` (absent: 0).
@@ -530,14 +539,7 @@ mod tests {
             let mut quick: Vec<usize> = (0..decided.len()).collect();
             sort_by_preference(&mut quick, &decided, &priority);
             let mut full: Vec<usize> = (0..decided.len()).collect();
-            full.sort_by(|a, b| {
-                let (x, y) = (&decided[*a].0, &decided[*b].0);
-                priority[*b]
-                    .cmp(&priority[*a])
-                    .then_with(|| x.sort_date().cmp(&y.sort_date()))
-                    .then_with(|| x.source().cmp(y.source()))
-                    .then_with(|| x.id().cmp(y.id()))
-            });
+            full.sort_by(|a, b| preference(&decided, &priority, *a, *b));
             // Equal candidates may take either order: compare what is at each place.
             let at = |v: &[usize]| -> Vec<(String, String, DateTime<Utc>)> {
                 v.iter()
