@@ -1120,26 +1120,19 @@ fn reads_as(s: &str, target: &str) -> bool {
 /// Gives the characters of `comparable(s)` to `emit` in order while it returns true; false when
 /// it stopped.
 fn comparable_each(s: &str, mut emit: impl FnMut(char) -> bool) -> bool {
-    let mut folded = String::new();
     let (mut space, mut started) = (false, false);
-    for c in s.chars() {
-        folded.clear();
-        super::fold::push_folded(&mut folded, c);
-        for c in folded.chars() {
-            if c.is_whitespace() {
-                space = true;
-            } else if super::fold::is_word_char(c) {
-                if space && started && !emit(' ') {
-                    return false;
-                }
-                (space, started) = (false, true);
-                if !emit(c) {
-                    return false;
-                }
+    super::fold::each_folded(s, |c| {
+        if c.is_whitespace() {
+            space = true;
+        } else if super::fold::is_word_char(c) {
+            if space && started && !emit(' ') {
+                return false;
             }
+            (space, started) = (false, true);
+            return emit(c);
         }
-    }
-    true
+        true
+    })
 }
 
 /// Removes the title wherever it is repeated among the first blocks of text (once or twice, as

@@ -51,6 +51,20 @@ pub fn fold(s: &str) -> String {
     out
 }
 
+/// Gives the characters of `fold(s)` to `f`, in order, while it returns true (without building
+/// the folded text); false when `f` stopped it.
+pub fn each_folded(s: &str, mut f: impl FnMut(char) -> bool) -> bool {
+    let mut folded = String::new();
+    for c in s.chars() {
+        folded.clear();
+        push_folded(&mut folded, c);
+        if !folded.chars().all(&mut f) {
+            return false;
+        }
+    }
+    true
+}
+
 /// Whether `c` is alphanumeric (`char::is_alphanumeric`), with ASCII and Cyrillic letters
 /// answered without a table search.
 #[inline]

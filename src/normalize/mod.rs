@@ -525,13 +525,13 @@ fn is_excerpt(summary: &str, body: Option<&str>) -> bool {
         return false;
     };
     let squash = |s: &str| -> String {
-        let mut folded = String::with_capacity(s.len());
         let mut out = String::with_capacity(s.len());
-        for c in s.chars() {
-            folded.clear();
-            fold::push_folded(&mut folded, c);
-            out.extend(folded.chars().filter(|c| fold::is_word_char(*c)));
-        }
+        fold::each_folded(s, |c| {
+            if fold::is_word_char(c) {
+                out.push(c);
+            }
+            true
+        });
         out
     };
     let s = squash(summary);
@@ -730,7 +730,7 @@ fn item(
     let mut seen = HashSet::new();
     for c in &it.categories {
         let c = html::collapse(c);
-        if !c.is_empty() && seen.insert(fold(&c)) {
+        if !c.is_empty() && seen.insert(fold::fold(&c)) {
             categories.push(c);
         }
     }
@@ -819,11 +819,6 @@ fn without_controls(it: &RawItem) -> std::borrow::Cow<'_, RawItem> {
         a.name = clean(&a.name);
     }
     std::borrow::Cow::Owned(out)
-}
-
-/// Case folding for comparisons: lowercase, ё → е ([`fold::fold`]).
-pub fn fold(s: &str) -> String {
-    fold::fold(s)
 }
 
 /// How the ids made from an item's title and content begin.
