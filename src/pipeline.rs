@@ -859,10 +859,13 @@ async fn source_infos<S: Store>(
     Ok((out, newest))
 }
 
+/// The sources' priorities, where not 0 (absent means 0: with no priority set anywhere, selection
+/// looks none up).
 fn priorities(config: &Config) -> select::Priorities {
     config
         .sources
         .iter()
+        .filter(|s| s.priority != 0)
         .map(|s| (s.name.clone(), s.priority))
         .collect()
 }
