@@ -18,10 +18,11 @@
 //! its first member's id and never changes as members join. [`Candidates`] finds, without holding
 //! their signatures, the members with a key that a new member can be compared with.
 
+mod words;
+
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-mod words;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::model::Item;

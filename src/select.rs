@@ -354,7 +354,7 @@ pub fn decide_by<T: Selectable>(
             continue;
         }
         let n = per_source.entry(it.source()).or_default();
-        if feed.per_source_limit > 0 && *n >= feed.per_source_limit {
+        if *n >= feed.per_source_limit {
             *d = Decision::PerSourceLimit;
         } else if kept >= feed.limit {
             *d = Decision::Limit;
