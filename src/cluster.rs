@@ -38,6 +38,9 @@ pub const HASHES: usize = 128;
 /// probability 0.98, at 0.3 with 0.998.
 pub const ROWS: usize = 2;
 const BANDS: usize = HASHES / ROWS;
+/// Bands [`assign`] holds the values of at once.
+const BAND_GROUP: usize = 8;
+const _: () = assert!(BANDS.is_multiple_of(BAND_GROUP));
 /// Words per shingle.
 const SHINGLE: usize = 3;
 /// Words of an item read: a hostile item cannot make signing it expensive, and a long story
@@ -449,33 +452,37 @@ pub fn assign<'a>(members: &[Member<'a>], threshold: f64, window: Duration) -> V
         pairs.sort_unstable();
         pairs.dedup();
     };
-    // Band values by band, then position: one pass over the signatures (they are large and
-    // in no useful order), then each band read in order.
-    let mut values = vec![0u32; BANDS * n];
-    let mut signed = vec![false; n];
-    for (pos, m) in order.iter().enumerate() {
-        if let Some(sig) = members[*m].signature {
-            signed[pos] = true;
-            for b in 0..BANDS {
-                values[b * n + pos] = (band_key(sig, b) >> 32) as u32;
+    // Band values by band, then position, [`BAND_GROUP`] bands at a time: one pass over the
+    // signatures per group (they are large and in no useful order), then each band read in
+    // order. All 64 bands at once were a quarter of a first run's peak memory.
+    let signed: Vec<(u32, &Signature)> = order
+        .iter()
+        .enumerate()
+        .filter_map(|(pos, m)| Some((pos as u32, members[*m].signature?)))
+        .collect();
+    let mut values = vec![0u32; BAND_GROUP * signed.len()];
+    for group in (0..BANDS).step_by(BAND_GROUP) {
+        for (i, (_, sig)) in signed.iter().enumerate() {
+            for g in 0..BAND_GROUP {
+                values[g * signed.len() + i] = (band_key(sig, group + g) >> 32) as u32;
             }
         }
-    }
-    for b in 0..BANDS {
-        keys.clear();
-        let band = &values[b * n..(b + 1) * n];
-        for (pos, v) in band.iter().enumerate() {
-            if signed[pos] {
-                keys.push(u64::from(*v) << 32 | pos as u64);
+        for band in values.chunks_exact(signed.len().max(1)) {
+            keys.clear();
+            keys.extend(
+                band.iter()
+                    .zip(&signed)
+                    .map(|(v, (pos, _))| u64::from(*v) << 32 | u64::from(*pos)),
+            );
+            grouper.pair_runs(&keys, &mut pairs);
+            // Members sharing many bands give the same pairs in each: keep memory bounded.
+            if pairs.len() > 8 * n + 1024 {
+                compact(&mut pairs);
             }
-        }
-        grouper.pair_runs(&keys, &mut pairs);
-        // Members sharing many bands give the same pairs in each: keep memory bounded.
-        if pairs.len() > 8 * n + 1024 {
-            compact(&mut pairs);
         }
     }
     drop(values);
+    drop(signed);
     keys.clear();
     for (pos, m) in order.iter().enumerate() {
         for k in members[*m].exact.iter().flatten() {
