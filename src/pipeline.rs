@@ -533,7 +533,7 @@ async fn sign_stored<S: Store>(
     if rows.is_empty() {
         return Ok(());
     }
-    ctx.store.save_cluster_rows(&rows).await
+    ctx.store.save_cluster_rows(rows).await
 }
 
 /// Keeps track of permanent redirects after a good fetch from `fetched_from`: the first one to
@@ -994,13 +994,13 @@ async fn cluster_all<S: Store>(
         assign_ms = started.elapsed().as_millis() as u64,
         "clustered"
     );
-    if !keys.is_empty() {
-        ctx.store.save_cluster_rows(&keys).await?;
-    }
-    for r in keys {
-        if let Some(k) = r.cluster {
+    for r in &keys {
+        if let Some(k) = &r.cluster {
             clusters.add(&r.source, &r.id, k);
         }
+    }
+    if !keys.is_empty() {
+        ctx.store.save_cluster_rows(keys).await?;
     }
     clusters.take_keys(&mut rows[..in_window]);
     Ok(Some((clusters.finish(), rows)))
@@ -1017,13 +1017,13 @@ struct ClusterMap {
 }
 
 impl ClusterMap {
-    fn add(&mut self, source: &str, id: &str, key: String) {
+    fn add(&mut self, source: &str, id: &str, key: &str) {
         let item = select::item_key(source, id);
-        if publish::is_output_id(&key, source, id) {
+        if publish::is_output_id(key, source, id) {
             self.own
                 .push((item, xxhash_rust::xxh3::xxh3_128(key.as_bytes())));
         } else {
-            self.joined.insert(item, key);
+            self.joined.insert(item, key.to_owned());
         }
     }
 
@@ -1031,7 +1031,7 @@ impl ClusterMap {
     fn take_keys(&mut self, rows: &mut [ClusterRow]) {
         for r in rows {
             if let Some(k) = r.cluster.take() {
-                self.add(&r.source, &r.id, k);
+                self.add(&r.source, &r.id, &k);
             }
         }
     }
@@ -1158,7 +1158,7 @@ async fn sign_missing<S: Store>(
             out.push(sig);
         }
         if !save.is_empty() {
-            ctx.store.save_cluster_rows(&save).await?;
+            ctx.store.save_cluster_rows(save).await?;
         }
     }
     Ok(out)

@@ -326,10 +326,11 @@ pub trait Store: Send + Sync {
     /// Saves signatures and cluster keys: for each row, a `Some` signature replaces the stored
     /// one, a `Some` cluster key is stored only where the item has none yet (a key, once given,
     /// never changes, even when two runs race); items no longer stored are skipped. One
-    /// transaction.
+    /// transaction. Takes the rows: a first run saves a key for every item, and a copy of them
+    /// all was a sixth of its peak memory.
     fn save_cluster_rows(
         &self,
-        rows: &[ClusterRow],
+        rows: Vec<ClusterRow>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Deletes items no longer listed by their source and unseen since `unseen_since`, and
@@ -496,7 +497,7 @@ impl Store for AnyStore {
         dispatch!(self, s => s.signatures(keys).await)
     }
 
-    async fn save_cluster_rows(&self, rows: &[ClusterRow]) -> Result<(), StoreError> {
+    async fn save_cluster_rows(&self, rows: Vec<ClusterRow>) -> Result<(), StoreError> {
         dispatch!(self, s => s.save_cluster_rows(rows).await)
     }
 

@@ -582,7 +582,7 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
-    async fn save_cluster_rows(&self, rows: &[ClusterRow]) -> Result<(), StoreError> {
+    async fn save_cluster_rows(&self, rows: Vec<ClusterRow>) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -591,7 +591,7 @@ impl Store for PostgresStore {
         type Update<'a> = (&'a str, &'a str, Option<&'a [u8]>, Option<&'a str>);
         let mut merged: Vec<Update<'_>> = Vec::new();
         let mut at = std::collections::HashMap::new();
-        for r in rows {
+        for r in &rows {
             let key = (r.source.as_str(), r.id.as_str());
             match at.get(&key) {
                 Some(&n) => {

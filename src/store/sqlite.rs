@@ -629,8 +629,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn save_cluster_rows(&self, rows: &[ClusterRow]) -> Result<(), StoreError> {
-        let mut rows = rows.to_vec();
+    async fn save_cluster_rows(&self, mut rows: Vec<ClusterRow>) -> Result<(), StoreError> {
         // In key order, the tables' pages are each visited once (stable: the rows of one item
         // keep their order).
         rows.sort_by(|a, b| (&a.source, &a.id).cmp(&(&b.source, &b.id)));
@@ -937,7 +936,7 @@ mod tests {
         assert_eq!(rows[1].cluster, None);
         // A key, once given, stays.
         store
-            .save_cluster_rows(&[ClusterRow {
+            .save_cluster_rows(vec![ClusterRow {
                 source: "a".into(),
                 id: "1".into(),
                 cluster: Some("k2".into()),

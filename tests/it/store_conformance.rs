@@ -801,14 +801,14 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     assert_eq!((rows[0].id.as_str(), rows[0].date), ("1", t(10)));
     assert_eq!(rows[0].first_seen, t(100));
     assert_eq!(rows[0].link.as_deref(), Some("https://example.org/1"));
-    s.save_cluster_rows(&[
+    s.save_cluster_rows(vec![
         row("1", Some(&[1, 2, 3]), Some("k1")),
         row("2", None, Some("k2")),
     ])
     .await
     .unwrap();
     // A second key never replaces the first; a missing signature keeps the stored one.
-    s.save_cluster_rows(&[
+    s.save_cluster_rows(vec![
         row("1", None, Some("other")),
         row("gone", Some(&[9]), Some("x")),
     ])
@@ -822,7 +822,7 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
         source: "b".into(),
         ..row("3", sig, key)
     };
-    s.save_cluster_rows(&[
+    s.save_cluster_rows(vec![
         b3(Some(&[7]), None),
         b3(None, Some("k3")),
         b3(Some(&[8]), None),
@@ -860,7 +860,7 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
             ..row(&format!("{n:02}"), Some(&[n as u8]), None)
         })
         .collect();
-    s.save_cluster_rows(&c_rows).await.unwrap();
+    s.save_cluster_rows(c_rows).await.unwrap();
     let sigs = s
         .signatures(&[
             key("c", "39"),
