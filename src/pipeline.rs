@@ -22,8 +22,8 @@ use crate::parse::{self, ParseError};
 use crate::publish::{self, Context, PublishError, SourceInfo};
 use crate::select;
 use crate::store::{
-    Candidate, Claim, ClusterRow, ItemHead, ItemQuery, SourceState, Store, StoreError, StoredItem,
-    UpsertCounts,
+    Candidate, Claim, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemQuery, SourceState,
+    Store, StoreError, StoredItem, UpsertCounts,
 };
 
 pub mod pages;
@@ -518,11 +518,11 @@ async fn sign_stored<S: Store>(
                 .into_iter()
                 .zip(sigs)
                 .filter_map(|(it, sig)| {
-                    Some(ClusterRow {
+                    Some(ClusterUpdate {
                         source: source.clone(),
                         id: it.id,
                         signature: Some(sig?.to_bytes()),
-                        ..ClusterRow::default()
+                        cluster: None,
                     })
                 })
                 .collect::<Vec<_>>()
@@ -996,7 +996,7 @@ async fn cluster_all<S: Store>(
     );
     for r in &keys {
         if let Some(k) = &r.cluster {
-            clusters.add(&r.source, &r.id, k);
+            clusters.add(&r.source, &r.id, ClusterKey::of(k, &r.source, &r.id));
         }
     }
     if !keys.is_empty() {
@@ -1014,16 +1014,23 @@ struct ClusterMap {
     joined: select::Clusters,
     /// Items under their own id, and the hash of that id: an entry if another item joined them.
     own: Vec<(select::ItemKey, u128)>,
+    /// Where an own id is written to be hashed.
+    scratch: String,
 }
 
 impl ClusterMap {
-    fn add(&mut self, source: &str, id: &str, key: &str) {
+    fn add(&mut self, source: &str, id: &str, key: ClusterKey) {
         let item = select::item_key(source, id);
-        if publish::is_output_id(key, source, id) {
-            self.own
-                .push((item, xxhash_rust::xxh3::xxh3_128(key.as_bytes())));
-        } else {
-            self.joined.insert(item, key.to_owned());
+        match key {
+            ClusterKey::Own => {
+                self.scratch.clear();
+                publish::push_output_id(&mut self.scratch, source, id);
+                let hash = xxhash_rust::xxh3::xxh3_128(self.scratch.as_bytes());
+                self.own.push((item, hash));
+            }
+            ClusterKey::Joined(key) => {
+                self.joined.insert(item, key);
+            }
         }
     }
 
@@ -1031,13 +1038,15 @@ impl ClusterMap {
     fn take_keys(&mut self, rows: &mut [ClusterRow]) {
         for r in rows {
             if let Some(k) = r.cluster.take() {
-                self.add(&r.source, &r.id, &k);
+                self.add(&r.source, &r.id, k);
             }
         }
     }
 
     fn finish(self) -> select::Clusters {
-        let ClusterMap { mut joined, own } = self;
+        let ClusterMap {
+            mut joined, own, ..
+        } = self;
         let heads: select::KeyMap<String> = joined
             .values()
             .map(|k| (xxhash_rust::xxh3::xxh3_128(k.as_bytes()), k.clone()))
@@ -1148,11 +1157,11 @@ async fn sign_missing<S: Store>(
         for (source, id) in keys {
             let sig = fresh.remove(&select::item_key(&source, &id));
             if let Some(sig) = &sig {
-                save.push(ClusterRow {
+                save.push(ClusterUpdate {
                     source,
                     id,
                     signature: Some(sig.to_bytes()),
-                    ..ClusterRow::default()
+                    cluster: None,
                 });
             }
             out.push(sig);
@@ -1188,7 +1197,7 @@ struct Members {
 }
 
 /// The CPU part of [`cluster_items`]: the cluster keys to store (the new items').
-fn assign_clusters(m: &Members, threshold: f64, window: chrono::Duration) -> Vec<ClusterRow> {
+fn assign_clusters(m: &Members, threshold: f64, window: chrono::Duration) -> Vec<ClusterUpdate> {
     let rows = &m.rows;
     // In position order (the signatures are borrowed, not gathered: at a first run they are
     // every item's).
@@ -1221,7 +1230,10 @@ fn assign_clusters(m: &Members, threshold: f64, window: chrono::Duration) -> Vec
                     arrival: r.first_seen,
                     signature: *sig,
                     exact: m.exact_keys[*n],
-                    cluster: r.cluster.as_deref(),
+                    cluster: r.cluster.as_ref().map(|k| match k {
+                        ClusterKey::Own => key.as_str(),
+                        ClusterKey::Joined(k) => k.as_str(),
+                    }),
                 }
             })
             .collect();
@@ -1231,11 +1243,11 @@ fn assign_clusters(m: &Members, threshold: f64, window: chrono::Duration) -> Vec
     for ((n, _), key) in members.iter().zip(assigned) {
         let r = &rows[*n];
         if r.cluster.is_none() {
-            updates.push(ClusterRow {
+            updates.push(ClusterUpdate {
                 source: r.source.clone(),
                 id: r.id.clone(),
+                signature: None,
                 cluster: Some(key.to_string()),
-                ..ClusterRow::default()
             });
         }
     }

@@ -122,6 +122,12 @@ impl Context {
 /// collide. An absolute IRI (`urn:feedloom:<source>:<id>`), percent-encoded where needed.
 pub fn output_id(source: &str, id: &str) -> String {
     let mut out = String::with_capacity(id.len() + source.len() + 14);
+    push_output_id(&mut out, source, id);
+    out
+}
+
+/// Appends [`output_id`]`(source, id)` to `out`.
+pub fn push_output_id(out: &mut String, source: &str, id: &str) {
     out.push_str("urn:feedloom:");
     out.push_str(source);
     out.push(':');
@@ -131,7 +137,6 @@ pub fn output_id(source: &str, id: &str) -> String {
             Some(e) => out.extend(e.iter().map(|c| *c as char)),
         }
     }
-    out
 }
 
 /// How [`output_id`] writes a byte of an id: as it is (`None`), or percent-encoded.

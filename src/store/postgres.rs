@@ -30,8 +30,8 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP};
 use super::{
-    Candidate, Claim, Claimed, ClusterRow, ItemHead, ItemQuery, SourceState, Store, StoreError,
-    StoredItem, UpsertCounts,
+    Candidate, Claim, Claimed, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemQuery,
+    SourceState, Store, StoreError, StoredItem, UpsertCounts,
 };
 use crate::model::Item;
 
@@ -545,14 +545,19 @@ impl Store for PostgresStore {
             .map_err(|e| self.inner.err(e))?;
         Ok(rows
             .iter()
-            .map(|r| ClusterRow {
-                source: r.get(0),
-                id: r.get(1),
-                date: from_ts(r.get(2)),
-                signature: None,
-                cluster: r.get(3),
-                first_seen: from_ts(r.get(4)),
-                link: r.get(5),
+            .map(|r| {
+                let (source, id): (String, String) = (r.get(0), r.get(1));
+                let cluster = r
+                    .get::<_, Option<&str>>(3)
+                    .map(|k| ClusterKey::of(k, &source, &id));
+                ClusterRow {
+                    source,
+                    id,
+                    date: from_ts(r.get(2)),
+                    cluster,
+                    first_seen: from_ts(r.get(4)),
+                    link: r.get(5),
+                }
             })
             .collect())
     }
@@ -582,7 +587,7 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
-    async fn save_cluster_rows(&self, rows: Vec<ClusterRow>) -> Result<(), StoreError> {
+    async fn save_cluster_rows(&self, rows: Vec<ClusterUpdate>) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
         }

@@ -17,8 +17,8 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP};
 use super::{
-    Claim, Claimed, ClusterRow, ItemHead, ItemQuery, SourceState, Store, StoreError, StoredItem,
-    UpsertCounts,
+    Claim, Claimed, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemQuery, SourceState, Store,
+    StoreError, StoredItem, UpsertCounts,
 };
 use crate::model::Item;
 
@@ -540,7 +540,7 @@ impl Store for SqliteStore {
             let count: i64 = tx
                 .query_row("SELECT count(*) FROM cluster_keys", [], |r| r.get(0))
                 .map_err(e)?;
-            let mut keys: crate::select::KeyMap<String> =
+            let mut keys: crate::select::KeyMap<ClusterKey> =
                 crate::select::KeyMap::with_capacity_and_hasher(
                     usize::try_from(count).unwrap_or_default(),
                     Default::default(),
@@ -552,8 +552,11 @@ impl Store for SqliteStore {
                 let mut rows = stmt.query([]).map_err(e)?;
                 while let Some(r) = rows.next().map_err(e)? {
                     let get = |n| r.get_ref(n).and_then(|v| Ok(v.as_str()?));
-                    let key = crate::select::item_key(get(0).map_err(e)?, get(1).map_err(e)?);
-                    keys.insert(key, r.get(2).map_err(e)?);
+                    let (source, id) = (get(0).map_err(e)?, get(1).map_err(e)?);
+                    keys.insert(
+                        crate::select::item_key(source, id),
+                        ClusterKey::of(get(2).map_err(e)?, source, id),
+                    );
                 }
             }
             let mut stmt = tx
@@ -578,7 +581,6 @@ impl Store for SqliteStore {
                         source,
                         id,
                         date: from_ts(r.get(2)?),
-                        signature: None,
                         cluster,
                         first_seen: from_ts(r.get(3)?),
                         link: r.get(4)?,
@@ -629,7 +631,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn save_cluster_rows(&self, mut rows: Vec<ClusterRow>) -> Result<(), StoreError> {
+    async fn save_cluster_rows(&self, mut rows: Vec<ClusterUpdate>) -> Result<(), StoreError> {
         // In key order, the tables' pages are each visited once (stable: the rows of one item
         // keep their order).
         rows.sort_by(|a, b| (&a.source, &a.id).cmp(&(&b.source, &b.id)));
@@ -932,20 +934,21 @@ mod tests {
         // item.
         let sigs = store.signatures(&[("a".into(), "1".into())]).await.unwrap();
         assert_eq!(sigs, [Some(vec![1u8, 2])]);
-        assert_eq!(rows[0].cluster.as_deref(), Some("k1"));
+        let k1 = Some(ClusterKey::Joined("k1".into()));
+        assert_eq!(rows[0].cluster, k1);
         assert_eq!(rows[1].cluster, None);
         // A key, once given, stays.
         store
-            .save_cluster_rows(vec![ClusterRow {
+            .save_cluster_rows(vec![ClusterUpdate {
                 source: "a".into(),
                 id: "1".into(),
                 cluster: Some("k2".into()),
-                ..ClusterRow::default()
+                ..ClusterUpdate::default()
             }])
             .await
             .unwrap();
         let rows = store.cluster_rows().await.unwrap();
-        assert_eq!(rows[0].cluster.as_deref(), Some("k1"));
+        assert_eq!(rows[0].cluster, k1);
         let c = Connection::open(&path).unwrap();
         c.execute("DELETE FROM items WHERE id = '1'", []).unwrap();
         for table in ["signatures", "cluster_keys"] {

@@ -5,8 +5,8 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use feedloom::model::Item;
 use feedloom::store::{
-    AnyStore, Candidate, Claim, Claimed, ClusterRow, ItemHead, ItemQuery, SourceState, Store,
-    UpsertCounts,
+    AnyStore, Candidate, Claim, Claimed, ClusterKey, ClusterUpdate, ItemHead, ItemQuery,
+    SourceState, Store, UpsertCounts,
 };
 
 /// Where a test's stores live.
@@ -779,20 +779,17 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     s.upsert_items("a", &[one.clone(), two.clone()], &[], t(100))
         .await
         .unwrap();
-    let row = |id: &str, sig: Option<&[u8]>, key: Option<&str>| ClusterRow {
+    let row = |id: &str, sig: Option<&[u8]>, key: Option<&str>| ClusterUpdate {
         source: "a".into(),
         id: id.into(),
         signature: sig.map(<[u8]>::to_vec),
         cluster: key.map(String::from),
-        ..ClusterRow::default()
     };
+    let joined = |k: &str| Some(ClusterKey::Joined(k.into()));
     let key = |s: &str, i: &str| (s.to_string(), i.to_string());
     let rows = s.cluster_rows().await.unwrap();
     assert_eq!(rows.len(), 2);
-    assert!(
-        rows.iter()
-            .all(|r| r.signature.is_none() && r.cluster.is_none())
-    );
+    assert!(rows.iter().all(|r| r.cluster.is_none()));
     assert_eq!(
         s.signatures(&[key("a", "1"), key("a", "2")]).await.unwrap(),
         [None, None]
@@ -818,7 +815,7 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     s.upsert_items("b", &[item("3", "three", Some(t(5)))], &[], t(100))
         .await
         .unwrap();
-    let b3 = |sig: Option<&[u8]>, key: Option<&str>| ClusterRow {
+    let b3 = |sig: Option<&[u8]>, key: Option<&str>| ClusterUpdate {
         source: "b".into(),
         ..row("3", sig, key)
     };
@@ -829,14 +826,13 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     ])
     .await
     .unwrap();
-    // Oldest first; the rows never carry signatures.
+    // Oldest first.
     let mut rows = s.cluster_rows().await.unwrap();
-    assert!(rows.iter().all(|r| r.signature.is_none()));
     let third = rows.remove(0);
     assert_eq!((third.source.as_str(), third.id.as_str()), ("b", "3"));
-    assert_eq!(third.cluster.as_deref(), Some("k3"));
-    assert_eq!(rows[0].cluster.as_deref(), Some("k1"));
-    assert_eq!(rows[1].cluster.as_deref(), Some("k2"));
+    assert_eq!(third.cluster, joined("k3"));
+    assert_eq!(rows[0].cluster, joined("k1"));
+    assert_eq!(rows[1].cluster, joined("k2"));
     // Signatures by key, in the order asked: none for an item without one or not stored.
     let sigs = s
         .signatures(&[
@@ -854,8 +850,8 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
         .map(|n| item(&format!("{n:02}"), "many", Some(t(n))))
         .collect();
     s.upsert_items("c", &many, &[], t(100)).await.unwrap();
-    let c_rows: Vec<ClusterRow> = (0..40)
-        .map(|n| ClusterRow {
+    let c_rows: Vec<ClusterUpdate> = (0..40)
+        .map(|n| ClusterUpdate {
             source: "c".into(),
             ..row(&format!("{n:02}"), Some(&[n as u8]), None)
         })
@@ -897,10 +893,34 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
         .iter()
         .find(|r| r.source == "a" && r.id == "1")
         .unwrap();
-    assert_eq!(one.cluster.as_deref(), Some("k1"));
+    assert_eq!(one.cluster, joined("k1"));
     assert_eq!(
         s.signatures(&[key("a", "1"), key("b", "3")]).await.unwrap(),
         [None, Some(vec![8])]
+    );
+    // An item's own published id reads as its own key; any other id as joined.
+    s.save_cluster_rows(vec![
+        ClusterUpdate {
+            source: "c".into(),
+            ..row("00", None, Some(&feedloom::publish::output_id("c", "00")))
+        },
+        ClusterUpdate {
+            source: "c".into(),
+            ..row("01", None, Some(&feedloom::publish::output_id("c", "00")))
+        },
+    ])
+    .await
+    .unwrap();
+    let rows = s.cluster_rows().await.unwrap();
+    let key_of = |id: &str| {
+        rows.iter()
+            .find(|r| r.source == "c" && r.id == id)
+            .and_then(|r| r.cluster.clone())
+    };
+    assert_eq!(key_of("00"), Some(ClusterKey::Own));
+    assert_eq!(
+        key_of("01"),
+        Some(ClusterKey::Joined("urn:feedloom:c:00".into()))
     );
 }
 
