@@ -1265,7 +1265,7 @@ fn merged_items<T: select::Selectable>(
     let mut members: Vec<(&T, &str, &str)> = decided
         .iter()
         .filter_map(|(it, d)| match d {
-            select::Decision::Merged { source, id } => Some((it, source.as_str(), id.as_str())),
+            select::Decision::Merged(to) => Some((it, to.source.as_str(), to.id.as_str())),
             _ => None,
         })
         .collect();
