@@ -566,7 +566,8 @@ pub struct Candidates {
     bits: Vec<u64>,
     shift: u32,
     /// Table key (band << 32 | band value, or exact value) → the latest old positions with it.
-    latest: HashMap<u64, Latest>,
+    /// (foldhash: the keys are hashes already, and SipHash was a third of probing.)
+    latest: HashMap<u64, Latest, foldhash::fast::RandomState>,
 }
 
 /// The (up to) [`BUCKET_CAP`] greatest positions offered.
@@ -623,7 +624,7 @@ impl Candidates {
         let mut c = Candidates {
             bits: vec![0; bits / 64],
             shift: 64 - bits.trailing_zeros(),
-            latest: HashMap::with_capacity(keys.len()),
+            latest: HashMap::with_capacity_and_hasher(keys.len(), Default::default()),
         };
         for k in keys {
             let (word, bit) = c.slot(k);
