@@ -22,8 +22,8 @@ use crate::parse::{self, ParseError};
 use crate::publish::{self, Context, PublishError, SourceInfo};
 use crate::select;
 use crate::store::{
-    Candidate, Claim, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemQuery, SourceState,
-    Store, StoreError, StoredItem, UpsertCounts,
+    Candidate, Claim, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemKeys, ItemQuery,
+    SourceState, Store, StoreError, StoredItem, UpsertCounts,
 };
 
 pub mod pages;
@@ -1095,14 +1095,38 @@ async fn each_signature<S: Store>(
     positions: &[usize],
     mut each: impl FnMut(usize, Option<cluster::Signature>),
 ) -> Result<(), StoreError> {
-    let mut by_key = positions.to_vec();
-    by_key.sort_unstable_by(|a, b| {
-        (&rows[*a].source, &rows[*a].id).cmp(&(&rows[*b].source, &rows[*b].id))
+    // In (source, id) order, as bytes. The sources are ranked first (thousands, against
+    // hundreds of thousands of items), so the sort compares numbers, and strings only for the
+    // ids of one source: comparing both strings throughout was a quarter of this at N = 10,000.
+    let mut seen: HashMap<&str, u32> = HashMap::new();
+    let source_of: Vec<u32> = positions
+        .iter()
+        .map(|n| {
+            let next = seen.len() as u32;
+            *seen.entry(rows[*n].source.as_str()).or_insert(next)
+        })
+        .collect();
+    let mut sources: Vec<(&str, u32)> = seen.into_iter().collect();
+    sources.sort_unstable();
+    let mut rank = vec![0u32; sources.len()];
+    for (r, (_, s)) in sources.iter().enumerate() {
+        rank[*s as usize] = r as u32;
+    }
+    let mut ranked: Vec<(u32, usize)> = positions
+        .iter()
+        .zip(&source_of)
+        .map(|(n, s)| (rank[*s as usize], *n))
+        .collect();
+    drop(source_of);
+    ranked.sort_unstable_by(|(ra, a), (rb, b)| {
+        ra.cmp(rb).then_with(|| rows[*a].id.cmp(&rows[*b].id))
     });
-    let keys_of = |chunk: &[usize]| -> Vec<(String, String)> {
+    let by_key: Vec<usize> = ranked.into_iter().map(|(_, n)| n).collect();
+    debug_assert!(by_key.is_sorted_by_key(|n| (&rows[*n].source, &rows[*n].id)));
+    let keys_of = |chunk: &[usize]| -> ItemKeys {
         chunk
             .iter()
-            .map(|n| (rows[*n].source.clone(), rows[*n].id.clone()))
+            .map(|n| (rows[*n].source.as_str(), rows[*n].id.as_str()))
             .collect()
     };
     let mut hand = |chunk: &[usize], read: Vec<Option<Vec<u8>>>| {
@@ -1118,11 +1142,11 @@ async fn each_signature<S: Store>(
     let Some(first) = chunks.next() else {
         return Ok(());
     };
-    let mut current = (first, ctx.store.signatures(&keys_of(first)).await?);
+    let mut current = (first, ctx.store.signatures(keys_of(first)).await?);
     for chunk in chunks {
         let keys = keys_of(chunk);
         let (done, read) = current;
-        let (next, ()) = tokio::join!(ctx.store.signatures(&keys), async { hand(done, read) });
+        let (next, ()) = tokio::join!(ctx.store.signatures(keys), async { hand(done, read) });
         current = (chunk, next?);
     }
     hand(current.0, current.1);

@@ -235,6 +235,68 @@ pub struct ClusterRow {
     pub cluster: Option<ClusterKey>,
 }
 
+/// Item keys (source, id) packed in one buffer: a batch of lookups ([`Store::signatures`]) is
+/// two allocations rather than two strings a key (at N = 10,000 sources, 1.2 million strings
+/// made here and freed on the store's thread were a quarter of reading a window's signatures).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemKeys {
+    text: String,
+    /// Where each key's source and id end in `text`.
+    ends: Vec<(usize, usize)>,
+}
+
+impl ItemKeys {
+    pub fn with_capacity(keys: usize) -> ItemKeys {
+        ItemKeys {
+            text: String::with_capacity(keys * 32),
+            ends: Vec::with_capacity(keys),
+        }
+    }
+
+    pub fn push(&mut self, source: &str, id: &str) {
+        self.text.push_str(source);
+        let source_end = self.text.len();
+        self.text.push_str(id);
+        self.ends.push((source_end, self.text.len()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Key `n`: (source, id).
+    pub fn get(&self, n: usize) -> (&str, &str) {
+        let start = n.checked_sub(1).map_or(0, |p| self.ends[p].1);
+        let (source_end, end) = self.ends[n];
+        (&self.text[start..source_end], &self.text[source_end..end])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        (0..self.len()).map(|n| self.get(n))
+    }
+}
+
+impl<'a> FromIterator<(&'a str, &'a str)> for ItemKeys {
+    fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(keys: I) -> ItemKeys {
+        let keys = keys.into_iter();
+        let mut out = ItemKeys::with_capacity(keys.size_hint().0);
+        for (source, id) in keys {
+            out.push(source, id);
+        }
+        out
+    }
+}
+
+impl From<Vec<(String, String)>> for ItemKeys {
+    fn from(keys: Vec<(String, String)>) -> ItemKeys {
+        keys.iter().map(|(s, i)| (s.as_str(), i.as_str())).collect()
+    }
+}
+
 /// A stored cluster key, as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClusterKey {
@@ -350,7 +412,7 @@ pub trait Store: Send + Sync {
     /// for an item without one or no longer stored.
     fn signatures(
         &self,
-        keys: &[(String, String)],
+        keys: ItemKeys,
     ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, StoreError>> + Send;
 
     /// Saves signatures and cluster keys: for each row, a `Some` signature replaces the stored
@@ -520,10 +582,7 @@ impl Store for AnyStore {
         dispatch!(self, s => s.cluster_rows().await)
     }
 
-    async fn signatures(
-        &self,
-        keys: &[(String, String)],
-    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    async fn signatures(&self, keys: ItemKeys) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         dispatch!(self, s => s.signatures(keys).await)
     }
 
@@ -557,5 +616,31 @@ impl Store for AnyStore {
             #[cfg(feature = "postgres")]
             AnyStore::Postgres(s) => Ok(AnyPublishGuard::Postgres(s.lock_publish().await?)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ItemKeys;
+
+    #[test]
+    fn item_keys_give_back_what_was_pushed() {
+        let pairs = [
+            ("a", "1"),
+            ("", "x"),
+            ("src", ""),
+            ("", ""),
+            ("ист", "ид/1"),
+        ];
+        let keys: ItemKeys = pairs.into_iter().collect();
+        assert_eq!(keys.len(), pairs.len());
+        assert!(keys.iter().eq(pairs));
+        assert_eq!(keys.get(4), ("ист", "ид/1"));
+        let owned: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(s, i)| (s.to_string(), i.to_string()))
+            .collect();
+        assert_eq!(ItemKeys::from(owned), keys);
+        assert!(ItemKeys::default().is_empty());
     }
 }

@@ -30,8 +30,8 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP};
 use super::{
-    Candidate, Claim, Claimed, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemQuery,
-    SourceState, Store, StoreError, StoredItem, UpsertCounts,
+    Candidate, Claim, Claimed, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemKeys,
+    ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts,
 };
 use crate::model::Item;
 
@@ -562,12 +562,8 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    async fn signatures(
-        &self,
-        keys: &[(String, String)],
-    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        let sources: Vec<&str> = keys.iter().map(|k| k.0.as_str()).collect();
-        let ids: Vec<&str> = keys.iter().map(|k| k.1.as_str()).collect();
+    async fn signatures(&self, keys: ItemKeys) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let (sources, ids): (Vec<&str>, Vec<&str>) = keys.iter().unzip();
         let c = self.conn().await?;
         let rows = c
             .query(

@@ -17,8 +17,8 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP};
 use super::{
-    Claim, Claimed, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemQuery, SourceState, Store,
-    StoreError, StoredItem, UpsertCounts,
+    Claim, Claimed, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemKeys, ItemQuery,
+    SourceState, Store, StoreError, StoredItem, UpsertCounts,
 };
 use crate::model::Item;
 
@@ -595,11 +595,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn signatures(
-        &self,
-        keys: &[(String, String)],
-    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        let keys = keys.to_vec();
+    async fn signatures(&self, keys: ItemKeys) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         self.with(move |c, path| {
             let e = |source| sql(path, source);
             // Read in the signatures table's own order, so each of its pages is read once (in
@@ -608,7 +604,7 @@ impl Store for SqliteStore {
             // three times as many others, the rest are looked up one by one (a sparse set of
             // keys in a large table).
             let mut order: Vec<usize> = (0..keys.len()).collect();
-            order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+            order.sort_by(|a, b| keys.get(*a).cmp(&keys.get(*b)));
             let mut out = vec![None; keys.len()];
             let tx = c.transaction().map_err(e)?;
             let next = scan_signatures(&tx, &keys, &order, &mut out).map_err(e)?;
@@ -619,8 +615,9 @@ impl Store for SqliteStore {
                     )
                     .map_err(e)?;
                 for n in &order[next..] {
+                    let (source, id) = keys.get(*n);
                     out[*n] = get
-                        .query_row(params![keys[*n].0, keys[*n].1], |row| row.get(0))
+                        .query_row(params![source, id], |row| row.get(0))
                         .optional()
                         .map_err(e)?;
                 }
@@ -826,14 +823,14 @@ impl Store for SqliteStore {
 /// signature).
 fn scan_signatures(
     c: &Connection,
-    keys: &[(String, String)],
+    keys: &ItemKeys,
     order: &[usize],
     out: &mut [Option<Vec<u8>>],
 ) -> rusqlite::Result<usize> {
     let (Some(first), Some(last)) = (order.first(), order.last()) else {
         return Ok(0);
     };
-    let (first, last) = (&keys[*first], &keys[*last]);
+    let (first, last) = (keys.get(*first), keys.get(*last));
     let mut scan = c.prepare_cached(
         "SELECT source, id, signature FROM signatures
          WHERE (source, id) >= (?1, ?2) AND (source, id) <= (?3, ?4)
@@ -851,17 +848,11 @@ fn scan_signatures(
         };
         let here = (row.get_ref(0)?.as_str()?, row.get_ref(1)?.as_str()?);
         // Keys before this row have no signature.
-        while next < order.len() && {
-            let k = &keys[order[next]];
-            (k.0.as_str(), k.1.as_str()) < here
-        } {
+        while next < order.len() && keys.get(order[next]) < here {
             next += 1;
         }
         let start = next;
-        while next < order.len() && {
-            let k = &keys[order[next]];
-            (k.0.as_str(), k.1.as_str()) == here
-        } {
+        while next < order.len() && keys.get(order[next]) == here {
             // (A key asked for twice is answered twice.)
             out[order[next]] = Some(row.get(2)?);
             next += 1;
@@ -932,7 +923,10 @@ mod tests {
         assert_eq!(rows[0].link.as_deref(), Some("https://example.org/1"));
         // The signature and the cluster key moved to tables of their own, and go with their
         // item.
-        let sigs = store.signatures(&[("a".into(), "1".into())]).await.unwrap();
+        let sigs = store
+            .signatures([("a", "1")].into_iter().collect())
+            .await
+            .unwrap();
         assert_eq!(sigs, [Some(vec![1u8, 2])]);
         let k1 = Some(ClusterKey::Joined("k1".into()));
         assert_eq!(rows[0].cluster, k1);

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use feedloom::model::Item;
 use feedloom::store::{
-    AnyStore, Candidate, Claim, Claimed, ClusterKey, ClusterUpdate, ItemHead, ItemQuery,
+    AnyStore, Candidate, Claim, Claimed, ClusterKey, ClusterUpdate, ItemHead, ItemKeys, ItemQuery,
     SourceState, Store, UpsertCounts,
 };
 
@@ -791,7 +791,9 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r.cluster.is_none()));
     assert_eq!(
-        s.signatures(&[key("a", "1"), key("a", "2")]).await.unwrap(),
+        s.signatures(vec![key("a", "1"), key("a", "2")].into())
+            .await
+            .unwrap(),
         [None, None]
     );
     // Oldest first, with the sort date, first-seen time and link.
@@ -835,16 +837,19 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     assert_eq!(rows[1].cluster, joined("k2"));
     // Signatures by key, in the order asked: none for an item without one or not stored.
     let sigs = s
-        .signatures(&[
-            key("b", "3"),
-            key("a", "2"),
-            key("a", "gone"),
-            key("a", "1"),
-        ])
+        .signatures(
+            vec![
+                key("b", "3"),
+                key("a", "2"),
+                key("a", "gone"),
+                key("a", "1"),
+            ]
+            .into(),
+        )
         .await
         .unwrap();
     assert_eq!(sigs, [Some(vec![8]), None, None, Some(vec![1, 2, 3])]);
-    assert!(s.signatures(&[]).await.unwrap().is_empty());
+    assert!(s.signatures(ItemKeys::default()).await.unwrap().is_empty());
     // A few keys far apart among many signatures, a key asked for twice, and one past the last.
     let many: Vec<_> = (0..40)
         .map(|n| item(&format!("{n:02}"), "many", Some(t(n))))
@@ -858,14 +863,17 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
         .collect();
     s.save_cluster_rows(c_rows).await.unwrap();
     let sigs = s
-        .signatures(&[
-            key("c", "39"),
-            key("c", "00"),
-            key("c", "02"),
-            key("c", "39"),
-            key("c", "40"),
-            key("a", "1"),
-        ])
+        .signatures(
+            vec![
+                key("c", "39"),
+                key("c", "00"),
+                key("c", "02"),
+                key("c", "39"),
+                key("c", "40"),
+                key("a", "1"),
+            ]
+            .into(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -880,7 +888,7 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
         ]
     );
     let all: Vec<_> = (0..40).map(|n| key("c", &format!("{n:02}"))).collect();
-    let sigs = s.signatures(&all).await.unwrap();
+    let sigs = s.signatures(all.into()).await.unwrap();
     assert!((0..40).all(|n| sigs[n] == Some(vec![n as u8])));
     // Changed content clears the signature and keeps the key; unchanged content keeps both.
     let mut edited = one.clone();
@@ -895,7 +903,9 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
         .unwrap();
     assert_eq!(one.cluster, joined("k1"));
     assert_eq!(
-        s.signatures(&[key("a", "1"), key("b", "3")]).await.unwrap(),
+        s.signatures(vec![key("a", "1"), key("b", "3")].into())
+            .await
+            .unwrap(),
         [None, Some(vec![8])]
     );
     // An item's own published id reads as its own key; any other id as joined.
