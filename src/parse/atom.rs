@@ -161,8 +161,9 @@ impl Atom {
             language: non_empty(e.lang.as_ref()),
             enclosures,
             base: content_el
-                .and_then(|c| c.base.clone())
-                .or_else(|| e.base.clone()),
+                .and_then(|c| c.base.as_deref())
+                .or(e.base.as_deref())
+                .map(str::to_string),
             image: e
                 .all(Ns::Media, "thumbnail")
                 .chain(

@@ -18,6 +18,7 @@
 //! `xml:lang` are inherited and resolved per element, so an entry's own `xml:base` is honoured.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Instant;
 
 use quick_xml::NsReader;
@@ -119,9 +120,11 @@ pub struct Element {
     pub attrs: Vec<Attr>,
     pub children: Vec<Node>,
     /// `xml:base` in force here, resolved against the enclosing ones when they are absolute.
-    pub base: Option<String>,
+    /// (Shared: every element inherits its parent's, and a string each was an allocation per
+    /// element of a feed with `xml:lang` on its root.)
+    pub base: Option<Arc<str>>,
     /// `xml:lang` in force here.
-    pub lang: Option<String>,
+    pub lang: Option<Arc<str>>,
     /// False when the document ended or broke before this element's end tag.
     pub complete: bool,
 }
@@ -519,6 +522,11 @@ fn push_text(el: &mut Element, s: &str, max: usize) -> bool {
         let mut t = String::new();
         let keep = s.floor_char_boundary(max.min(s.len()));
         push_clean(&mut t, &s[..keep]);
+        if el.children.is_empty() {
+            // Most elements hold one text and nothing else: room for one node, not the four
+            // (512 bytes) a first push takes.
+            el.children.reserve_exact(1);
+        }
         el.children.push(Node::Text(t));
         keep < s.len()
     }
@@ -579,11 +587,11 @@ fn open(reader: &NsReader<&[u8]>, e: &BytesStart<'_>, parent: Option<&Element>) 
     }
     let parent_base = parent.and_then(|p| p.base.clone());
     let base = match attrs.iter().find(|a| a.ns == Ns::Xml && a.local == "base") {
-        Some(a) => Some(resolve(parent_base.as_deref(), &a.value)),
+        Some(a) => Some(resolve(parent_base.as_deref(), &a.value).into()),
         None => parent_base,
     };
     let lang = match attrs.iter().find(|a| a.ns == Ns::Xml && a.local == "lang") {
-        Some(a) => Some(a.value.trim().to_string()),
+        Some(a) => Some(a.value.trim().into()),
         None => parent.and_then(|p| p.lang.clone()),
     };
     Element {
