@@ -522,9 +522,9 @@ fn push_text(el: &mut Element, s: &str, max: usize) -> bool {
         let mut t = String::new();
         let keep = s.floor_char_boundary(max.min(s.len()));
         push_clean(&mut t, &s[..keep]);
-        if el.children.is_empty() {
+        if el.children.is_empty() && !t.trim_ascii().is_empty() {
             // Most elements hold one text and nothing else: room for one node, not the four
-            // (512 bytes) a first push takes.
+            // (512 bytes) a first push takes. (Whitespace first is an element with children.)
             el.children.reserve_exact(1);
         }
         el.children.push(Node::Text(t));

@@ -928,6 +928,24 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
             .and_then(|r| r.cluster.clone())
     };
     assert_eq!(key_of("00"), Some(ClusterKey::Own));
+    // An id that the published id escapes.
+    let odd = "x y/é%1";
+    s.upsert_items("c", &[item(odd, "odd", Some(t(1)))], &[], t(100))
+        .await
+        .unwrap();
+    let own = feedloom::publish::output_id("c", odd);
+    s.save_cluster_rows(vec![ClusterUpdate {
+        source: "c".into(),
+        ..row(odd, None, Some(&own))
+    }])
+    .await
+    .unwrap();
+    let rows = s.cluster_rows().await.unwrap();
+    let odd_row = rows
+        .iter()
+        .find(|r| r.source == "c" && r.id == odd)
+        .unwrap();
+    assert_eq!(odd_row.cluster, Some(ClusterKey::Own));
     assert_eq!(
         key_of("01"),
         Some(ClusterKey::Joined("urn:feedloom:c:00".into()))
