@@ -1099,7 +1099,7 @@ async fn each_signature<S: Store>(
     let keys_of = |chunk: &[usize]| -> ItemKeys {
         chunk
             .iter()
-            .map(|n| (rows[*n].source.as_str(), rows[*n].id.as_str()))
+            .map(|n| (&*rows[*n].source, rows[*n].id.as_str()))
             .collect()
     };
     let mut hand = |chunk: &[usize], read: Vec<Option<Vec<u8>>>| {
@@ -1136,7 +1136,7 @@ fn in_key_order(rows: &[ClusterRow], positions: &[usize]) -> Vec<usize> {
         .iter()
         .map(|n| {
             let next = seen.len() as u32;
-            *seen.entry(rows[*n].source.as_str()).or_insert(next)
+            *seen.entry(&*rows[*n].source).or_insert(next)
         })
         .collect();
     let mut sources: Vec<(&str, u32)> = seen.into_iter().collect();
@@ -1171,7 +1171,7 @@ async fn sign_missing<S: Store>(
     for batch in positions.chunks(SIGN_BATCH) {
         let keys: Vec<(String, String)> = batch
             .iter()
-            .map(|n| (rows[*n].source.clone(), rows[*n].id.clone()))
+            .map(|n| (rows[*n].source.to_string(), rows[*n].id.clone()))
             .collect();
         let items = ctx.store.items_by_keys(&keys).await?;
         let mut fresh = tokio::task::spawn_blocking(move || {
@@ -1274,7 +1274,7 @@ fn assign_clusters(m: &Members, threshold: f64, window: chrono::Duration) -> Vec
         let r = &rows[*n];
         if r.cluster.is_none() {
             updates.push(ClusterUpdate {
-                source: r.source.clone(),
+                source: r.source.to_string(),
                 id: r.id.clone(),
                 signature: None,
                 cluster: Some(key.to_string()),
@@ -1370,7 +1370,7 @@ async fn text_decisions<S: Store>(
     for batch in heads.chunks(TEXT_BATCH) {
         let keys: Vec<(String, String)> = batch
             .iter()
-            .map(|h| (h.source.clone(), h.id.clone()))
+            .map(|h| (h.source.to_string(), h.id.clone()))
             .collect();
         for it in ctx.store.items_by_keys(&keys).await? {
             let d = select::text_decision(feed, &it);
@@ -1490,9 +1490,7 @@ pub async fn publish_all<S: Store>(
         Some(rows) => {
             let mut heads: Vec<ItemHead> = rows
                 .into_iter()
-                .filter(|r| {
-                    in_union.contains(r.source.as_str()) && oldest.is_none_or(|s| r.date >= s)
-                })
+                .filter(|r| in_union.contains(&*r.source) && oldest.is_none_or(|s| r.date >= s))
                 .map(|r| ItemHead {
                     source: r.source,
                     id: r.id,
@@ -1521,9 +1519,7 @@ pub async fn publish_all<S: Store>(
         let since = since_of(feed);
         let heads: Vec<&ItemHead> = all_heads
             .iter()
-            .filter(|h| {
-                in_feed.contains(h.source.as_str()) && since.is_none_or(|s| h.sort_date >= s)
-            })
+            .filter(|h| in_feed.contains(&*h.source) && since.is_none_or(|s| h.sort_date >= s))
             .collect();
         let texts = text_decisions(ctx, feed, &heads).await?;
         let decided = select::decide_by(
@@ -1547,7 +1543,7 @@ pub async fn publish_all<S: Store>(
         let mut beyond = Vec::new();
         for (h, decision) in decided {
             match decision {
-                select::Decision::Kept => kept.push((h.source.clone(), h.id.clone())),
+                select::Decision::Kept => kept.push((h.source.to_string(), h.id.clone())),
                 select::Decision::Limit => beyond.push(h),
                 _ => {}
             }
@@ -1566,7 +1562,7 @@ pub async fn publish_all<S: Store>(
                     }
                     months.iter().position(|m| *m == month) < Some(feed.archive_pages)
                 })
-                .map(|h| (h.source.clone(), h.id.clone()))
+                .map(|h| (h.source.to_string(), h.id.clone()))
                 .collect();
             let beyond = ctx.store.items_by_keys(&beyond).await?;
             match publish::archive_pages(feed, &beyond, &pctx) {

@@ -13,6 +13,7 @@ pub mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -212,7 +213,8 @@ pub struct Claimed {
 /// (from an index: publishing a feed does not read every stored item).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemHead {
-    pub source: String,
+    /// Shared by the source's heads (see [`SourceNames`]).
+    pub source: Arc<str>,
     pub id: String,
     pub first_seen: DateTime<Utc>,
     /// published, else updated, else first seen.
@@ -224,7 +226,8 @@ pub struct ItemHead {
 /// An item as clustering reads it (src/cluster.rs): its key, dates, link and cluster key.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterRow {
-    pub source: String,
+    /// Shared by the source's rows (see [`SourceNames`]).
+    pub source: Arc<str>,
     pub id: String,
     /// The item's sort date.
     pub date: DateTime<Utc>,
@@ -233,6 +236,23 @@ pub struct ClusterRow {
     pub link: Option<String>,
     /// The item's cluster key; `None` until given (once, and never changed).
     pub cluster: Option<ClusterKey>,
+}
+
+/// Source names as rows read them: one shared string a source rather than one an item (at
+/// N = 10,000 sources, 600,000 rows and heads of 60 items a source).
+#[derive(Debug, Default)]
+pub struct SourceNames(std::collections::HashSet<Arc<str>>);
+
+impl SourceNames {
+    /// The shared `name`.
+    pub fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(name) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = name.into();
+        self.0.insert(shared.clone());
+        shared
+    }
 }
 
 /// Item keys (source, id) packed in one buffer: a batch of lookups ([`Store::signatures`]) is

@@ -31,7 +31,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP};
 use super::{
     Candidate, Claim, Claimed, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemKeys,
-    ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts,
+    ItemQuery, SourceNames, SourceState, Store, StoreError, StoredItem, UpsertCounts,
 };
 use crate::model::Item;
 
@@ -489,10 +489,11 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(|e| self.inner.err(e))?;
+        let mut names = SourceNames::default();
         Ok(rows
             .iter()
             .map(|r| ItemHead {
-                source: r.get(0),
+                source: names.get(r.get(0)),
                 id: r.get(1),
                 first_seen: from_ts(r.get(2)),
                 sort_date: from_ts(r.get(3)),
@@ -543,10 +544,11 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(|e| self.inner.err(e))?;
+        let mut names = SourceNames::default();
         Ok(rows
             .iter()
             .map(|r| {
-                let (source, id): (String, String) = (r.get(0), r.get(1));
+                let (source, id): (Arc<str>, String) = (names.get(r.get(0)), r.get(1));
                 let cluster = r
                     .get::<_, Option<&str>>(3)
                     .map(|k| ClusterKey::of(k, &source, &id));

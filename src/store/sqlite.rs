@@ -18,7 +18,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP};
 use super::{
     Claim, Claimed, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemKeys, ItemQuery,
-    SourceState, Store, StoreError, StoredItem, UpsertCounts,
+    SourceNames, SourceState, Store, StoreError, StoredItem, UpsertCounts,
 };
 use crate::model::Item;
 
@@ -477,10 +477,11 @@ impl Store for SqliteStore {
                 return Ok(Vec::new());
             };
             let mut stmt = c.prepare_cached(&sql_text).map_err(e)?;
+            let mut names = SourceNames::default();
             let rows = stmt
                 .query_map(args.params(), |r| {
                     Ok(ItemHead {
-                        source: r.get(0)?,
+                        source: names.get(r.get_ref(0)?.as_str()?),
                         id: r.get(1)?,
                         first_seen: from_ts(r.get(2)?),
                         sort_date: from_ts(r.get(3)?),
@@ -569,9 +570,11 @@ impl Store for SqliteStore {
             // Nearly every item has a key: the keys' count sizes the rows (new items beyond an
             // eighth more grow it once).
             let mut out = Vec::with_capacity(keys.len() + keys.len() / 8);
+            let mut names = SourceNames::default();
             let rows = stmt
                 .query_map([], |r| {
-                    let (source, id): (String, String) = (r.get(0)?, r.get(1)?);
+                    let source = names.get(r.get_ref(0)?.as_str()?);
+                    let id: String = r.get(1)?;
                     let cluster = if keys.is_empty() {
                         None
                     } else {

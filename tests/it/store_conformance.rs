@@ -388,7 +388,7 @@ async fn heads_list_what_items_lists_and_items_by_keys_reads_them(b: &Backend) {
         let expected: Vec<ItemHead> = items
             .iter()
             .map(|it| ItemHead {
-                source: it.source.clone(),
+                source: it.source.as_str().into(),
                 id: it.item.id.clone(),
                 first_seen: it.first_seen,
                 sort_date: it.sort_date,
@@ -831,7 +831,7 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     // Oldest first.
     let mut rows = s.cluster_rows().await.unwrap();
     let third = rows.remove(0);
-    assert_eq!((third.source.as_str(), third.id.as_str()), ("b", "3"));
+    assert_eq!((&*third.source, third.id.as_str()), ("b", "3"));
     assert_eq!(third.cluster, joined("k3"));
     assert_eq!(rows[0].cluster, joined("k1"));
     assert_eq!(rows[1].cluster, joined("k2"));
@@ -899,7 +899,7 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     let rows = s.cluster_rows().await.unwrap();
     let one = rows
         .iter()
-        .find(|r| r.source == "a" && r.id == "1")
+        .find(|r| &*r.source == "a" && r.id == "1")
         .unwrap();
     assert_eq!(one.cluster, joined("k1"));
     assert_eq!(
@@ -924,7 +924,7 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     let rows = s.cluster_rows().await.unwrap();
     let key_of = |id: &str| {
         rows.iter()
-            .find(|r| r.source == "c" && r.id == id)
+            .find(|r| &*r.source == "c" && r.id == id)
             .and_then(|r| r.cluster.clone())
     };
     assert_eq!(key_of("00"), Some(ClusterKey::Own));
@@ -943,7 +943,7 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     let rows = s.cluster_rows().await.unwrap();
     let odd_row = rows
         .iter()
-        .find(|r| r.source == "c" && r.id == odd)
+        .find(|r| &*r.source == "c" && r.id == odd)
         .unwrap();
     assert_eq!(odd_row.cluster, Some(ClusterKey::Own));
     assert_eq!(
