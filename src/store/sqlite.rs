@@ -29,6 +29,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0004_heads.sql"),
     include_str!("migrations/sqlite/0005_cluster_keys.sql"),
     include_str!("migrations/sqlite/0006_drop_items_by_date.sql"),
+    include_str!("migrations/sqlite/0007_heads_by_source.sql"),
 ];
 
 #[derive(Clone)]
@@ -182,6 +183,16 @@ struct ItemArgs {
 }
 
 impl ItemArgs {
+    fn of(query: &ItemQuery) -> ItemArgs {
+        ItemArgs {
+            since: query.since.map_or(i64::MIN, ts),
+            // A list of strings always serialises.
+            sources: serde_json::to_string(query.sources.as_deref().unwrap_or_default())
+                .unwrap_or_default(),
+            limit: query.limit.map_or(-1, |l| l as i64),
+        }
+    }
+
     fn params(&self) -> [&dyn rusqlite::ToSql; 3] {
         [&self.since, &self.sources, &self.limit]
     }
@@ -198,14 +209,7 @@ fn item_query(columns: &str, from: &str, query: &ItemQuery) -> Option<(String, I
         text.push_str(" AND source IN (SELECT value FROM json_each(?2))");
     }
     text.push_str(" ORDER BY sort_date DESC, source, id LIMIT ?3");
-    let args = ItemArgs {
-        since: query.since.map_or(i64::MIN, ts),
-        // A list of strings always serialises.
-        sources: serde_json::to_string(query.sources.as_deref().unwrap_or_default())
-            .unwrap_or_default(),
-        limit: query.limit.map_or(-1, |l| l as i64),
-    };
-    Some((text, args))
+    Some((text, ItemArgs::of(query)))
 }
 
 /// A row of `source, first_seen, sort_date, data`.
@@ -235,6 +239,72 @@ fn corrupt(path: &str, source: serde_json::Error) -> StoreError {
 }
 
 /// The stored state of `source`, if any.
+/// Puts rows read from the items_heads index (by source) in date order: oldest first, or
+/// `newest_first`; then by source and id, as bytes (SQLite's order of text). `key` gives a
+/// row's date, shared source name and id. The dates and source ranks are sorted as numbers
+/// (ids are compared only within a source and date) and the rows moved once, in place.
+fn in_date_order<T>(
+    rows: &mut [T],
+    newest_first: bool,
+    key: impl Fn(&T) -> (DateTime<Utc>, &Arc<str>, &str),
+) {
+    const DONE: u32 = u32::MAX;
+    assert!(rows.len() < DONE as usize, "fewer than 2^32 rows");
+    let mut names: Vec<&Arc<str>> = Vec::new();
+    let mut last: Option<&Arc<str>> = None;
+    for r in rows.iter() {
+        let (_, source, _) = key(r);
+        if last.is_none_or(|l| !Arc::ptr_eq(l, source)) {
+            names.push(source);
+            last = Some(source);
+        }
+    }
+    names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    names.dedup_by(|a, b| a.as_bytes() == b.as_bytes());
+    let rank: HashMap<&str, u32> = names
+        .iter()
+        .enumerate()
+        .map(|(n, s)| (&***s, n as u32))
+        .collect();
+    // (date, source rank, position); `!t` (= -t - 1) orders dates newest first.
+    let mut last: Option<(&Arc<str>, u32)> = None;
+    let mut order: Vec<(i64, u32, u32)> = rows
+        .iter()
+        .enumerate()
+        .map(|(n, r)| {
+            let (date, source, _) = key(r);
+            let r = match last {
+                Some((l, r)) if Arc::ptr_eq(l, source) => r,
+                _ => {
+                    let r = rank[&**source];
+                    last = Some((source, r));
+                    r
+                }
+            };
+            let t = date.timestamp();
+            (if newest_first { !t } else { t }, r, n as u32)
+        })
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| key(&rows[a.2 as usize]).2.cmp(key(&rows[b.2 as usize]).2))
+    });
+    // Row `order[n].2` goes to place `n`: each cycle of the permutation is walked once.
+    for start in 0..order.len() {
+        let mut at = start;
+        while order[at].2 != DONE {
+            let from = order[at].2 as usize;
+            order[at].2 = DONE;
+            if from == start {
+                break;
+            }
+            rows.swap(at, from);
+            at = from;
+        }
+    }
+}
+
 fn read_state(c: &Connection, path: &str, source: &str) -> Result<Option<SourceState>, StoreError> {
     let json: Option<String> = c
         .prepare_cached("SELECT state FROM sources WHERE name = ?1")
@@ -467,19 +537,24 @@ impl Store for SqliteStore {
         let query = query.clone();
         self.with(move |c, path| {
             let e = |source| sql(path, source);
-            // Every column is in the items_heads index: no item row is read. (Left to itself,
-            // SQLite picks the by-source index for a list of sources and reads every row.)
-            let Some((sql_text, args)) = item_query(
-                "source, id, first_seen, sort_date, link",
-                "items INDEXED BY items_heads",
-                &query,
-            ) else {
-                return Ok(Vec::new());
-            };
-            let mut stmt = c.prepare_cached(&sql_text).map_err(e)?;
+            // Every column is in the items_heads index: no item row is read. The index is by
+            // source, so the heads are put in date order here (and the limit applied after).
+            let mut text = String::from(
+                "SELECT source, id, first_seen, sort_date, link FROM items INDEXED BY items_heads
+                 WHERE sort_date >= ?1",
+            );
+            if let Some(sources) = &query.sources {
+                if sources.is_empty() {
+                    return Ok(Vec::new());
+                }
+                text.push_str(" AND source IN (SELECT value FROM json_each(?2))");
+            }
+            let args = ItemArgs::of(&query);
+            let bound = if query.sources.is_some() { 2 } else { 1 };
+            let mut stmt = c.prepare_cached(&text).map_err(e)?;
             let mut names = SourceNames::default();
             let rows = stmt
-                .query_map(args.params(), |r| {
+                .query_map(&args.params()[..bound], |r| {
                     Ok(ItemHead {
                         source: names.get(r.get_ref(0)?.as_str()?),
                         id: r.get(1)?,
@@ -489,7 +564,13 @@ impl Store for SqliteStore {
                     })
                 })
                 .map_err(e)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(e)
+            let mut heads = rows.collect::<Result<Vec<_>, _>>().map_err(e)?;
+            drop(stmt);
+            in_date_order(&mut heads, true, |h| (h.sort_date, &h.source, &h.id));
+            if let Some(limit) = query.limit {
+                heads.truncate(limit);
+            }
+            Ok(heads)
         })
         .await
     }
@@ -562,9 +643,7 @@ impl Store for SqliteStore {
             }
             let mut stmt = tx
                 .prepare_cached(
-                    "SELECT source, id, sort_date, first_seen, link
-                     FROM items INDEXED BY items_heads
-                     ORDER BY sort_date, source, id",
+                    "SELECT source, id, sort_date, first_seen, link FROM items INDEXED BY items_heads",
                 )
                 .map_err(e)?;
             // Nearly every item has a key: the keys' count sizes the rows (new items beyond an
@@ -593,6 +672,8 @@ impl Store for SqliteStore {
             for row in rows {
                 out.push(row.map_err(e)?);
             }
+            drop(stmt);
+            in_date_order(&mut out, false, |r| (r.date, &r.source, &r.id));
             Ok(out)
         })
         .await
@@ -953,6 +1034,36 @@ mod tests {
                 .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
                 .unwrap();
             assert_eq!(left, 0, "{table}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The rows end up as a sort by (date, source, id) would put them, oldest or newest
+        /// first, whatever order they come in and however their dates and keys tie.
+        #[test]
+        fn in_date_order_sorts_by_date_then_bytes(
+            keys in proptest::collection::vec(
+                (
+                    0i64..4,
+                    proptest::sample::select(vec!["", "a", "a\0", "ab", "B", "é", "\u{10000}"]),
+                    proptest::sample::select(vec!["", "1", "10", "2", "x y", "é"]),
+                ),
+                0..40,
+            ),
+            newest_first in proptest::bool::ANY,
+        ) {
+            let mut names = SourceNames::default();
+            let mut rows: Vec<(DateTime<Utc>, Arc<str>, String)> = keys
+                .iter()
+                .map(|(t, s, i)| (from_ts(*t), names.get(s), i.to_string()))
+                .collect();
+            let mut want = rows.clone();
+            want.sort_by(|a, b| {
+                let date = if newest_first { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) };
+                date.then_with(|| (a.1.as_bytes(), a.2.as_bytes()).cmp(&(b.1.as_bytes(), b.2.as_bytes())))
+            });
+            in_date_order(&mut rows, newest_first, |r| (r.0, &r.1, &r.2));
+            proptest::prop_assert_eq!(rows, want);
         }
     }
 }

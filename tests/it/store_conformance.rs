@@ -454,6 +454,53 @@ async fn ties_sort_by_bytes(b: &Backend) {
         .map(|(s, i)| format!("{s}/{i}"))
         .collect();
     assert_eq!(got, ["Z/a", "a/B", "a/a", "a/b", "a/é"]);
+    // Heads and cluster rows put sources' items in one order of dates, ties by bytes, with
+    // or without a list of sources or a limit (SQLite reads them by source).
+    s.upsert_items(
+        "m",
+        &[item("y", "", Some(t(9))), item("x", "", Some(t(3)))],
+        &[],
+        t(100),
+    )
+    .await
+    .unwrap();
+    s.upsert_items("Z", &[item("c", "", Some(t(8)))], &[], t(100))
+        .await
+        .unwrap();
+    let key = |source: &str, id: &str| format!("{source}/{id}");
+    let newest_first = ["m/y", "Z/c", "Z/a", "a/B", "a/a", "a/b", "a/é", "m/x"];
+    let heads: Vec<String> = s
+        .heads(&ItemQuery::default())
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| key(&h.source, &h.id))
+        .collect();
+    assert_eq!(heads, newest_first);
+    let some = ItemQuery {
+        sources: Some(vec!["m".into(), "a".into()]),
+        since: Some(t(5)),
+        limit: Some(3),
+    };
+    let heads: Vec<String> = s
+        .heads(&some)
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| key(&h.source, &h.id))
+        .collect();
+    assert_eq!(heads, ["m/y", "a/B", "a/a"]);
+    let rows: Vec<String> = s
+        .cluster_rows()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| key(&r.source, &r.id))
+        .collect();
+    assert_eq!(
+        rows,
+        ["m/x", "Z/a", "a/B", "a/a", "a/b", "a/é", "Z/c", "m/y"]
+    );
 }
 
 async fn prune_drops_stale_unlisted_and_excess(b: &Backend) {
