@@ -857,6 +857,16 @@ fn has_block_inside(node: NodeRef<'_, Node>) -> bool {
     })
 }
 
+/// Whether `node` (a heading, whose content is inline) has blocks or parts of them inside (a
+/// `<br>` is inline there).
+fn holds_blocks(node: NodeRef<'_, Node>) -> bool {
+    node.descendants().skip(1).any(|d| {
+        d.value()
+            .as_element()
+            .is_some_and(|e| (e.name() != "br" && is_block_name(e.name())) || is_part(e.name()))
+    })
+}
+
 /// Whether an element inside `node` that is written out (not dropped, not inside a dropped
 /// one) is named as `f` wants: what the next pass reads of `node` is what it holds.
 fn writes_element(
@@ -884,215 +894,219 @@ struct Walk<'a> {
 }
 
 fn walk(node: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &mut Inline) {
+    for child in node.children() {
+        visit(child, ctx, out, inline);
+    }
+}
+
+/// Reads one node of a body (a child [`walk`] is at) into blocks and inline content.
+fn visit(child: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline: &mut Inline) {
     let drop = ctx.drop;
     let r = ctx.r;
-    for child in node.children() {
-        if drop.contains(&child.id()) {
-            continue;
+    if drop.contains(&child.id()) {
+        return;
+    }
+    let e = match child.value() {
+        Node::Text(t) if ctx.newline_breaks && t.contains('\n') => {
+            for (n, piece) in t.split('\n').enumerate() {
+                if n > 0 {
+                    inline.line_break();
+                }
+                inline.push_html(&html_escape::encode_text(&super::html::without_controls(
+                    piece,
+                )));
+            }
+            return;
         }
-        let e = match child.value() {
-            Node::Text(t) if ctx.newline_breaks && t.contains('\n') => {
-                for (n, piece) in t.split('\n').enumerate() {
-                    if n > 0 {
-                        inline.line_break();
-                    }
-                    inline.push_html(&html_escape::encode_text(&super::html::without_controls(
-                        piece,
-                    )));
-                }
-                continue;
-            }
-            Node::Text(_) => {
-                let mut s = String::new();
-                serialize(child, drop, &mut s);
-                inline.push_html(&s);
-                continue;
-            }
-            Node::Element(e) => e,
-            _ => continue,
-        };
-        let name = e.name();
-        match name {
-            _ if is_junk(name) => {}
-            "br" => inline.line_break(),
-            "h1" | "h2" | "h3" | "h4" | "h5" | "h6"
-                if child.descendants().skip(1).any(|d| {
-                    d.value()
-                        .as_element()
-                        .is_some_and(|e| e.name() != "br" && is_block_name(e.name()))
-                }) =>
-            {
-                // A heading holding paragraphs or lists (as `<h6><p>` parses) is a container:
-                // a heading's content is inline, so its blocks are read as blocks.
-                inline.flush(out, false, r);
-                walk(child, ctx, out, inline);
-                inline.flush(out, false, r);
-            }
-            "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
-                inline.flush(out, false, r);
-                let html = inner_html(child, drop);
-                let text = r.plain(&html);
-                let level = name[1..].parse().unwrap_or(2);
-                let kind = Kind::Heading(level);
-                out.push(Block::new(kind, html, text));
-            }
-            "p" => {
-                inline.flush(out, false, r);
-                let credit = has_class(e, &["credit", "caption", "copyright"]);
-                let start = out.len();
-                let mut inner = Inline::default();
-                paragraph_lines(child, drop, &mut inner);
-                inner.flush(out, true, r);
-                if credit {
-                    for b in &mut out[start..] {
-                        b.credit_hint = true;
-                    }
+        Node::Text(_) => {
+            let mut s = String::new();
+            serialize(child, drop, &mut s);
+            inline.push_html(&s);
+            return;
+        }
+        Node::Element(e) => e,
+        _ => return,
+    };
+    let name = e.name();
+    match name {
+        _ if is_junk(name) => {}
+        "br" => inline.line_break(),
+        "h1" | "h2" | "h3" | "h4" | "h5" | "h6" if holds_blocks(child) => {
+            // A heading holding paragraphs or lists (as `<h6><p>` parses) is a container:
+            // a heading's content is inline, so its blocks are read as blocks.
+            inline.flush(out, false, r);
+            walk(child, ctx, out, inline);
+            inline.flush(out, false, r);
+        }
+        "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
+            inline.flush(out, false, r);
+            let html = inner_html(child, drop);
+            let text = r.plain(&html);
+            let level = name[1..].parse().unwrap_or(2);
+            let kind = Kind::Heading(level);
+            out.push(Block::new(kind, html, text));
+        }
+        "p" => {
+            inline.flush(out, false, r);
+            let credit = has_class(e, &["credit", "caption", "copyright"]);
+            let start = out.len();
+            let mut inner = Inline::default();
+            paragraph_lines(child, drop, &mut inner);
+            inner.flush(out, true, r);
+            if credit {
+                for b in &mut out[start..] {
+                    b.credit_hint = true;
                 }
             }
-            "ul" | "ol" => {
-                inline.flush(out, false, r);
-                let nested = writes_element(child, drop, &|n| {
-                    matches!(n, "ul" | "ol" | "table" | "p" | "div")
-                });
-                if nested {
-                    let html = outer_html(child, drop);
-                    out.push(Block::raw(html, r));
-                } else {
-                    // Text straight inside the list (outside any <li>) is shown by browsers and
-                    // read by the summary: it stays, as a paragraph between the list's parts.
-                    let mut items: Vec<String> = Vec::new();
-                    let mut stray = Inline::default();
-                    for c in child.children() {
-                        // Junk goes with everything inside it, here as anywhere else.
-                        if drop.contains(&c.id())
-                            || c.value().as_element().is_some_and(|x| is_junk(x.name()))
-                        {
-                            continue;
+        }
+        "ul" | "ol" => {
+            inline.flush(out, false, r);
+            let nested = writes_element(child, drop, &|n| {
+                matches!(n, "ul" | "ol" | "table" | "p" | "div")
+            });
+            if nested {
+                let html = outer_html(child, drop);
+                out.push(Block::raw(html, r));
+            } else {
+                // Text straight inside the list (outside any <li>) is shown by browsers and
+                // read by the summary: it stays, as a paragraph between the list's parts.
+                let mut items: Vec<String> = Vec::new();
+                let mut stray = Inline::default();
+                for c in child.children() {
+                    // Junk goes with everything inside it, here as anywhere else.
+                    if drop.contains(&c.id())
+                        || c.value().as_element().is_some_and(|x| is_junk(x.name()))
+                    {
+                        continue;
+                    }
+                    if c.value().as_element().is_some_and(|x| x.name() == "li") {
+                        stray.flush(out, true, r);
+                        let h = inner_html(c, drop);
+                        if !r.plain(&h).is_empty() || h.contains("<img") {
+                            items.push(h);
                         }
-                        if c.value().as_element().is_some_and(|x| x.name() == "li") {
-                            stray.flush(out, true, r);
-                            let h = inner_html(c, drop);
-                            if !r.plain(&h).is_empty() || h.contains("<img") {
-                                items.push(h);
-                            }
-                            continue;
-                        }
-                        // Blocks and parts of blocks (an <li> inside an unknown element) are
-                        // walked like containers, as anywhere else; inline content is a line.
-                        if let Some(el) = c.value().as_element()
-                            && (is_container(el.name())
-                                || is_part(el.name())
-                                || (!is_void(el.name()) && has_block_inside(c)))
-                        {
-                            if !items.is_empty() {
-                                push_list(out, name == "ol", std::mem::take(&mut items), r);
-                            }
-                            stray.flush(out, true, r);
-                            let mut inner = Inline::default();
-                            walk(c, ctx, out, &mut inner);
-                            inner.flush(out, false, r);
-                            continue;
-                        }
-                        let mut s = String::new();
-                        serialize(c, drop, &mut s);
-                        if r.plain(&s).is_empty() && !s.contains("<img") {
-                            continue;
-                        }
+                        continue;
+                    }
+                    // Blocks straight inside the list (`<ol><h4>`, `<ol><p>`) are read as
+                    // they are anywhere else: written into a line, the sanitiser's parse
+                    // would move them out of its paragraph and the next pass would read them
+                    // as blocks. Containers and parts of blocks (an <li> inside an unknown
+                    // element) are walked; inline content is a line.
+                    if let Some(el) = c.value().as_element()
+                        && (is_block_name(el.name())
+                            || is_part(el.name())
+                            || (!is_void(el.name()) && has_block_inside(c)))
+                        && el.name() != "br"
+                    {
                         if !items.is_empty() {
                             push_list(out, name == "ol", std::mem::take(&mut items), r);
                         }
-                        stray.push_html(&s);
+                        stray.flush(out, true, r);
+                        let mut inner = Inline::default();
+                        if is_block_name(el.name()) && !is_container(el.name()) {
+                            visit(c, ctx, out, &mut inner);
+                        } else {
+                            walk(c, ctx, out, &mut inner);
+                        }
+                        inner.flush(out, false, r);
+                        continue;
+                    }
+                    let mut s = String::new();
+                    serialize(c, drop, &mut s);
+                    if r.plain(&s).is_empty() && !s.contains("<img") {
+                        continue;
                     }
                     if !items.is_empty() {
-                        push_list(out, name == "ol", items, r);
+                        push_list(out, name == "ol", std::mem::take(&mut items), r);
                     }
-                    stray.flush(out, true, r);
+                    stray.push_html(&s);
                 }
+                if !items.is_empty() {
+                    push_list(out, name == "ol", items, r);
+                }
+                stray.flush(out, true, r);
             }
-            "figure" => {
-                inline.flush(out, false, r);
-                let img = child
-                    .descendants()
-                    .find(|d| d.value().as_element().is_some_and(|x| x.name() == "img"))
-                    .and_then(|d| {
-                        let el = d.value().as_element()?;
-                        (!drop.contains(&d.id()) && !is_tracking_pixel(el)).then(|| img_html(el))
-                    });
-                let caption = child
-                    .descendants()
-                    .find(|d| {
-                        d.value()
-                            .as_element()
-                            .is_some_and(|x| x.name() == "figcaption")
-                    })
-                    .map(|d| inner_html(d, drop))
-                    .filter(|c| !r.plain(c).is_empty());
-                // An embed or a table makes the figure one to keep as it is, when it is written
-                // out: media and iframes that are dropped (`<audio>`, an embed from elsewhere)
-                // leave a figure the next pass reads as one without them.
-                let html = outer_html(child, drop);
-                let other = ["<iframe", "<table"].iter().any(|t| html.contains(t));
-                if other {
-                    out.push(Block::raw(html, r));
-                } else if img.is_some() || caption.is_some() {
-                    let text = caption.as_deref().map(|c| r.plain(c)).unwrap_or_default();
-                    out.push(Block::new(
-                        Kind::Figure { img, caption },
-                        String::new(),
-                        text,
-                    ));
-                } else {
-                    // Neither an image nor a caption: what it holds is read like a container's
-                    // content, not lost (the summary, read as text, would keep it).
-                    walk(child, ctx, out, inline);
-                    inline.flush(out, false, r);
-                }
-            }
-            "img" => {
-                if is_tracking_pixel(e) {
-                    tracing::debug!(src = ?e.attr("src"), "dropped a tracking pixel");
-                    continue;
-                }
-                inline.flush(out, false, r);
+        }
+        "figure" => {
+            inline.flush(out, false, r);
+            let img = child
+                .descendants()
+                .find(|d| d.value().as_element().is_some_and(|x| x.name() == "img"))
+                .and_then(|d| {
+                    let el = d.value().as_element()?;
+                    (!drop.contains(&d.id()) && !is_tracking_pixel(el)).then(|| img_html(el))
+                });
+            let caption = child
+                .descendants()
+                .find(|d| {
+                    d.value()
+                        .as_element()
+                        .is_some_and(|x| x.name() == "figcaption")
+                })
+                .map(|d| inner_html(d, drop))
+                .filter(|c| !r.plain(c).is_empty());
+            // An embed or a table makes the figure one to keep as it is, when it is written
+            // out: media and iframes that are dropped (`<audio>`, an embed from elsewhere)
+            // leave a figure the next pass reads as one without them.
+            let html = outer_html(child, drop);
+            let other = ["<iframe", "<table"].iter().any(|t| html.contains(t));
+            if other {
+                out.push(Block::raw(html, r));
+            } else if img.is_some() || caption.is_some() {
+                let text = caption.as_deref().map(|c| r.plain(c)).unwrap_or_default();
                 out.push(Block::new(
-                    Kind::Figure {
-                        img: Some(img_html(e)),
-                        caption: None,
-                    },
+                    Kind::Figure { img, caption },
                     String::new(),
-                    String::new(),
+                    text,
                 ));
-            }
-            _ if is_raw(name) => {
-                inline.flush(out, false, r);
-                let html = outer_html(child, drop);
-                if !html.is_empty() {
-                    out.push(Block::raw(html, r));
-                }
-            }
-            // Parts of lists, tables and figures found outside their parent (`<dd>` without
-            // `<dl>`) are walked like containers: kept inline, the sanitiser and the next
-            // parse would move them out of the paragraph.
-            _ if is_container(name)
-                || is_part(name)
-                || (!is_void(name) && has_block_inside(child)) =>
-            {
-                inline.flush(out, false, r);
-                let start = out.len();
+            } else {
+                // Neither an image nor a caption: what it holds is read like a container's
+                // content, not lost (the summary, read as text, would keep it).
                 walk(child, ctx, out, inline);
                 inline.flush(out, false, r);
-                if has_class(e, &["credit", "caption", "copyright"]) {
-                    for b in &mut out[start..] {
-                        b.credit_hint = true;
-                    }
+            }
+        }
+        "img" => {
+            if is_tracking_pixel(e) {
+                tracing::debug!(src = ?e.attr("src"), "dropped a tracking pixel");
+                return;
+            }
+            inline.flush(out, false, r);
+            out.push(Block::new(
+                Kind::Figure {
+                    img: Some(img_html(e)),
+                    caption: None,
+                },
+                String::new(),
+                String::new(),
+            ));
+        }
+        _ if is_raw(name) => {
+            inline.flush(out, false, r);
+            let html = outer_html(child, drop);
+            if !html.is_empty() {
+                out.push(Block::raw(html, r));
+            }
+        }
+        // Parts of lists, tables and figures found outside their parent (`<dd>` without
+        // `<dl>`) are walked like containers: kept inline, the sanitiser and the next
+        // parse would move them out of the paragraph.
+        _ if is_container(name) || is_part(name) || (!is_void(name) && has_block_inside(child)) => {
+            inline.flush(out, false, r);
+            let start = out.len();
+            walk(child, ctx, out, inline);
+            inline.flush(out, false, r);
+            if has_class(e, &["credit", "caption", "copyright"]) {
+                for b in &mut out[start..] {
+                    b.credit_hint = true;
                 }
             }
-            _ => {
-                // Inline: links, emphasis, spans, code...
-                let mut s = String::new();
-                serialize(child, drop, &mut s);
-                inline.push_html(&s);
-            }
+        }
+        _ => {
+            // Inline: links, emphasis, spans, code...
+            let mut s = String::new();
+            serialize(child, drop, &mut s);
+            inline.push_html(&s);
         }
     }
 }
@@ -1332,6 +1346,35 @@ mod tests {
                 remove_selectors: &[],
             },
         )
+    }
+
+    /// Blocks where a parse leaves them among inline content (straight inside a list) are
+    /// read as blocks: written into a paragraph, the sanitiser's parse would split it and a
+    /// second pass would read it differently (the fuzz finding `h4-after-link-paragraph`).
+    #[test]
+    fn blocks_inside_lists_and_paragraphs_stay_blocks() {
+        for (input, want) in [
+            (
+                "<ol><li>One</li><a href=\"/x\">loose</a><h4>Section</h4><li>Two</li></ol>",
+                "<ol><li>One</li></ol>\n<p><a href=\"/x\">loose</a></p>\n<h2>Section</h2>\n<ol><li>Two</li></ol>",
+            ),
+            (
+                "<ul><li>One</li>Loose <b>text</b><h3>Part</h3>More</ul>",
+                "",
+            ),
+        ] {
+            let once = body(input, true, "T");
+            if !want.is_empty() {
+                assert_eq!(once.html, want, "{input}");
+            }
+            assert!(
+                !once.html.contains("<p><h") && !once.html.contains("</h4><p>"),
+                "{}",
+                once.html
+            );
+            let twice = body(&once.html, true, "T");
+            assert_eq!(twice.html, once.html, "{input}");
+        }
     }
 
     #[test]
