@@ -239,6 +239,44 @@ fn corrupt(path: &str, source: serde_json::Error) -> StoreError {
 }
 
 /// The stored state of `source`, if any.
+/// One source's cluster keys by id, as [`Store::cluster_rows`] reads them (in id order), with
+/// the ids in one buffer: kept from source to source, so that reading them allocates nothing
+/// but the keys of joined items.
+#[derive(Default)]
+struct SourceKeys {
+    ids: String,
+    /// Where each id ends in `ids`, and its key until taken.
+    keys: Vec<(usize, Option<ClusterKey>)>,
+}
+
+impl SourceKeys {
+    fn clear(&mut self) {
+        self.ids.clear();
+        self.keys.clear();
+    }
+
+    /// Adds the key of `id`, which sorts after every id added since [`SourceKeys::clear`].
+    fn push(&mut self, id: &str, key: ClusterKey) {
+        self.ids.push_str(id);
+        self.keys.push((self.ids.len(), Some(key)));
+    }
+
+    /// The key of `id`, once.
+    fn take(&mut self, id: &str) -> Option<ClusterKey> {
+        let (mut lo, mut hi) = (0, self.keys.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let start = if mid == 0 { 0 } else { self.keys[mid - 1].0 };
+            match self.ids[start..self.keys[mid].0].cmp(id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return self.keys[mid].1.take(),
+            }
+        }
+        None
+    }
+}
+
 /// Puts rows read from the items_heads index (by source) in date order: oldest first, or
 /// `newest_first`; then by source and id, as bytes (SQLite's order of text). `key` gives a
 /// row's date, shared source name and id. The dates and source ranks are sorted as numbers
@@ -614,65 +652,70 @@ impl Store for SqliteStore {
         self.with(move |c, path| {
             let e = |source| sql(path, source);
             // The rows come from the items_heads index and the narrow cluster_keys table: no
-            // item row is read. The keys are read in one scan and matched by hash: a join seeks
-            // the key table once per item (at 600,000 items, a second of 3).
+            // item row is read. Both lead with the source and are read in its order, side by
+            // side: a source's keys are gathered as its rows begin and found by id (a join
+            // seeks the key table once per item, and a map of every item's key was 600,000
+            // entries at N = 10,000 sources).
             let tx = c.transaction().map_err(e)?;
-            // Sized first: grown by doubling, the map rehashed 20 times on the way to 600,000
-            // keys, each time into new pages the kernel had to clear.
+            let mut keys_stmt = tx
+                .prepare_cached("SELECT source, id, cluster FROM cluster_keys ORDER BY source, id")
+                .map_err(e)?;
+            let mut keys_rows = keys_stmt.query([]).map_err(e)?;
+            let mut key_row = keys_rows.next().map_err(e)?;
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT source, id, sort_date, first_seen, link FROM items INDEXED BY items_heads
+                     ORDER BY source",
+                )
+                .map_err(e)?;
+            let mut rows = stmt.query([]).map_err(e)?;
+            fn text<'r>(r: &'r rusqlite::Row<'_>, n: usize, path: &str) -> Result<&'r str, StoreError> {
+                r.get_ref(n)
+                    .and_then(|v| Ok(v.as_str()?))
+                    .map_err(|source| sql(path, source))
+            }
+            // Nearly every item has a key: their count sizes the rows (grown by doubling, the
+            // rows' buffer would hold up to twice what they need, and publishing keeps it).
             let count: i64 = tx
                 .query_row("SELECT count(*) FROM cluster_keys", [], |r| r.get(0))
                 .map_err(e)?;
-            let mut keys: crate::select::KeyMap<ClusterKey> =
-                crate::select::KeyMap::with_capacity_and_hasher(
-                    usize::try_from(count).unwrap_or_default(),
-                    Default::default(),
-                );
-            {
-                let mut stmt = tx
-                    .prepare_cached("SELECT source, id, cluster FROM cluster_keys")
-                    .map_err(e)?;
-                let mut rows = stmt.query([]).map_err(e)?;
-                while let Some(r) = rows.next().map_err(e)? {
-                    let get = |n| r.get_ref(n).and_then(|v| Ok(v.as_str()?));
-                    let (source, id) = (get(0).map_err(e)?, get(1).map_err(e)?);
-                    keys.insert(
-                        crate::select::item_key(source, id),
-                        ClusterKey::of(get(2).map_err(e)?, source, id),
-                    );
-                }
-            }
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT source, id, sort_date, first_seen, link FROM items INDEXED BY items_heads",
-                )
-                .map_err(e)?;
-            // Nearly every item has a key: the keys' count sizes the rows (new items beyond an
-            // eighth more grow it once).
-            let mut out = Vec::with_capacity(keys.len() + keys.len() / 8);
+            let count = usize::try_from(count).unwrap_or_default();
+            let mut out = Vec::with_capacity(count + count / 8);
             let mut names = SourceNames::default();
-            let rows = stmt
-                .query_map([], |r| {
-                    let source = names.get(r.get_ref(0)?.as_str()?);
-                    let id: String = r.get(1)?;
-                    let cluster = if keys.is_empty() {
-                        None
-                    } else {
-                        keys.remove(&crate::select::item_key(&source, &id))
-                    };
-                    Ok(ClusterRow {
-                        source,
-                        id,
-                        date: from_ts(r.get(2)?),
-                        cluster,
-                        first_seen: from_ts(r.get(3)?),
-                        link: r.get(4)?,
-                    })
-                })
-                .map_err(e)?;
-            for row in rows {
-                out.push(row.map_err(e)?);
+            let mut source: Option<Arc<str>> = None;
+            let mut keys = SourceKeys::default();
+            while let Some(r) = rows.next().map_err(e)? {
+                let name = text(r, 0, path)?;
+                let source = match &source {
+                    Some(s) if &**s == name => s.clone(),
+                    _ => {
+                        keys.clear();
+                        while let Some(k) = key_row {
+                            match text(k, 0, path)?.cmp(name) {
+                                std::cmp::Ordering::Less => {}
+                                std::cmp::Ordering::Equal => {
+                                    let id = text(k, 1, path)?;
+                                    keys.push(id, ClusterKey::of(text(k, 2, path)?, name, id));
+                                }
+                                std::cmp::Ordering::Greater => break,
+                            }
+                            key_row = keys_rows.next().map_err(e)?;
+                        }
+                        source.insert(names.get(name)).clone()
+                    }
+                };
+                let id = text(r, 1, path)?;
+                out.push(ClusterRow {
+                    source,
+                    cluster: keys.take(id),
+                    id: id.to_string(),
+                    date: from_ts(r.get(2).map_err(e)?),
+                    first_seen: from_ts(r.get(3).map_err(e)?),
+                    link: r.get(4).map_err(e)?,
+                });
             }
-            drop(stmt);
+            drop(rows);
+            drop(keys_rows);
             in_date_order(&mut out, false, |r| (r.date, &r.source, &r.id));
             Ok(out)
         })
@@ -1035,6 +1078,31 @@ mod tests {
                 .unwrap();
             assert_eq!(left, 0, "{table}");
         }
+    }
+
+    /// A source's keys are found by id (prefixes and the empty id too), each once, and a
+    /// cleared table finds none of the last source's.
+    #[test]
+    fn source_keys_find_each_id_once() {
+        let mut keys = SourceKeys::default();
+        let ids = ["", "1", "10", "2", "a b", "é"];
+        for id in ids {
+            keys.push(id, ClusterKey::Joined(format!("k{id}")));
+        }
+        assert_eq!(keys.take("3"), None);
+        assert_eq!(keys.take("1 "), None);
+        for id in ids.iter().rev() {
+            assert_eq!(
+                keys.take(id),
+                Some(ClusterKey::Joined(format!("k{id}"))),
+                "{id:?}"
+            );
+            assert_eq!(keys.take(id), None, "{id:?}");
+        }
+        keys.clear();
+        keys.push("b", ClusterKey::Own);
+        assert_eq!(keys.take("1"), None);
+        assert_eq!(keys.take("b"), Some(ClusterKey::Own));
     }
 
     proptest::proptest! {

@@ -501,6 +501,42 @@ async fn ties_sort_by_bytes(b: &Backend) {
         rows,
         ["m/x", "Z/a", "a/B", "a/a", "a/b", "a/é", "Z/c", "m/y"]
     );
+    // Keys of some items of some sources (and of an item not stored) go to their rows only.
+    let given = |source: &str, id: &str| ClusterUpdate {
+        source: source.into(),
+        id: id.into(),
+        signature: None,
+        cluster: Some(format!("key of {source}/{id}")),
+    };
+    s.save_cluster_rows(vec![
+        given("m", "x"),
+        given("Z", "c"),
+        given("a", "é"),
+        given("a", "gone"),
+    ])
+    .await
+    .unwrap();
+    let keyed: Vec<(String, Option<ClusterKey>)> = s
+        .cluster_rows()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (key(&r.source, &r.id), r.cluster))
+        .collect();
+    let joined = |k: &str| Some(ClusterKey::Joined(format!("key of {k}")));
+    assert_eq!(
+        keyed,
+        [
+            ("m/x".to_string(), joined("m/x")),
+            ("Z/a".into(), None),
+            ("a/B".into(), None),
+            ("a/a".into(), None),
+            ("a/b".into(), None),
+            ("a/é".into(), joined("a/é")),
+            ("Z/c".into(), joined("Z/c")),
+            ("m/y".into(), None),
+        ]
+    );
 }
 
 async fn prune_drops_stale_unlisted_and_excess(b: &Backend) {
