@@ -32,6 +32,7 @@ if [ "$PY" = 1 ]; then
     python3 -c 'import feedparser, requests' 2>/dev/null || { echo "bench: pip install feedparser requests (or PY=0)" >&2; exit 2; }
 fi
 [ -x "$BIN" ] && [ -x "$FLOOR" ] || cargo build --release --bin feedloom --example floor
+[ -x "$BIN" ] || { echo "bench: $BIN is not built (for release-lto: cargo build --profile release-lto)" >&2; exit 1; }
 
 SRC="$WORK/sources-$N-$SEED"
 RUN="$WORK/run-$N"

@@ -238,7 +238,6 @@ fn corrupt(path: &str, source: serde_json::Error) -> StoreError {
     }
 }
 
-/// The stored state of `source`, if any.
 /// One source's cluster keys by id, as [`Store::cluster_rows`] reads them (in id order), with
 /// the ids in one buffer: kept from source to source, so that reading them allocates nothing
 /// but the keys of joined items.
@@ -343,6 +342,7 @@ fn in_date_order<T>(
     }
 }
 
+/// The stored state of `source`, if any.
 fn read_state(c: &Connection, path: &str, source: &str) -> Result<Option<SourceState>, StoreError> {
     let json: Option<String> = c
         .prepare_cached("SELECT state FROM sources WHERE name = ?1")
@@ -576,7 +576,8 @@ impl Store for SqliteStore {
         self.with(move |c, path| {
             let e = |source| sql(path, source);
             // Every column is in the items_heads index: no item row is read. The index is by
-            // source, so the heads are put in date order here (and the limit applied after).
+            // source, so the heads are put in date order here and a limit is applied after:
+            // every matching head is read (no caller limits heads; publishing wants them all).
             let mut text = String::from(
                 "SELECT source, id, first_seen, sort_date, link FROM items INDEXED BY items_heads
                  WHERE sort_date >= ?1",
@@ -1120,10 +1121,16 @@ mod tests {
             ),
             newest_first in proptest::bool::ANY,
         ) {
+            // Shared names (as the store reads them) for some rows, names of their own for others:
+            // a source's rank must not depend on which.
             let mut names = SourceNames::default();
             let mut rows: Vec<(DateTime<Utc>, Arc<str>, String)> = keys
                 .iter()
-                .map(|(t, s, i)| (from_ts(*t), names.get(s), i.to_string()))
+                .enumerate()
+                .map(|(n, (t, s, i))| {
+                    let name = if n % 3 == 0 { Arc::from(*s) } else { names.get(s) };
+                    (from_ts(*t), name, i.to_string())
+                })
                 .collect();
             let mut want = rows.clone();
             want.sort_by(|a, b| {

@@ -490,6 +490,18 @@ async fn ties_sort_by_bytes(b: &Backend) {
         .map(|h| key(&h.source, &h.id))
         .collect();
     assert_eq!(heads, ["m/y", "a/B", "a/a"]);
+    let recent = ItemQuery {
+        since: Some(t(8)),
+        ..ItemQuery::default()
+    };
+    let heads: Vec<String> = s
+        .heads(&recent)
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| key(&h.source, &h.id))
+        .collect();
+    assert_eq!(heads, ["m/y", "Z/c"]);
     let rows: Vec<String> = s
         .cluster_rows()
         .await
