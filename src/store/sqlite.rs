@@ -682,7 +682,7 @@ impl Store for SqliteStore {
                 .map_err(e)?;
             let count = usize::try_from(count).unwrap_or_default();
             let mut out = Vec::with_capacity(count + count / 8);
-            let mut names = SourceNames::default();
+            // The rows come by source: one shared name a source.
             let mut source: Option<Arc<str>> = None;
             let mut keys = SourceKeys::default();
             while let Some(r) = rows.next().map_err(e)? {
@@ -702,7 +702,7 @@ impl Store for SqliteStore {
                             }
                             key_row = keys_rows.next().map_err(e)?;
                         }
-                        source.insert(names.get(name)).clone()
+                        source.insert(name.into()).clone()
                     }
                 };
                 let id = text(r, 1, path)?;
