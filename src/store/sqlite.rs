@@ -18,7 +18,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP};
 use super::{
     Claim, Claimed, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemKeys, ItemQuery,
-    SourceNames, SourceState, Store, StoreError, StoredItem, UpsertCounts,
+    SourceState, Store, StoreError, StoredItem, UpsertCounts,
 };
 use crate::model::Item;
 
@@ -276,10 +276,11 @@ impl SourceKeys {
     }
 }
 
-/// Puts rows read from the items_heads index (by source) in date order: oldest first, or
-/// `newest_first`; then by source and id, as bytes (SQLite's order of text). `key` gives a
-/// row's date, shared source name and id. The dates and source ranks are sorted as numbers
-/// (ids are compared only within a source and date) and the rows moved once, in place.
+/// Puts rows read from the items_heads index by source (`ORDER BY source`: byte order, as
+/// SQLite orders text) in date order: oldest first, or `newest_first`; then by source and id,
+/// as bytes. `key` gives a row's date, shared source name and id. A source's rank is its run's
+/// place, so the sort compares numbers (ids only within a source and date), and the rows are
+/// moved once, in place.
 fn in_date_order<T>(
     rows: &mut [T],
     newest_first: bool,
@@ -287,39 +288,24 @@ fn in_date_order<T>(
 ) {
     const DONE: u32 = u32::MAX;
     assert!(rows.len() < DONE as usize, "fewer than 2^32 rows");
-    let mut names: Vec<&Arc<str>> = Vec::new();
-    let mut last: Option<&Arc<str>> = None;
-    for r in rows.iter() {
-        let (_, source, _) = key(r);
-        if last.is_none_or(|l| !Arc::ptr_eq(l, source)) {
-            names.push(source);
-            last = Some(source);
-        }
-    }
-    names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-    names.dedup_by(|a, b| a.as_bytes() == b.as_bytes());
-    let rank: HashMap<&str, u32> = names
-        .iter()
-        .enumerate()
-        .map(|(n, s)| (&***s, n as u32))
-        .collect();
     // (date, source rank, position); `!t` (= -t - 1) orders dates newest first.
-    let mut last: Option<(&Arc<str>, u32)> = None;
+    let mut rank = 0u32;
+    let mut last: Option<&Arc<str>> = None;
     let mut order: Vec<(i64, u32, u32)> = rows
         .iter()
         .enumerate()
         .map(|(n, r)| {
             let (date, source, _) = key(r);
-            let r = match last {
-                Some((l, r)) if Arc::ptr_eq(l, source) => r,
-                _ => {
-                    let r = rank[&**source];
-                    last = Some((source, r));
-                    r
-                }
-            };
+            if let Some(l) = last
+                && !Arc::ptr_eq(l, source)
+                && l != source
+            {
+                debug_assert!(l.as_bytes() < source.as_bytes(), "rows by source");
+                rank += 1;
+            }
+            last = Some(source);
             let t = date.timestamp();
-            (if newest_first { !t } else { t }, r, n as u32)
+            (if newest_first { !t } else { t }, rank, n as u32)
         })
         .collect();
     order.sort_unstable_by(|a, b| {
@@ -588,14 +574,21 @@ impl Store for SqliteStore {
                 }
                 text.push_str(" AND source IN (SELECT value FROM json_each(?2))");
             }
+            text.push_str(" ORDER BY source");
             let args = ItemArgs::of(&query);
             let bound = if query.sources.is_some() { 2 } else { 1 };
             let mut stmt = c.prepare_cached(&text).map_err(e)?;
-            let mut names = SourceNames::default();
+            // The heads come by source: one shared name a source.
+            let mut source: Option<Arc<str>> = None;
             let rows = stmt
                 .query_map(&args.params()[..bound], |r| {
+                    let name = r.get_ref(0)?.as_str()?;
+                    let source = match &source {
+                        Some(s) if &**s == name => s.clone(),
+                        _ => source.insert(name.into()).clone(),
+                    };
                     Ok(ItemHead {
-                        source: names.get(r.get_ref(0)?.as_str()?),
+                        source,
                         id: r.get(1)?,
                         first_seen: from_ts(r.get(2)?),
                         sort_date: from_ts(r.get(3)?),
@@ -995,6 +988,7 @@ fn scan_signatures(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SourceNames;
 
     /// A database written by schema 3 gets its items' links on opening (version 4), and its
     /// signatures and cluster keys move to tables of their own (versions 4 and 5).
@@ -1107,8 +1101,8 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The rows end up as a sort by (date, source, id) would put them, oldest or newest
-        /// first, whatever order they come in and however their dates and keys tie.
+        /// Rows by source end up as a sort by (date, source, id) would put them, oldest or
+        /// newest first, whatever order they have within a source and however they tie.
         #[test]
         fn in_date_order_sorts_by_date_then_bytes(
             keys in proptest::collection::vec(
@@ -1132,6 +1126,8 @@ mod tests {
                     (from_ts(*t), name, i.to_string())
                 })
                 .collect();
+            // As the store reads them: by source.
+            rows.sort_by(|a, b| a.1.as_bytes().cmp(b.1.as_bytes()));
             let mut want = rows.clone();
             want.sort_by(|a, b| {
                 let date = if newest_first { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) };
