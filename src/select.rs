@@ -386,6 +386,82 @@ pub fn decide_by<T: Selectable>(
     decided
 }
 
+/// The positions of `candidates` (newest first, as [`decide_by`] takes them) that deciding on
+/// the first `k` needs, ascending: those `k`, and every candidate joined to one of them,
+/// directly or through others, by a duplicate key (a link, a global id) or, with
+/// `dedupe = "similar"`, a cluster. [`decide_by`] over these alone, in their order, gives the
+/// first `k` the very decisions it gives them over all: the others share no key with them, so
+/// neither merging nor dedupe relates them, and the limits count in order.
+///
+/// So a feed that shows `limit` items decides on a few times that many, not on every stored
+/// item of its sources ([`settled`] says when `k` was enough). Keys are compared as 64-bit
+/// hashes here: a collision only brings in a candidate that did not need to be.
+pub fn within_reach<T: Selectable>(
+    feed: &OutputFeed,
+    candidates: &[T],
+    k: usize,
+    clusters: &Clusters,
+) -> Vec<usize> {
+    let k = k.min(candidates.len());
+    if feed.dedupe == Dedupe::Off || k == candidates.len() {
+        return (0..k).collect();
+    }
+    let similar = feed.dedupe == Dedupe::Similar;
+    // 0 stands for no key (a real key of 0 is read as 1).
+    let keys_of = |it: &T| -> [u64; 3] {
+        let id = it.id();
+        let link = it.link().map_or(0, |l| (tagged(LINK_KEY, l) as u64).max(1));
+        let global = if is_global_id(id) {
+            (tagged(ID_KEY, id) as u64).max(1)
+        } else {
+            0
+        };
+        let cluster = match similar.then(|| clusters.get(&item_key(it.source(), id))) {
+            Some(Some(key)) => xxhash_rust::xxh3::xxh3_64(key.as_bytes()).max(1),
+            _ => 0,
+        };
+        [link, global, cluster]
+    };
+    let mut reached: std::collections::HashSet<u64, foldhash::fast::RandomState> =
+        Default::default();
+    for it in &candidates[..k] {
+        reached.extend(keys_of(it).into_iter().filter(|h| *h != 0));
+    }
+    // The others' keys, computed once: a candidate found late in a pass may join one passed
+    // over earlier, so passes repeat until one adds no key.
+    let rest: Vec<[u64; 3]> = candidates[k..].iter().map(keys_of).collect();
+    let mut taken = vec![false; rest.len()];
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for (n, keys) in rest.iter().enumerate() {
+            if taken[n] || !keys.iter().any(|h| *h != 0 && reached.contains(h)) {
+                continue;
+            }
+            taken[n] = true;
+            for h in keys.iter().filter(|h| **h != 0) {
+                grew |= reached.insert(*h);
+            }
+        }
+    }
+    (0..k)
+        .chain(
+            taken
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| **t)
+                .map(|(n, _)| k + n),
+        )
+        .collect()
+}
+
+/// Whether decisions on the candidates of [`within_reach`] settle `feed`'s whole selection:
+/// `first` (the decisions of the first `k`, all candidates but those past `k`) keep `limit`
+/// items, so every later candidate is past the limit; or there is no later candidate (`all`).
+pub fn settled<T>(feed: &OutputFeed, first: &[(T, Decision)], all: bool) -> bool {
+    all || first.iter().filter(|(_, d)| *d == Decision::Kept).count() >= feed.limit
+}
+
 /// Sorts positions of `decided` by which version of a story stays: the highest `priority`,
 /// else the earliest (then by source and id, so the order is total).
 fn sort_by_preference<T: Selectable>(
@@ -537,6 +613,108 @@ mod tests {
     use std::collections::BTreeSet;
 
     proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+        /// Deciding on the candidates within reach of the first `k` gives those `k` the
+        /// decisions deciding on all gives them, whatever `k`; once that is settled, the
+        /// kept items and what merged into them are all there is.
+        #[test]
+        fn deciding_within_reach_is_deciding_on_all(
+            heads in proptest::collection::vec(
+                (0u8..4, 0u8..10, 1u32..6, proptest::option::of(0u8..5), proptest::option::of(0u8..4), 0u8..4),
+                0..40,
+            ),
+            mode in 0u8..3,
+            limit in 0usize..12,
+            per_source_limit in 0usize..4,
+            prioritised in proptest::collection::vec(0u8..4, 0..3),
+            patterns in proptest::prelude::any::<bool>(),
+        ) {
+            let mut f = feed();
+            f.sources = (0..4).map(|s| format!("s{s}")).collect();
+            f.dedupe = [Dedupe::Off, Dedupe::Exact, Dedupe::Similar][mode as usize];
+            f.limit = limit;
+            f.per_source_limit = per_source_limit;
+            if patterns {
+                f.include = vec![Pattern::parse("x").unwrap()];
+            }
+            let mut cands: Vec<ItemHead> = Vec::new();
+            let mut clusters = Clusters::default();
+            let mut dropped = std::collections::HashSet::new();
+            for (src, id, day, link, cluster, text) in &heads {
+                // Every third id names the story beyond its source.
+                let id = if id % 3 == 0 { format!("tag:x,{id}") } else { format!("i{id}") };
+                let source = format!("s{src}");
+                if cands.iter().any(|h| *h.source == *source && h.id == id) {
+                    continue;
+                }
+                let date: DateTime<Utc> = format!("2025-05-{day:02}T00:00:00Z").parse().unwrap();
+                if let Some(c) = cluster {
+                    clusters.insert(item_key(&source, &id), format!("c{c}"));
+                }
+                if *text == 0 {
+                    dropped.insert(item_key(&source, &id));
+                }
+                cands.push(ItemHead {
+                    source: source.as_str().into(),
+                    id,
+                    first_seen: date,
+                    sort_date: date,
+                    link: link.map(|l| format!("https://x/{l}")),
+                });
+            }
+            cands.sort_by(|a, b| {
+                (std::cmp::Reverse(a.sort_date), &a.source, &a.id)
+                    .cmp(&(std::cmp::Reverse(b.sort_date), &b.source, &b.id))
+            });
+            let priorities: Priorities =
+                prioritised.iter().map(|s| (format!("s{s}"), i64::from(*s) + 1)).collect();
+            let text = |h: &&ItemHead| {
+                if dropped.contains(&item_key(&h.source, &h.id)) {
+                    Decision::NoInclude
+                } else {
+                    Decision::Kept
+                }
+            };
+            let all = decide_by(&f, cands.iter().collect(), text, &priorities, &clusters, now());
+            for k in 0..=cands.len() + 1 {
+                let part = within_reach(&f, &cands, k, &clusters);
+                proptest::prop_assert!(part.is_sorted());
+                let first = k.min(cands.len());
+                proptest::prop_assert_eq!(&part[..first], &(0..first).collect::<Vec<_>>()[..]);
+                let sub = decide_by(
+                    &f,
+                    part.iter().map(|n| &cands[*n]).collect(),
+                    text,
+                    &priorities,
+                    &clusters,
+                    now(),
+                );
+                proptest::prop_assert_eq!(&sub[..first], &all[..first]);
+                if settled(&f, &sub[..first], first == cands.len()) {
+                    let kept_or_merged = |d: &[(&ItemHead, Decision)]| -> Vec<(usize, Decision)> {
+                        let kept: Vec<&ItemHead> = d
+                            .iter()
+                            .filter(|(_, d)| *d == Decision::Kept)
+                            .map(|(h, _)| *h)
+                            .collect();
+                        d.iter()
+                            .filter(|(_, d)| match d {
+                                Decision::Kept => true,
+                                Decision::Merged(to) => kept
+                                    .iter()
+                                    .any(|h| *h.source == *to.source && h.id == to.id),
+                                _ => false,
+                            })
+                            .map(|(h, d)| {
+                                (cands.iter().position(|c| std::ptr::eq(c, *h)).unwrap(), d.clone())
+                            })
+                            .collect()
+                    };
+                    proptest::prop_assert_eq!(kept_or_merged(&sub), kept_or_merged(&all));
+                }
+            }
+        }
+
         /// The quick preference sort (candidates in the store's order) orders as the full
         /// comparison does, and any other order takes the full comparison.
         #[test]

@@ -371,3 +371,94 @@ async fn feeds_take_their_own_sources_and_ages_from_one_read() {
     assert_eq!(titles("tagged"), ["Story a", "Story b"]);
     assert_eq!(titles("tagged-recent"), ["Story b"]);
 }
+
+/// A feed of a few items over many candidates whose newest ones are all duplicates of older
+/// items: publishing decides on a window of the newest candidates and what shares a key with
+/// them, and must widen it (the first window keeps nothing) and find each duplicate's older
+/// version however far back, as deciding on every candidate does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_feed_over_many_duplicates_is_decided_as_over_all() {
+    use crate::support::{Workspace, stderr};
+    let ws = Workspace::new();
+    let now = chrono::Utc::now();
+    // A story's own words (of its link): stories share no shingle, versions all of them.
+    let words = |link: &str| -> String {
+        let n: u32 = link.rsplit('/').next().unwrap().parse().unwrap();
+        let letters = |mut k: u32| {
+            let mut w = String::new();
+            for _ in 0..3 {
+                w.push(char::from(b'a' + (k % 26) as u8));
+                k /= 26;
+            }
+            w
+        };
+        (0..12)
+            .map(|j| format!("{}{}", letters(n), letters(j * 7 + 1)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    // (guid, title, link, minutes ago)
+    let doc = |name: &str, items: &[(String, String, String, i64)]| {
+        let mut s = format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<rss version=\"2.0\"><channel>\
+             <title>{name}</title><link>https://{name}.example/</link><description>d</description>\n"
+        );
+        for (guid, title, link, ago) in items {
+            s.push_str(&format!(
+                "<item><title>{title}</title><link>{link}</link>\
+                 <guid isPermaLink=\"false\">{guid}</guid><pubDate>{}</pubDate>\
+                 <description>{}</description></item>\n",
+                (now - chrono::Duration::minutes(*ago)).to_rfc2822(),
+                words(link)
+            ));
+        }
+        s.push_str("</channel></rss>\n");
+        s
+    };
+    // Source a: 100 stories, the newest 90 of them told earlier by b (and so kept from b).
+    let a: Vec<_> = (1..=100)
+        .map(|i| {
+            (
+                format!("a-{i}"),
+                format!("Story {i}"),
+                format!("https://x.example/{i}"),
+                i,
+            )
+        })
+        .collect();
+    let b: Vec<_> = (1..=90)
+        .map(|i| {
+            (
+                format!("b-{i}"),
+                format!("Story {i}"),
+                format!("https://x.example/{i}"),
+                1000 + i,
+            )
+        })
+        .collect();
+    ws.write("a.xml", &doc("a", &a));
+    ws.write("b.xml", &doc("b", &b));
+    ws.write(
+        "config.toml",
+        "[settings]\n\n\
+         [[source]]\nname = \"a\"\nurl = \"a.xml\"\n\n\
+         [[source]]\nname = \"b\"\nurl = \"b.xml\"\n\n\
+         [[feed]]\nname = \"exact\"\ntitle = \"Exact\"\nlimit = 3\ndedupe = \"exact\"\ninclude = [\"story\"]\n\n\
+         [[feed]]\nname = \"similar\"\ntitle = \"Similar\"\nlimit = 3\n\n\
+         [[feed]]\nname = \"b-first\"\ntitle = \"B first\"\nlimit = 3\nper_source_limit = 1\n",
+    );
+    let run = ws.run(&["refresh"]).await;
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let ids = |feed: &str| -> Vec<String> {
+        json_items(&ws, feed)
+            .iter()
+            .map(|i| i["url"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let links =
+        |n: &[u32]| -> Vec<String> { n.iter().map(|i| format!("https://x.example/{i}")).collect() };
+    assert_eq!(ids("exact"), links(&[91, 92, 93]));
+    assert_eq!(ids("similar"), links(&[91, 92, 93]));
+    // One a story (the newest not told by b), then b's newest: b's versions of 1..90 stay.
+    assert_eq!(ids("b-first"), links(&[91, 1]));
+}
