@@ -1127,11 +1127,11 @@ async fn each_signature<S: Store>(
 }
 
 /// `positions` of `rows` in (source, id) order, as bytes (the signatures table's order). The
-/// sources are ranked first (thousands, against hundreds of thousands of items), so the sort
-/// compares numbers, and strings only for the ids of one source: comparing both strings
-/// throughout was a quarter of reading the signatures at N = 10,000.
+/// sources are ranked first (thousands, against hundreds of thousands of items) and the
+/// positions put in their source's bucket, so only the ids of one source are sorted as
+/// strings: one sort of all (ranks, then ids) was a fifth of reading 600,000 signatures.
 fn in_key_order(rows: &[ClusterRow], positions: &[usize]) -> Vec<usize> {
-    let mut seen: HashMap<&str, u32> = HashMap::new();
+    let mut seen: HashMap<&str, u32, foldhash::fast::RandomState> = HashMap::default();
     let source_of: Vec<u32> = positions
         .iter()
         .map(|n| {
@@ -1145,16 +1145,24 @@ fn in_key_order(rows: &[ClusterRow], positions: &[usize]) -> Vec<usize> {
     for (r, (_, s)) in sources.iter().enumerate() {
         rank[*s as usize] = r as u32;
     }
-    let mut ranked: Vec<(u32, usize)> = positions
-        .iter()
-        .zip(&source_of)
-        .map(|(n, s)| (rank[*s as usize], *n))
-        .collect();
-    drop(source_of);
-    ranked.sort_unstable_by(|(ra, a), (rb, b)| {
-        ra.cmp(rb).then_with(|| rows[*a].id.cmp(&rows[*b].id))
-    });
-    let by_key: Vec<usize> = ranked.into_iter().map(|(_, n)| n).collect();
+    // Where each source's bucket starts, by rank; then each position into its bucket.
+    let mut start = vec![0usize; sources.len() + 1];
+    for s in &source_of {
+        start[rank[*s as usize] as usize + 1] += 1;
+    }
+    for r in 1..start.len() {
+        start[r] += start[r - 1];
+    }
+    let mut next = start.clone();
+    let mut by_key = vec![0usize; positions.len()];
+    for (n, s) in positions.iter().zip(&source_of) {
+        let r = rank[*s as usize] as usize;
+        by_key[next[r]] = *n;
+        next[r] += 1;
+    }
+    for w in start.windows(2) {
+        by_key[w[0]..w[1]].sort_unstable_by(|a, b| rows[*a].id.cmp(&rows[*b].id));
+    }
     debug_assert!(by_key.is_sorted_by_key(|n| (&rows[*n].source, &rows[*n].id)));
     by_key
 }

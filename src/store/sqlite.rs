@@ -35,9 +35,15 @@ const MIGRATIONS: &[&str] = &[
 #[derive(Clone)]
 pub struct SqliteStore {
     path: Arc<str>,
-    /// The one connection: taken (asynchronously) before a blocking thread is, so no thread
-    /// of the blocking pool waits for it while documents wait to be parsed.
+    /// The file itself (`path` is its name in messages).
+    file: Arc<Path>,
+    /// The connection for writes and most reads: taken (asynchronously) before a blocking
+    /// thread is, so no thread of the blocking pool waits for it while documents wait to be
+    /// parsed.
     conn: Arc<tokio::sync::Mutex<Connection>>,
+    /// A second, read-only connection (opened on first use) for a bulk read to run beside one
+    /// on `conn`: WAL lets readers read side by side, each from its own snapshot.
+    reader: Arc<tokio::sync::Mutex<Option<Connection>>>,
     leases: Arc<Mutex<Leases>>,
 }
 
@@ -117,7 +123,9 @@ impl SqliteStore {
         }
         Ok(SqliteStore {
             path: name,
+            file: Arc::from(path),
             conn: Arc::new(tokio::sync::Mutex::new(conn)),
+            reader: Arc::default(),
             leases: Arc::default(),
         })
     }
@@ -135,6 +143,36 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || f(&mut guard, &path))
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// [`SqliteStore::with`] on the read-only connection, opened now if it is not yet.
+    async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &str) -> Result<T, StoreError> + Send + 'static,
+    {
+        let mut guard = self.reader.clone().lock_owned().await;
+        let (path, file) = (self.path.clone(), self.file.clone());
+        tokio::task::spawn_blocking(move || {
+            let e = |source| sql(&path, source);
+            let c = match &mut *guard {
+                Some(c) => c,
+                empty => {
+                    let c = Connection::open_with_flags(
+                        &*file,
+                        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )
+                    .map_err(e)?;
+                    c.busy_timeout(std::time::Duration::from_secs(10))
+                        .map_err(e)?;
+                    empty.insert(c)
+                }
+            };
+            f(c, &path)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     /// Stores sources' states (name, JSON, what a claim checks of it) in one transaction.
@@ -643,77 +681,44 @@ impl Store for SqliteStore {
     }
 
     async fn cluster_rows(&self) -> Result<Vec<ClusterRow>, StoreError> {
-        self.with(move |c, path| {
-            let e = |source| sql(path, source);
-            // The rows come from the items_heads index and the narrow cluster_keys table: no
-            // item row is read. Both lead with the source and are read in its order, side by
-            // side: a source's keys are gathered as its rows begin and found by id (a join
-            // seeks the key table once per item, and a map of every item's key was 600,000
-            // entries at N = 10,000 sources).
-            let tx = c.transaction().map_err(e)?;
-            let mut keys_stmt = tx
-                .prepare_cached("SELECT source, id, cluster FROM cluster_keys ORDER BY source, id")
-                .map_err(e)?;
-            let mut keys_rows = keys_stmt.query([]).map_err(e)?;
-            let mut key_row = keys_rows.next().map_err(e)?;
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT source, id, sort_date, first_seen, link FROM items INDEXED BY items_heads
-                     ORDER BY source",
+        // Two halves of the sources, read side by side on the two connections (the read is
+        // most of clustering's, one core's work otherwise), each in source order: together,
+        // in source order. Each half is read from its own snapshot.
+        let middle: Option<String> = self
+            .with(|c, path| {
+                c.query_row(
+                    "SELECT name FROM sources ORDER BY name
+                     LIMIT 1 OFFSET (SELECT count(*) / 2 FROM sources)",
+                    [],
+                    |r| r.get(0),
                 )
-                .map_err(e)?;
-            let mut rows = stmt.query([]).map_err(e)?;
-            fn text<'r>(r: &'r rusqlite::Row<'_>, n: usize, path: &str) -> Result<&'r str, StoreError> {
-                r.get_ref(n)
-                    .and_then(|v| Ok(v.as_str()?))
-                    .map_err(|source| sql(path, source))
+                .optional()
+                .map_err(|source| sql(path, source))
+            })
+            .await?;
+        let mut out = match middle {
+            None => {
+                self.with(|c, path| read_cluster_rows(c, path, Half::All))
+                    .await?
             }
-            // Nearly every item has a key: their count sizes the rows (grown by doubling, the
-            // rows' buffer would hold up to twice what they need, and publishing keeps it).
-            let count: i64 = tx
-                .query_row("SELECT count(*) FROM cluster_keys", [], |r| r.get(0))
-                .map_err(e)?;
-            let count = usize::try_from(count).unwrap_or_default();
-            let mut out = Vec::with_capacity(count + count / 8);
-            // The rows come by source: one shared name a source.
-            let mut source: Option<Arc<str>> = None;
-            let mut keys = SourceKeys::default();
-            while let Some(r) = rows.next().map_err(e)? {
-                let name = text(r, 0, path)?;
-                let source = match &source {
-                    Some(s) if &**s == name => s.clone(),
-                    _ => {
-                        keys.clear();
-                        while let Some(k) = key_row {
-                            match text(k, 0, path)?.cmp(name) {
-                                std::cmp::Ordering::Less => {}
-                                std::cmp::Ordering::Equal => {
-                                    let id = text(k, 1, path)?;
-                                    keys.push(id, ClusterKey::of(text(k, 2, path)?, name, id));
-                                }
-                                std::cmp::Ordering::Greater => break,
-                            }
-                            key_row = keys_rows.next().map_err(e)?;
-                        }
-                        source.insert(name.into()).clone()
-                    }
-                };
-                let id = text(r, 1, path)?;
-                out.push(ClusterRow {
-                    source,
-                    cluster: keys.take(id),
-                    id: id.to_string(),
-                    date: from_ts(r.get(2).map_err(e)?),
-                    first_seen: from_ts(r.get(3).map_err(e)?),
-                    link: r.get(4).map_err(e)?,
-                });
+            Some(middle) => {
+                let upper = middle.clone();
+                let (mut lower, upper) = tokio::try_join!(
+                    self.with(move |c, path| read_cluster_rows(c, path, Half::Below(middle))),
+                    self.with_reader(move |c, path| read_cluster_rows(c, path, Half::From(upper))),
+                )?;
+                // (A large buffer grows in place, by remapping: no copy, no second buffer.)
+                lower.reserve_exact(upper.len());
+                lower.extend(upper);
+                lower
             }
-            drop(rows);
-            drop(keys_rows);
+        };
+        tokio::task::spawn_blocking(move || {
             in_date_order(&mut out, false, |r| (r.date, &r.source, &r.id));
-            Ok(out)
+            out
         })
         .await
+        .map_err(|e| StoreError::Task(e.to_string()))
     }
 
     async fn signatures(&self, keys: ItemKeys) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
@@ -939,6 +944,109 @@ impl Store for SqliteStore {
     }
 }
 
+/// Which sources' rows [`read_cluster_rows`] reads.
+enum Half {
+    All,
+    /// Those named before this (as bytes).
+    Below(String),
+    /// This one and those after it.
+    From(String),
+}
+
+/// The [`ClusterRow`]s of `half` of the sources, by source (see [`Store::cluster_rows`]).
+fn read_cluster_rows(
+    c: &mut Connection,
+    path: &str,
+    half: Half,
+) -> Result<Vec<ClusterRow>, StoreError> {
+    let e = |source| sql(path, source);
+    let (filter, bound) = match half {
+        Half::All => ("1", String::new()),
+        Half::Below(name) => ("source < ?1", name),
+        Half::From(name) => ("source >= ?1", name),
+    };
+    let bind = |stmt: &mut rusqlite::Statement<'_>| -> rusqlite::Result<()> {
+        if stmt.parameter_count() == 1 {
+            stmt.raw_bind_parameter(1, &bound)?;
+        }
+        Ok(())
+    };
+    // The rows come from the items_heads index and the narrow cluster_keys table: no item row
+    // is read. Both lead with the source and are read in its order, side by side: a source's
+    // keys are gathered as its rows begin and found by id (a join seeks the key table once per
+    // item, and a map of every item's key was 600,000 entries at N = 10,000 sources).
+    let tx = c.transaction().map_err(e)?;
+    let mut keys_stmt = tx
+        .prepare_cached(&format!(
+            "SELECT source, id, cluster FROM cluster_keys WHERE {filter} ORDER BY source, id"
+        ))
+        .map_err(e)?;
+    bind(&mut keys_stmt).map_err(e)?;
+    let mut keys_rows = keys_stmt.raw_query();
+    let mut key_row = keys_rows.next().map_err(e)?;
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "SELECT source, id, sort_date, first_seen, link FROM items INDEXED BY items_heads
+             WHERE {filter} ORDER BY source"
+        ))
+        .map_err(e)?;
+    bind(&mut stmt).map_err(e)?;
+    let mut rows = stmt.raw_query();
+    fn text<'r>(r: &'r rusqlite::Row<'_>, n: usize, path: &str) -> Result<&'r str, StoreError> {
+        r.get_ref(n)
+            .and_then(|v| Ok(v.as_str()?))
+            .map_err(|source| sql(path, source))
+    }
+    // Nearly every item has a key: their count sizes the rows (grown by doubling, the rows'
+    // buffer would hold up to twice what they need, and publishing keeps it).
+    let mut count_stmt = tx
+        .prepare_cached(&format!("SELECT count(*) FROM cluster_keys WHERE {filter}"))
+        .map_err(e)?;
+    bind(&mut count_stmt).map_err(e)?;
+    let count: i64 = match count_stmt.raw_query().next().map_err(e)? {
+        Some(r) => r.get(0).map_err(e)?,
+        None => 0,
+    };
+    let count = usize::try_from(count).unwrap_or_default();
+    let mut out = Vec::with_capacity(count + count / 8);
+    // The rows come by source: one shared name a source.
+    let mut source: Option<Arc<str>> = None;
+    let mut keys = SourceKeys::default();
+    while let Some(r) = rows.next().map_err(e)? {
+        let name = text(r, 0, path)?;
+        let source = match &source {
+            Some(s) if &**s == name => s.clone(),
+            _ => {
+                keys.clear();
+                while let Some(k) = key_row {
+                    match text(k, 0, path)?.cmp(name) {
+                        std::cmp::Ordering::Less => {}
+                        std::cmp::Ordering::Equal => {
+                            let id = text(k, 1, path)?;
+                            keys.push(id, ClusterKey::of(text(k, 2, path)?, name, id));
+                        }
+                        std::cmp::Ordering::Greater => break,
+                    }
+                    key_row = keys_rows.next().map_err(e)?;
+                }
+                source.insert(name.into()).clone()
+            }
+        };
+        let id = text(r, 1, path)?;
+        out.push(ClusterRow {
+            source,
+            cluster: keys.take(id),
+            id: id.to_string(),
+            date: from_ts(r.get(2).map_err(e)?),
+            first_seen: from_ts(r.get(3).map_err(e)?),
+            link: r.get(4).map_err(e)?,
+        });
+    }
+    drop(rows);
+    drop(keys_rows);
+    Ok(out)
+}
+
 /// Scans the signatures of `keys` (in key order: `order`) into `out` while the scan passes
 /// mostly keys asked for; returns how many of `order` it settled (found, or known to have no
 /// signature).
@@ -989,6 +1097,25 @@ fn scan_signatures(
 mod tests {
     use super::*;
     use crate::store::SourceNames;
+    use std::collections::BTreeSet;
+
+    /// An item titled "item {id}".
+    fn titled(id: &str, link: Option<String>, published: Option<DateTime<Utc>>) -> Item {
+        Item {
+            id: id.into(),
+            title: format!("item {id}"),
+            link,
+            published,
+            updated: None,
+            authors: Vec::new(),
+            summary: None,
+            content_html: None,
+            categories: Vec::new(),
+            language: None,
+            enclosures: Vec::new(),
+            image: None,
+        }
+    }
 
     /// A database written by schema 3 gets its items' links on opening (version 4), and its
     /// signatures and cluster keys move to tables of their own (versions 4 and 5).
@@ -1003,20 +1130,7 @@ mod tests {
             }
             c.pragma_update(None, "user_version", 3).unwrap();
             for (id, link) in [("1", Some("https://example.org/1")), ("2", None)] {
-                let item = Item {
-                    id: id.into(),
-                    title: format!("item {id}"),
-                    link: link.map(String::from),
-                    published: None,
-                    updated: None,
-                    authors: Vec::new(),
-                    summary: None,
-                    content_html: None,
-                    categories: Vec::new(),
-                    language: None,
-                    enclosures: Vec::new(),
-                    image: None,
-                };
+                let item = titled(id, link.map(String::from), None);
                 let data = serde_json::to_string(&item).unwrap();
                 c.execute(
                     "INSERT INTO items (source, id, hash, first_seen, last_seen, sort_date, data)
@@ -1073,6 +1187,67 @@ mod tests {
                 .unwrap();
             assert_eq!(left, 0, "{table}");
         }
+    }
+
+    /// Clustering's rows, read as two halves of the sources on the two connections, are the
+    /// rows read as one, in the same order: sources on both sides of the middle one, the
+    /// middle one itself, sources without a recorded state (on either side), keys or none.
+    #[tokio::test]
+    async fn cluster_rows_in_halves_are_the_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("t.db")).unwrap();
+        let item = |id: &str, day: u32| {
+            titled(
+                id,
+                day.is_multiple_of(2)
+                    .then(|| format!("https://example.org/{id}")),
+                Some(format!("2025-05-{day:02}T00:00:00Z").parse().unwrap()),
+            )
+        };
+        let now = Utc::now();
+        // "" and "z" have no state; the middle of the recorded ones is "c".
+        for (n, source) in ["", "a", "b", "c", "c2", "d", "z"].iter().enumerate() {
+            if !["", "z"].contains(source) {
+                store
+                    .record_fetch(source, &SourceState::default())
+                    .await
+                    .unwrap();
+            }
+            let items: Vec<Item> = (0..5)
+                .map(|i| item(&format!("{}", (i * 7 + n) % 10), 1 + ((i + n) % 3) as u32))
+                .collect();
+            store.upsert_items(source, &items, &[], now).await.unwrap();
+            store
+                .save_cluster_rows(
+                    items
+                        .iter()
+                        .step_by(2)
+                        .map(|it| ClusterUpdate {
+                            source: source.to_string(),
+                            id: it.id.clone(),
+                            cluster: Some(format!("k{source}{}", it.id)),
+                            ..ClusterUpdate::default()
+                        })
+                        .collect(),
+                )
+                .await
+                .unwrap();
+        }
+        let halves = store.cluster_rows().await.unwrap();
+        let mut whole = store
+            .with(|c, path| read_cluster_rows(c, path, Half::All))
+            .await
+            .unwrap();
+        in_date_order(&mut whole, false, |r| (r.date, &r.source, &r.id));
+        assert_eq!(whole.len(), 35);
+        assert_eq!(halves, whole);
+        assert!(store.reader.lock().await.is_some(), "read in halves");
+        let below = store
+            .with(|c, path| read_cluster_rows(c, path, Half::Below("c".into())))
+            .await
+            .unwrap();
+        let names: BTreeSet<&str> = below.iter().map(|r| &*r.source).collect();
+        assert_eq!(names, BTreeSet::from(["", "a", "b"]));
     }
 
     /// A source's keys are found by id (prefixes and the empty id too), each once, and a
