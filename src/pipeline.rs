@@ -408,6 +408,11 @@ async fn fetch_and_store<S: Store>(
             } else {
                 state.normalized.clone()
             };
+            // Items are signed for clustering (when an output clusters) as they are parsed, on
+            // the same core, and their signatures stored with them in one transaction; those of
+            // `fulltext` sources once their pages are in.
+            let clustering = ctx.config.feeds.iter().any(|f| f.dedupe == Dedupe::Similar);
+            let sign_here = clustering && !source.fulltext;
             let parse = |prev: Option<normalize::Reuse>| {
                 let body = fetched.body.clone();
                 let content_type = fetched.content_type.clone();
@@ -436,6 +441,14 @@ async fn fetch_and_store<S: Store>(
                                 now,
                                 prev.as_ref(),
                             )
+                            .map(|parsed| {
+                                let signatures = if sign_here {
+                                    signature_bytes(&parsed.items)
+                                } else {
+                                    Vec::new()
+                                };
+                                (parsed, signatures)
+                            })
                         })
                     })
                     .await
@@ -446,43 +459,54 @@ async fn fetch_and_store<S: Store>(
                     })
                 }
             };
-            let mut parsed = parse(prev).await?;
+            let (mut parsed, mut signatures) = parse(prev).await?;
             report.items = parsed.items.len() + parsed.unchanged.len();
             report.reused = parsed.unchanged.len();
             let pending = if source.fulltext {
-                pages::full_text(ctx, source, &fetched_from, state, &mut parsed.items, now)
-                    .await?
-                    .pending
+                let pending =
+                    pages::full_text(ctx, source, &fetched_from, state, &mut parsed.items, now)
+                        .await?
+                        .pending;
+                if clustering {
+                    let items = std::mem::take(&mut parsed.items);
+                    let _core = CORES.acquire().await.expect("never closed");
+                    (parsed.items, signatures) = tokio::task::spawn_blocking(move || {
+                        let signatures = signature_bytes(&items);
+                        (items, signatures)
+                    })
+                    .await
+                    .map_err(|e| StoreError::Task(e.to_string()))?;
+                }
+                pending
             } else {
                 state.pages.clear();
                 0
             };
             report.counts = match ctx
                 .store
-                .upsert_items(&source.name, &parsed.items, &parsed.unchanged, now)
+                .upsert_signed_items(
+                    &source.name,
+                    &parsed.items,
+                    signatures,
+                    &parsed.unchanged,
+                    now,
+                )
                 .await
             {
                 Err(StoreError::NotStored { missing, .. }) => {
                     // Pruned since they were stored: normalise the whole document again.
                     info!(source = %source.name, missing,
                           "items to reuse are no longer stored: normalising every item");
-                    parsed = parse(None).await?;
+                    (parsed, signatures) = parse(None).await?;
                     report.reused = 0;
                     ctx.store
-                        .upsert_items(&source.name, &parsed.items, &[], now)
+                        .upsert_signed_items(&source.name, &parsed.items, signatures, &[], now)
                         .await?
                 }
                 counts => counts?,
             };
             if !source.fulltext {
                 state.normalized = Some(parsed.reuse);
-            }
-            // The items are stored: signatures are a head start for clustering, which signs
-            // whatever is missing, so a failure here does not fail the source.
-            if let Err(e) = sign_stored(ctx, &source.name, std::mem::take(&mut parsed.items)).await
-            {
-                warn!(source = %source.name, error = %e,
-                      "signatures not saved; clustering signs these items later");
             }
             // Items whose page is still due must come round again: no "not modified" until then.
             state.validators = if pending > 0 {
@@ -497,43 +521,14 @@ async fn fetch_and_store<S: Store>(
     Ok(())
 }
 
-/// Signs the items a source just stored (new and changed ones: reused items keep their
-/// signatures) for clustering, when an output clusters, and saves the signatures. Done here,
-/// one core per document like parsing, so that clustering after the refresh has only the
-/// items' signatures to read; anything missed (a failed save) is signed there.
-async fn sign_stored<S: Store>(
-    ctx: &Ctx<S>,
-    source: &str,
-    items: Vec<crate::model::Item>,
-) -> Result<(), StoreError> {
-    if items.is_empty() || !ctx.config.feeds.iter().any(|f| f.dedupe == Dedupe::Similar) {
-        return Ok(());
-    }
-    let source = source.to_string();
-    let rows = {
-        let _core = CORES.acquire().await.expect("never closed");
-        tokio::task::spawn_blocking(move || {
-            let sigs = cluster::sign_all(&items);
-            items
-                .into_iter()
-                .zip(sigs)
-                .filter_map(|(it, sig)| {
-                    Some(ClusterUpdate {
-                        source: source.clone(),
-                        id: it.id,
-                        signature: Some(sig?.to_bytes()),
-                        cluster: None,
-                    })
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
-    };
-    if rows.is_empty() {
-        return Ok(());
-    }
-    ctx.store.save_cluster_rows(rows).await
+/// The stored form of each item's signature for clustering (`None`: no words to sign). Made
+/// as items are parsed, so that clustering after the refresh has only signatures to read;
+/// anything missed (a failed save) is signed there.
+fn signature_bytes(items: &[crate::model::Item]) -> Vec<Option<Vec<u8>>> {
+    cluster::sign_all(items)
+        .into_iter()
+        .map(|sig| sig.map(|sig| sig.to_bytes()))
+        .collect()
 }
 
 /// Keeps track of permanent redirects after a good fetch from `fetched_from`: the first one to

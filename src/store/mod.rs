@@ -353,6 +353,26 @@ pub struct ClusterUpdate {
     pub cluster: Option<String>,
 }
 
+/// The [`ClusterUpdate`]s that save `signatures` of `items` (by position; `None`s skipped).
+pub fn signature_rows(
+    source: &str,
+    items: &[Item],
+    signatures: Vec<Option<Vec<u8>>>,
+) -> Vec<ClusterUpdate> {
+    items
+        .iter()
+        .zip(signatures)
+        .filter_map(|(it, sig)| {
+            Some(ClusterUpdate {
+                source: source.to_string(),
+                id: it.id.clone(),
+                signature: Some(sig?),
+                cluster: None,
+            })
+        })
+        .collect()
+}
+
 /// What a store does. Futures are `Send` so the daemon can run them on any worker.
 pub trait Store: Send + Sync {
     /// Held while outputs are written; dropping it lets the next publisher in.
@@ -399,6 +419,32 @@ pub trait Store: Send + Sync {
         unchanged: &[String],
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<UpsertCounts, StoreError>> + Send;
+
+    /// [`Store::upsert_items`], and the items' signatures (`signatures[n]` of `items[n]`;
+    /// `None`: it has none) saved as [`Store::save_cluster_rows`] saves them. A store may write
+    /// both in one transaction (SQLite does: a refresh commits once a source, not twice). By
+    /// default the signatures follow in a second one, and a failure to save them is only
+    /// logged: clustering signs whatever is missing.
+    fn upsert_signed_items(
+        &self,
+        source: &str,
+        items: &[Item],
+        signatures: Vec<Option<Vec<u8>>>,
+        unchanged: &[String],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<UpsertCounts, StoreError>> + Send {
+        async move {
+            let counts = self.upsert_items(source, items, unchanged, now).await?;
+            let rows = signature_rows(source, items, signatures);
+            if !rows.is_empty()
+                && let Err(e) = self.save_cluster_rows(rows).await
+            {
+                tracing::warn!(source, error = %e,
+                               "signatures not saved; clustering signs these items later");
+            }
+            Ok(counts)
+        }
+    }
 
     fn items(
         &self,
@@ -579,6 +625,17 @@ impl Store for AnyStore {
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
         dispatch!(self, s => s.upsert_items(source, items, unchanged, now).await)
+    }
+
+    async fn upsert_signed_items(
+        &self,
+        source: &str,
+        items: &[Item],
+        signatures: Vec<Option<Vec<u8>>>,
+        unchanged: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<UpsertCounts, StoreError> {
+        dispatch!(self, s => s.upsert_signed_items(source, items, signatures, unchanged, now).await)
     }
 
     async fn items(&self, query: &ItemQuery) -> Result<Vec<StoredItem>, StoreError> {

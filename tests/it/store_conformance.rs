@@ -93,6 +93,7 @@ conformance!(
     claim_leaves_sources_fetched_since_their_state_was_read,
     publish_lock_is_exclusive,
     cluster_keys_are_given_once_and_signatures_follow_content,
+    signed_upserts_store_signatures_with_their_items,
     generation_counts_changes_to_items_only,
     upsert_keeps_items_said_unchanged_listed_unread_and_unwritten,
     upsert_with_unchanged_items_not_stored_writes_nothing,
@@ -1035,6 +1036,78 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
         key_of("01"),
         Some(ClusterKey::Joined("urn:feedloom:c:00".into()))
     );
+}
+
+async fn signed_upserts_store_signatures_with_their_items(b: &Backend) {
+    let s = b.open().await;
+    let key = |i: &str| ("a".to_string(), i.to_string());
+    let sigs = |s: &AnyStore| {
+        let s = s.clone();
+        async move {
+            s.signatures(vec![key("1"), key("2"), key("3")].into())
+                .await
+                .unwrap()
+        }
+    };
+    let (one, two, three) = (
+        item("1", "one", Some(t(10))),
+        item("2", "two", Some(t(20))),
+        item("3", "three", Some(t(30))),
+    );
+    // By position; an item given `None` gets none.
+    let counts = s
+        .upsert_signed_items(
+            "a",
+            &[one.clone(), two.clone(), three.clone()],
+            vec![Some(vec![1]), None, Some(vec![3])],
+            &[],
+            t(100),
+        )
+        .await
+        .unwrap();
+    assert_eq!(counts.new, 3);
+    assert_eq!(sigs(&s).await, [Some(vec![1]), None, Some(vec![3])]);
+    assert_eq!(s.cluster_rows().await.unwrap().len(), 3);
+    // A changed item takes its new signature; an unchanged one sent again, its new one too;
+    // one left unchanged (by id) keeps its own; no signatures at all leaves them as they are.
+    let mut edited = one.clone();
+    edited.title = "one, edited".into();
+    s.upsert_signed_items(
+        "a",
+        &[edited, two.clone()],
+        vec![Some(vec![11]), Some(vec![2])],
+        &["3".to_string()],
+        t(200),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sigs(&s).await,
+        [Some(vec![11]), Some(vec![2]), Some(vec![3])]
+    );
+    s.upsert_signed_items("a", &[two], Vec::new(), &["1".into(), "3".into()], t(300))
+        .await
+        .unwrap();
+    assert_eq!(
+        sigs(&s).await,
+        [Some(vec![11]), Some(vec![2]), Some(vec![3])]
+    );
+    // Items to reuse that are not stored: nothing is written, signatures neither.
+    let err = s
+        .upsert_signed_items(
+            "a",
+            &[item("4", "four", Some(t(40)))],
+            vec![Some(vec![4])],
+            &["gone".into()],
+            t(400),
+        )
+        .await;
+    assert!(
+        matches!(err, Err(feedloom::store::StoreError::NotStored { .. })),
+        "{err:?}"
+    );
+    let four = s.signatures(vec![key("4")].into()).await.unwrap();
+    assert_eq!(four, [None]);
 }
 
 async fn generation_counts_changes_to_items_only(b: &Backend) {
