@@ -175,156 +175,6 @@ impl SqliteStore {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// [`Store::upsert_items`], with the items' signatures (by position; none at all, or
-    /// `None`s, for items without) written in the same transaction.
-    async fn upsert(
-        &self,
-        source: &str,
-        items: &[Item],
-        signatures: Vec<Option<Vec<u8>>>,
-        unchanged: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<UpsertCounts, StoreError> {
-        let source = source.to_string();
-        let written: std::collections::HashSet<&str> =
-            items.iter().map(|it| it.id.as_str()).collect();
-        let mut unchanged: Vec<String> = unchanged
-            .iter()
-            .filter(|id| !written.contains(id.as_str()))
-            .cloned()
-            .collect();
-        unchanged.sort_unstable();
-        unchanged.dedup();
-        let mut rows = Vec::with_capacity(items.len());
-        for it in items {
-            let json = serde_json::to_string(it).map_err(|e| corrupt(&self.path, e))?;
-            let hash = xxh3_64(json.as_bytes()) as i64;
-            rows.push((it.id.clone(), it.date(), hash, json, it.link.clone()));
-        }
-        self.with(move |c, path| {
-            let e = |source| sql(path, source);
-            let tx = c.transaction().map_err(e)?;
-            let mut counts = UpsertCounts::default();
-            {
-                // What is stored of the source (columns before `data`: no overflow page is
-                // read). A row is rewritten only when it changes: an unchanged listed item
-                // costs nothing (SQLite rewrites a whole row, JSON and all, for any update).
-                let mut stored: HashMap<String, (i64, i64, bool)> = HashMap::new();
-                {
-                    let mut list = tx
-                        .prepare_cached(
-                            "SELECT id, hash, first_seen, listed FROM items WHERE source = ?1",
-                        )
-                        .map_err(e)?;
-                    let mut rows = list.query(params![source]).map_err(e)?;
-                    while let Some(r) = rows.next().map_err(e)? {
-                        stored.insert(
-                            r.get(0).map_err(e)?,
-                            (r.get(1).map_err(e)?, r.get(2).map_err(e)?, r.get(3).map_err(e)?),
-                        );
-                    }
-                }
-                let mut insert = tx
-                    .prepare_cached(
-                        "INSERT INTO items (source, id, hash, first_seen, last_seen, sort_date, listed, data, link)
-                         VALUES (?1, ?2, ?3, ?4, ?4, ?5, 1, ?6, ?7)",
-                    )
-                    .map_err(e)?;
-                // Listed items are never pruned, so only a change of listing stamps last_seen:
-                // retention of an item the document dropped counts from now.
-                let mut listing = tx
-                    .prepare_cached(
-                        "UPDATE items SET listed = ?3, last_seen = ?4 WHERE source = ?1 AND id = ?2",
-                    )
-                    .map_err(e)?;
-                let mut update = tx
-                    .prepare_cached(
-                        "UPDATE items SET hash = ?3, last_seen = ?4, sort_date = ?5, listed = 1, data = ?6,
-                         link = ?7 WHERE source = ?1 AND id = ?2",
-                    )
-                    .map_err(e)?;
-                let now = ts(now);
-                let mut present: std::collections::HashSet<&str> =
-                    std::collections::HashSet::with_capacity(rows.len() + unchanged.len());
-                for (id, date, hash, json, link) in &rows {
-                    present.insert(id.as_str());
-                    match stored.get(id) {
-                        None => {
-                            let sort = date.map_or(now, ts);
-                            insert
-                                .execute(params![source, id, hash, now, sort, json, link])
-                                .map_err(e)?;
-                            counts.new += 1;
-                            // A document listing an id twice: the later one updates it.
-                            stored.insert(id.clone(), (*hash, now, true));
-                        }
-                        Some(&(h, first_seen, listed)) if h == *hash => {
-                            if !listed {
-                                listing.execute(params![source, id, true, now]).map_err(e)?;
-                                stored.insert(id.clone(), (h, first_seen, true));
-                            }
-                            counts.unchanged += 1;
-                        }
-                        Some(&(_, first_seen, _)) => {
-                            let sort = date.map_or(first_seen, ts);
-                            update
-                                .execute(params![source, id, hash, now, sort, json, link])
-                                .map_err(e)?;
-                            counts.updated += 1;
-                            stored.insert(id.clone(), (*hash, first_seen, true));
-                        }
-                    }
-                }
-                let mut missing = 0;
-                for id in &unchanged {
-                    present.insert(id.as_str());
-                    match stored.get(id) {
-                        None => missing += 1,
-                        Some(&(_, _, listed)) => {
-                            if !listed {
-                                listing.execute(params![source, id, true, now]).map_err(e)?;
-                            }
-                            counts.unchanged += 1;
-                        }
-                    }
-                }
-                if missing > 0 {
-                    // Dropping the transaction rolls it back: nothing is written.
-                    return Err(StoreError::NotStored {
-                        name: source.clone(),
-                        missing,
-                    });
-                }
-                for (id, &(_, _, listed)) in &stored {
-                    if listed && !present.contains(id.as_str()) {
-                        listing.execute(params![source, id, false, now]).map_err(e)?;
-                    }
-                }
-            }
-            if signatures.iter().any(Option::is_some) {
-                // The items are written: their signatures go in the same transaction (after the
-                // trigger that drops a changed item's old one).
-                let mut sign = tx
-                    .prepare_cached(
-                        "INSERT INTO signatures (source, id, signature) VALUES (?1, ?2, ?3)
-                         ON CONFLICT (source, id) DO UPDATE SET signature = excluded.signature",
-                    )
-                    .map_err(e)?;
-                for ((id, ..), sig) in rows.iter().zip(&signatures) {
-                    if let Some(sig) = sig {
-                        sign.execute(params![source, id, sig]).map_err(e)?;
-                    }
-                }
-            }
-            if counts.new + counts.updated > 0 {
-                tx.execute(BUMP_GENERATION, []).map_err(e)?;
-            }
-            tx.commit().map_err(e)?;
-            Ok(counts)
-        })
-        .await
-    }
-
     /// Stores sources' states (name, JSON, what a claim checks of it) in one transaction.
     async fn write_states(&self, rows: Vec<(String, String, Stored)>) -> Result<(), StoreError> {
         let leases = self.leases.clone();
@@ -600,9 +450,11 @@ impl Store for SqliteStore {
         unchanged: &[String],
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
-        self.upsert(source, items, Vec::new(), unchanged, now).await
+        self.upsert_signed_items(source, items, Vec::new(), unchanged, now)
+            .await
     }
 
+    /// The items and their signatures in one transaction.
     async fn upsert_signed_items(
         &self,
         source: &str,
@@ -611,7 +463,144 @@ impl Store for SqliteStore {
         unchanged: &[String],
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
-        self.upsert(source, items, signatures, unchanged, now).await
+        let source = source.to_string();
+        let written: std::collections::HashSet<&str> =
+            items.iter().map(|it| it.id.as_str()).collect();
+        let mut unchanged: Vec<String> = unchanged
+            .iter()
+            .filter(|id| !written.contains(id.as_str()))
+            .cloned()
+            .collect();
+        unchanged.sort_unstable();
+        unchanged.dedup();
+        let mut rows = Vec::with_capacity(items.len());
+        for it in items {
+            let json = serde_json::to_string(it).map_err(|e| corrupt(&self.path, e))?;
+            let hash = xxh3_64(json.as_bytes()) as i64;
+            rows.push((it.id.clone(), it.date(), hash, json, it.link.clone()));
+        }
+        self.with(move |c, path| {
+            let e = |source| sql(path, source);
+            let tx = c.transaction().map_err(e)?;
+            let mut counts = UpsertCounts::default();
+            {
+                // What is stored of the source (columns before `data`: no overflow page is
+                // read). A row is rewritten only when it changes: an unchanged listed item
+                // costs nothing (SQLite rewrites a whole row, JSON and all, for any update).
+                let mut stored: HashMap<String, (i64, i64, bool)> = HashMap::new();
+                {
+                    let mut list = tx
+                        .prepare_cached(
+                            "SELECT id, hash, first_seen, listed FROM items WHERE source = ?1",
+                        )
+                        .map_err(e)?;
+                    let mut rows = list.query(params![source]).map_err(e)?;
+                    while let Some(r) = rows.next().map_err(e)? {
+                        stored.insert(
+                            r.get(0).map_err(e)?,
+                            (r.get(1).map_err(e)?, r.get(2).map_err(e)?, r.get(3).map_err(e)?),
+                        );
+                    }
+                }
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO items (source, id, hash, first_seen, last_seen, sort_date, listed, data, link)
+                         VALUES (?1, ?2, ?3, ?4, ?4, ?5, 1, ?6, ?7)",
+                    )
+                    .map_err(e)?;
+                // Listed items are never pruned, so only a change of listing stamps last_seen:
+                // retention of an item the document dropped counts from now.
+                let mut listing = tx
+                    .prepare_cached(
+                        "UPDATE items SET listed = ?3, last_seen = ?4 WHERE source = ?1 AND id = ?2",
+                    )
+                    .map_err(e)?;
+                let mut update = tx
+                    .prepare_cached(
+                        "UPDATE items SET hash = ?3, last_seen = ?4, sort_date = ?5, listed = 1, data = ?6,
+                         link = ?7 WHERE source = ?1 AND id = ?2",
+                    )
+                    .map_err(e)?;
+                let now = ts(now);
+                let mut present: std::collections::HashSet<&str> =
+                    std::collections::HashSet::with_capacity(rows.len() + unchanged.len());
+                for (id, date, hash, json, link) in &rows {
+                    present.insert(id.as_str());
+                    match stored.get(id) {
+                        None => {
+                            let sort = date.map_or(now, ts);
+                            insert
+                                .execute(params![source, id, hash, now, sort, json, link])
+                                .map_err(e)?;
+                            counts.new += 1;
+                            // A document listing an id twice: the later one updates it.
+                            stored.insert(id.clone(), (*hash, now, true));
+                        }
+                        Some(&(h, first_seen, listed)) if h == *hash => {
+                            if !listed {
+                                listing.execute(params![source, id, true, now]).map_err(e)?;
+                                stored.insert(id.clone(), (h, first_seen, true));
+                            }
+                            counts.unchanged += 1;
+                        }
+                        Some(&(_, first_seen, _)) => {
+                            let sort = date.map_or(first_seen, ts);
+                            update
+                                .execute(params![source, id, hash, now, sort, json, link])
+                                .map_err(e)?;
+                            counts.updated += 1;
+                            stored.insert(id.clone(), (*hash, first_seen, true));
+                        }
+                    }
+                }
+                let mut missing = 0;
+                for id in &unchanged {
+                    present.insert(id.as_str());
+                    match stored.get(id) {
+                        None => missing += 1,
+                        Some(&(_, _, listed)) => {
+                            if !listed {
+                                listing.execute(params![source, id, true, now]).map_err(e)?;
+                            }
+                            counts.unchanged += 1;
+                        }
+                    }
+                }
+                if missing > 0 {
+                    // Dropping the transaction rolls it back: nothing is written.
+                    return Err(StoreError::NotStored {
+                        name: source.clone(),
+                        missing,
+                    });
+                }
+                for (id, &(_, _, listed)) in &stored {
+                    if listed && !present.contains(id.as_str()) {
+                        listing.execute(params![source, id, false, now]).map_err(e)?;
+                    }
+                }
+            }
+            if signatures.iter().any(Option::is_some) {
+                // The items are written: their signatures go in the same transaction (after the
+                // trigger that drops a changed item's old one).
+                let mut sign = tx
+                    .prepare_cached(
+                        "INSERT INTO signatures (source, id, signature) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (source, id) DO UPDATE SET signature = excluded.signature",
+                    )
+                    .map_err(e)?;
+                for ((id, ..), sig) in rows.iter().zip(&signatures) {
+                    if let Some(sig) = sig {
+                        sign.execute(params![source, id, sig]).map_err(e)?;
+                    }
+                }
+            }
+            if counts.new + counts.updated > 0 {
+                tx.execute(BUMP_GENERATION, []).map_err(e)?;
+            }
+            tx.commit().map_err(e)?;
+            Ok(counts)
+        })
+        .await
     }
 
     async fn items(&self, query: &ItemQuery) -> Result<Vec<StoredItem>, StoreError> {
