@@ -41,9 +41,6 @@ pub struct SqliteStore {
     /// thread is, so no thread of the blocking pool waits for it while documents wait to be
     /// parsed.
     conn: Arc<tokio::sync::Mutex<Connection>>,
-    /// A second, read-only connection (opened on first use) for a bulk read to run beside one
-    /// on `conn`: WAL lets readers read side by side, each from its own snapshot.
-    reader: Arc<tokio::sync::Mutex<Option<Connection>>>,
     leases: Arc<Mutex<Leases>>,
 }
 
@@ -125,7 +122,6 @@ impl SqliteStore {
             path: name,
             file: Arc::from(path),
             conn: Arc::new(tokio::sync::Mutex::new(conn)),
-            reader: Arc::default(),
             leases: Arc::default(),
         })
     }
@@ -145,31 +141,28 @@ impl SqliteStore {
             .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// [`SqliteStore::with`] on the read-only connection, opened now if it is not yet.
+    /// [`SqliteStore::with`] on a second, read-only connection, for a bulk read to run beside
+    /// one on `conn` (WAL lets readers read side by side, each from its own snapshot). Opened
+    /// for the call and closed after it: the writable connection must be the last one to
+    /// close, which folds the WAL back into the file and removes it (a read-only one cannot,
+    /// and a cached reader outliving it left every commit of a run in the WAL alone).
     async fn with_reader<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection, &str) -> Result<T, StoreError> + Send + 'static,
     {
-        let mut guard = self.reader.clone().lock_owned().await;
         let (path, file) = (self.path.clone(), self.file.clone());
         tokio::task::spawn_blocking(move || {
             let e = |source| sql(&path, source);
-            let c = match &mut *guard {
-                Some(c) => c,
-                empty => {
-                    let c = Connection::open_with_flags(
-                        &*file,
-                        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                    )
-                    .map_err(e)?;
-                    c.busy_timeout(std::time::Duration::from_secs(10))
-                        .map_err(e)?;
-                    empty.insert(c)
-                }
-            };
-            f(c, &path)
+            let mut c = Connection::open_with_flags(
+                &*file,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(e)?;
+            c.busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(e)?;
+            f(&mut c, &path)
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
@@ -1269,13 +1262,33 @@ mod tests {
         in_date_order(&mut whole, false, |r| (r.date, &r.source, &r.id));
         assert_eq!(whole.len(), 35);
         assert_eq!(halves, whole);
-        assert!(store.reader.lock().await.is_some(), "read in halves");
         let below = store
             .with(|c, path| read_cluster_rows(c, path, Half::Below("c".into())))
             .await
             .unwrap();
         let names: BTreeSet<&str> = below.iter().map(|r| &*r.source).collect();
         assert_eq!(names, BTreeSet::from(["", "a", "b"]));
+        // Read in halves (the sources table is not empty), and the writable connection still
+        // closes last: the file alone holds every commit once the store is gone.
+        assert!(
+            store
+                .with(|c, p| {
+                    c.query_row("SELECT count(*) FROM sources", [], |r| r.get::<_, i64>(0))
+                        .map_err(|e| sql(p, e))
+                })
+                .await
+                .unwrap()
+                > 0
+        );
+        drop(store);
+        assert!(!dir.path().join("t.db-wal").exists(), "WAL left behind");
+        let alone = dir.path().join("alone.db");
+        std::fs::copy(dir.path().join("t.db"), &alone).unwrap();
+        let c = Connection::open(&alone).unwrap();
+        let n: i64 = c
+            .query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 35);
     }
 
     /// A source's keys are found by id (prefixes and the empty id too), each once, and a
