@@ -1433,10 +1433,20 @@ async fn decide_feed<'h, S: Store>(
     } else {
         feed.limit.saturating_mul(2).max(64)
     };
+    // Text decisions read so far: a wider window reads only the candidates it adds.
+    let mut texts: HashMap<select::ItemKey, select::Decision> = HashMap::new();
+    let filtered = !(feed.include.is_empty() && feed.exclude.is_empty());
     loop {
         let part = select::within_reach(feed, heads, k, clusters);
         let part: Vec<&ItemHead> = part.into_iter().map(|n| heads[n]).collect();
-        let texts = text_decisions(ctx, feed, &part).await?;
+        if filtered {
+            let unread: Vec<&ItemHead> = part
+                .iter()
+                .copied()
+                .filter(|h| !texts.contains_key(&select::item_key(&h.source, &h.id)))
+                .collect();
+            texts.extend(text_decisions(ctx, feed, &unread).await?);
+        }
         let decided = select::decide_by(
             feed,
             part,
