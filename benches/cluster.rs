@@ -143,19 +143,17 @@ fn main() {
     let sigs: Vec<Option<cluster::Signature>> = cluster::sign_all(&items);
     let signing = started.elapsed();
     // 1,000 outlets; item i comes from outlet i % 1000.
-    let sources: Vec<String> = (0..N).map(|i| format!("outlet{}", i % 1000)).collect();
     let keys: Vec<String> = (0..N)
-        .map(|i| format!("urn:feedloom:{}:{i}", sources[i]))
+        .map(|i| format!("urn:feedloom:outlet{}:{i}", i % 1000))
         .collect();
     let members: Vec<Member<'_>> = (0..N)
         .map(|i| Member {
-            key: &keys[i],
-            source: &sources[i],
+            source: (i % 1000) as u32,
             date: dates[i],
             arrival: dates[i],
             signature: sigs[i].as_ref(),
             exact: cluster::exact_keys(&items[i]),
-            cluster: None,
+            keyed: false,
         })
         .collect();
     let mut times = Vec::new();
@@ -163,7 +161,12 @@ fn main() {
     let mut assigned = Vec::new();
     for _ in 0..7 {
         let (started, cpu_started) = (Instant::now(), thread_cpu());
-        assigned = cluster::assign(&members, cluster::DEFAULT_THRESHOLD, window);
+        assigned = cluster::assign(&members, cluster::DEFAULT_THRESHOLD, window, |a, b| {
+            keys[a].cmp(&keys[b])
+        })
+        .into_iter()
+        .map(|r| keys[r as usize].as_str())
+        .collect();
         times.push(started.elapsed());
         cpu.push(thread_cpu().zip(cpu_started).map(|(b, a)| b - a));
     }

@@ -1001,13 +1001,22 @@ async fn cluster_all<S: Store>(
         new,
         new_sigs,
     };
-    let (keys, mut rows) = tokio::task::spawn_blocking(move || {
-        let keys = assign_clusters(&members, threshold, window);
-        // The signatures go here, before the keys are saved.
-        (keys, members.rows)
+    let (assigned, mut rows) = tokio::task::spawn_blocking(move || {
+        let assigned = assign_clusters(&members, threshold, window);
+        // The signatures go here, before the keys are made and saved.
+        (assigned, members.rows)
     })
     .await
     .map_err(|e| StoreError::Task(e.to_string()))?;
+    let keys: Vec<ClusterUpdate> = assigned
+        .into_iter()
+        .map(|(n, root)| ClusterUpdate {
+            source: rows[n].source.to_string(),
+            id: rows[n].id.clone(),
+            signature: None,
+            cluster: Some(root_key(&rows[root])),
+        })
+        .collect();
     debug!(
         items = window_items,
         compared,
@@ -1257,8 +1266,9 @@ struct Members {
     new_sigs: Vec<Option<cluster::Signature>>,
 }
 
-/// The CPU part of [`cluster_items`]: the cluster keys to store (the new items').
-fn assign_clusters(m: &Members, threshold: f64, window: chrono::Duration) -> Vec<ClusterUpdate> {
+/// The CPU part of [`cluster_items`]: each new member's row and the row of the member whose
+/// key names its cluster (itself when it starts one).
+fn assign_clusters(m: &Members, threshold: f64, window: chrono::Duration) -> Vec<(usize, usize)> {
     let rows = &m.rows;
     // In position order (the signatures are borrowed, not gathered: at a first run they are
     // every item's).
@@ -1274,45 +1284,43 @@ fn assign_clusters(m: &Members, threshold: f64, window: chrono::Duration) -> Vec
         )
         .collect();
     members.sort_unstable_by_key(|(n, _)| *n);
-    let keys: Vec<String> = members
+    let mut sources: HashMap<&str, u32, foldhash::fast::RandomState> = HashMap::default();
+    let of: Vec<cluster::Member<'_>> = members
         .iter()
-        .map(|(n, _)| publish::output_id(&rows[*n].source, &rows[*n].id))
+        .map(|(n, sig)| {
+            let r = &rows[*n];
+            let next = sources.len() as u32;
+            cluster::Member {
+                source: *sources.entry(&*r.source).or_insert(next),
+                date: r.date,
+                arrival: r.first_seen,
+                signature: *sig,
+                exact: m.exact_keys[*n],
+                keyed: r.cluster.is_some(),
+            }
+        })
         .collect();
-    let assigned = {
-        let of: Vec<cluster::Member<'_>> = members
-            .iter()
-            .zip(&keys)
-            .map(|((n, sig), key)| {
-                let r = &rows[*n];
-                cluster::Member {
-                    key,
-                    source: &r.source,
-                    date: r.date,
-                    arrival: r.first_seen,
-                    signature: *sig,
-                    exact: m.exact_keys[*n],
-                    cluster: r.cluster.as_ref().map(|k| match k {
-                        ClusterKey::Own => key.as_str(),
-                        ClusterKey::Joined(k) => k.as_str(),
-                    }),
-                }
-            })
-            .collect();
-        cluster::assign(&of, threshold, window)
-    };
-    let mut updates = Vec::new();
-    for ((n, _), key) in members.iter().zip(assigned) {
-        let r = &rows[*n];
-        if r.cluster.is_none() {
-            updates.push(ClusterUpdate {
-                source: r.source.to_string(),
-                id: r.id.clone(),
-                signature: None,
-                cluster: Some(key.to_string()),
-            });
-        }
+    drop(sources);
+    let row = |i: usize| &rows[members[i].0];
+    let roots = cluster::assign(&of, threshold, window, |a, b| {
+        let (a, b) = (row(a), row(b));
+        publish::cmp_output_ids((&a.source, &a.id), (&b.source, &b.id))
+    });
+    members
+        .iter()
+        .zip(roots)
+        .filter(|((n, _), _)| rows[*n].cluster.is_none())
+        .map(|((n, _), root)| (*n, members[root as usize].0))
+        .collect()
+}
+
+/// The cluster key that the member at row `root` gives its cluster: the key it was given, or,
+/// when that is its own id or it has none yet (it starts the cluster now), its own id.
+fn root_key(root: &ClusterRow) -> String {
+    match &root.cluster {
+        Some(ClusterKey::Joined(k)) => k.clone(),
+        Some(ClusterKey::Own) | None => publish::output_id(&root.source, &root.id),
     }
-    updates
 }
 
 /// For every kept item of a `dedupe = "similar"` feed that stands for other versions of its
