@@ -307,13 +307,13 @@ pub fn same_story(a: &Item, b: &Item, threshold: f64) -> bool {
 /// Keys that make two items of different sources the same story whatever their text: the
 /// canonical link, and the guid when it is a URL or tag URI (not a source-local counter).
 pub fn exact_keys(item: &Item) -> [Option<u64>; 2] {
-    exact_keys_of(item.link.as_deref(), &item.id)
+    exact_keys_of(item.link.as_deref().map(crate::select::link_key), &item.id)
 }
 
-/// [`exact_keys`] of an item's link and id.
-pub fn exact_keys_of(link: Option<&str>, id: &str) -> [Option<u64>; 2] {
-    use crate::select::{ID_KEY, LINK_KEY, is_global_id};
-    let link = link.map(|l| xxh3_64_with_seed(l.as_bytes(), LINK_KEY));
+/// [`exact_keys`] of an item's link key ([`crate::select::link_key`]) and id.
+pub fn exact_keys_of(link: Option<crate::select::LinkKey>, id: &str) -> [Option<u64>; 2] {
+    use crate::select::{ID_KEY, is_global_id};
+    let link = link.map(|k| k as u64);
     let guid = is_global_id(id).then(|| xxh3_64_with_seed(id.as_bytes(), ID_KEY));
     [link, guid]
 }

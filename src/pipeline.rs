@@ -953,7 +953,7 @@ async fn cluster_all<S: Store>(
         (0..in_window).partition(|n| rows[*n].cluster.is_some());
     let exact_keys: Vec<[Option<u64>; 2]> = rows[..in_window]
         .iter()
-        .map(|r| cluster::exact_keys_of(r.link.as_deref(), &r.id))
+        .map(|r| cluster::exact_keys_of(r.link_key, &r.id))
         .collect();
     let exact = |n: usize| exact_keys[n];
     // The new members' signatures (signed at ingest; whatever is missing is signed now).
@@ -1324,11 +1324,13 @@ fn root_key(root: &ClusterRow) -> String {
 }
 
 /// For every kept item of a `dedupe = "similar"` feed that stands for other versions of its
-/// story: its cluster's id and the other versions.
+/// story: its cluster's id and the other versions (`links`: the links of the merged ones, by
+/// [`select::item_key`]).
 fn merged_items<T: select::Selectable>(
     decided: &[(T, select::Decision)],
     clusters: &select::Clusters,
     sources: &HashMap<String, SourceInfo>,
+    links: &select::KeyMap<String>,
 ) -> HashMap<(String, String), publish::Merged> {
     let mut out: HashMap<(String, String), publish::Merged> = HashMap::new();
     let mut members: Vec<(&T, &str, &str)> = decided
@@ -1369,10 +1371,10 @@ fn merged_items<T: select::Selectable>(
                 id: select::cluster_key(clusters, *rep),
                 related: Vec::new(),
             });
-        let url = it
-            .link()
+        let url = links
+            .get(&select::item_key(it.source(), it.id()))
             .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
-            .map(str::to_string);
+            .cloned();
         if entry
             .related
             .iter()
@@ -1592,7 +1594,7 @@ pub async fn publish_all<S: Store>(
                     id: r.id,
                     first_seen: r.first_seen,
                     sort_date: r.date,
-                    link: r.link,
+                    link_key: r.link_key,
                 })
                 .collect();
             // Collected in the rows' own buffer, larger than the heads need: the rest goes
@@ -1619,7 +1621,20 @@ pub async fn publish_all<S: Store>(
             .collect();
         let decided = decide_feed(ctx, feed, &heads, &priorities, &clusters, now).await?;
         if feed.dedupe == Dedupe::Similar {
-            let merged = merged_items(&decided, &clusters, &pctx.sources);
+            // Heads hold their links' keys only: the merged versions' links are read.
+            let merged_keys: Vec<(String, String)> = decided
+                .iter()
+                .filter(|(_, d)| matches!(d, select::Decision::Merged(_)))
+                .map(|(h, _)| (h.source.to_string(), h.id.clone()))
+                .collect();
+            let links: select::KeyMap<String> = ctx
+                .store
+                .items_by_keys(&merged_keys)
+                .await?
+                .into_iter()
+                .filter_map(|it| Some((select::item_key(&it.source, &it.item.id), it.item.link?)))
+                .collect();
+            let merged = merged_items(&decided, &clusters, &pctx.sources, &links);
             pctx.merged.insert(feed.name.clone(), merged);
         }
         let mut kept = Vec::new();

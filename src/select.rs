@@ -28,7 +28,8 @@ pub trait Selectable {
     fn source(&self) -> &str;
     fn id(&self) -> &str;
     fn sort_date(&self) -> DateTime<Utc>;
-    fn link(&self) -> Option<&str>;
+    /// The key of its link ([`link_key`]).
+    fn link_key(&self) -> Option<LinkKey>;
 }
 
 impl Selectable for StoredItem {
@@ -41,8 +42,8 @@ impl Selectable for StoredItem {
     fn sort_date(&self) -> DateTime<Utc> {
         self.sort_date
     }
-    fn link(&self) -> Option<&str> {
-        self.item.link.as_deref()
+    fn link_key(&self) -> Option<LinkKey> {
+        self.item.link.as_deref().map(link_key)
     }
 }
 
@@ -56,8 +57,8 @@ impl Selectable for ItemHead {
     fn sort_date(&self) -> DateTime<Utc> {
         self.sort_date
     }
-    fn link(&self) -> Option<&str> {
-        self.link.as_deref()
+    fn link_key(&self) -> Option<LinkKey> {
+        self.link_key
     }
 }
 
@@ -71,8 +72,8 @@ impl<T: Selectable> Selectable for &T {
     fn sort_date(&self) -> DateTime<Utc> {
         (*self).sort_date()
     }
-    fn link(&self) -> Option<&str> {
-        (*self).link()
+    fn link_key(&self) -> Option<LinkKey> {
+        (*self).link_key()
     }
 }
 
@@ -282,6 +283,14 @@ fn tagged(tag: u64, value: &str) -> u128 {
 pub const LINK_KEY: u64 = 0x6c69_6e6b; // "link"
 pub const ID_KEY: u64 = 0x6964; // "id"
 
+/// What links are compared by: a 128-bit hash of the link.
+pub type LinkKey = u128;
+
+/// The key of `link`.
+pub fn link_key(link: &str) -> LinkKey {
+    tagged(LINK_KEY, link)
+}
+
 /// Whether an item id names the story beyond its source (a URL or tag URI, not a source-local
 /// counter): then two items with it are one story.
 pub fn is_global_id(id: &str) -> bool {
@@ -410,7 +419,7 @@ pub fn within_reach<T: Selectable>(
     // 0 stands for no key (a real key of 0 is read as 1).
     let keys_of = |it: &T| -> [u64; 3] {
         let id = it.id();
-        let link = it.link().map_or(0, |l| (tagged(LINK_KEY, l) as u64).max(1));
+        let link = it.link_key().map_or(0, |k| (k as u64).max(1));
         let global = if is_global_id(id) {
             (tagged(ID_KEY, id) as u64).max(1)
         } else {
@@ -570,10 +579,7 @@ fn dedupe<T: Selectable>(decided: &mut [(T, Decision)], priorities: &Priorities)
     for i in order {
         let it = &decided[i].0;
         let id = it.id();
-        let keys = [
-            it.link().map(|l| tagged(LINK_KEY, l)),
-            is_global_id(id).then(|| tagged(ID_KEY, id)),
-        ];
+        let keys = [it.link_key(), is_global_id(id).then(|| tagged(ID_KEY, id))];
         if let Some(first) = keys
             .iter()
             .flatten()
@@ -659,7 +665,7 @@ mod tests {
                     id,
                     first_seen: date,
                     sort_date: date,
-                    link: link.map(|l| format!("https://x/{l}")),
+                    link_key: link.map(|l| link_key(&format!("https://x/{l}"))),
                 });
             }
             cands.sort_by(|a, b| {

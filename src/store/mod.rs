@@ -219,8 +219,10 @@ pub struct ItemHead {
     pub first_seen: DateTime<Utc>,
     /// published, else updated, else first seen.
     pub sort_date: DateTime<Utc>,
-    /// The item's link (`Item::link`).
-    pub link: Option<String>,
+    /// The key of the item's link (`Item::link`; [`crate::select::link_key`]): what selection
+    /// compares links by. Not the link itself: at N = 10,000 sources, 600,000 heads' links
+    /// were 600,000 strings to make and free at every publish.
+    pub link_key: Option<crate::select::LinkKey>,
 }
 
 /// An item as clustering reads it (src/cluster.rs): its key, dates, link and cluster key.
@@ -232,8 +234,8 @@ pub struct ClusterRow {
     /// The item's sort date.
     pub date: DateTime<Utc>,
     pub first_seen: DateTime<Utc>,
-    /// The item's link (`Item::link`), for the exact-duplicate keys.
-    pub link: Option<String>,
+    /// The key of the item's link ([`ItemHead::link_key`]), for the exact-duplicate keys.
+    pub link_key: Option<crate::select::LinkKey>,
     /// The item's cluster key; `None` until given (once, and never changed).
     pub cluster: Option<ClusterKey>,
 }

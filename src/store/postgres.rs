@@ -34,6 +34,7 @@ use super::{
     ItemQuery, SourceNames, SourceState, Store, StoreError, StoredItem, UpsertCounts,
 };
 use crate::model::Item;
+use crate::select;
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_init.sql"),
@@ -497,7 +498,7 @@ impl Store for PostgresStore {
                 id: r.get(1),
                 first_seen: from_ts(r.get(2)),
                 sort_date: from_ts(r.get(3)),
-                link: r.get(4),
+                link_key: r.get::<_, Option<&str>>(4).map(select::link_key),
             })
             .collect())
     }
@@ -558,7 +559,7 @@ impl Store for PostgresStore {
                     date: from_ts(r.get(2)),
                     cluster,
                     first_seen: from_ts(r.get(4)),
-                    link: r.get(5),
+                    link_key: r.get::<_, Option<&str>>(5).map(select::link_key),
                 }
             })
             .collect())

@@ -21,6 +21,7 @@ use super::{
     SourceState, Store, StoreError, StoredItem, UpsertCounts,
 };
 use crate::model::Item;
+use crate::select;
 
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0001_init.sql"),
@@ -651,7 +652,7 @@ impl Store for SqliteStore {
                         id: r.get(1)?,
                         first_seen: from_ts(r.get(2)?),
                         sort_date: from_ts(r.get(3)?),
-                        link: r.get(4)?,
+                        link_key: r.get_ref(4)?.as_str_or_null()?.map(select::link_key),
                     })
                 })
                 .map_err(e)?;
@@ -1060,7 +1061,11 @@ fn read_cluster_rows(
             id: id.to_string(),
             date: from_ts(r.get(2).map_err(e)?),
             first_seen: from_ts(r.get(3).map_err(e)?),
-            link: r.get(4).map_err(e)?,
+            link_key: r
+                .get_ref(4)
+                .and_then(|v| Ok(v.as_str_or_null()?))
+                .map_err(e)?
+                .map(select::link_key),
         });
     }
     drop(rows);
@@ -1171,13 +1176,11 @@ mod tests {
         }
         let store = SqliteStore::open(&path).unwrap();
         let heads = store.heads(&ItemQuery::default()).await.unwrap();
-        let links: Vec<_> = heads
-            .iter()
-            .map(|h| (h.id.as_str(), h.link.as_deref()))
-            .collect();
-        assert_eq!(links, [("2", None), ("1", Some("https://example.org/1"))]);
+        let links: Vec<_> = heads.iter().map(|h| (h.id.as_str(), h.link_key)).collect();
+        let key = Some(select::link_key("https://example.org/1"));
+        assert_eq!(links, [("2", None), ("1", key)]);
         let rows = store.cluster_rows().await.unwrap();
-        assert_eq!(rows[0].link.as_deref(), Some("https://example.org/1"));
+        assert_eq!(rows[0].link_key, key);
         // The signature and the cluster key moved to tables of their own, and go with their
         // item.
         let sigs = store
