@@ -712,6 +712,29 @@ impl Inline {
 /// end to end may be a heading (decided later) and is unwrapped otherwise.
 fn html_paragraph(html: String, out: &mut Vec<Block>, r: Reader) {
     let text = r.plain(&html);
+    let embeds = ["<iframe", "<video", "<audio", "<table", "<object", "<embed"];
+    if text.is_empty() && html.contains("<img") && !embeds.iter().any(|t| html.contains(t)) {
+        // Images and nothing else: a figure each, without the inline markup around them. A
+        // figure is read back as its first image alone, so one holding `<em><img></em>` or
+        // two images would not come out of the next pass as it went in.
+        let frag = parse_block(&html);
+        for d in frag.root_element().descendants() {
+            if let Some(el) = d.value().as_element()
+                && el.name() == "img"
+                && !is_tracking_pixel(el)
+            {
+                out.push(Block::new(
+                    Kind::Figure {
+                        img: Some(img_html(el)),
+                        caption: None,
+                    },
+                    String::new(),
+                    String::new(),
+                ));
+            }
+        }
+        return;
+    }
     if text.is_empty() && html.contains("<img") {
         out.push(Block::new(
             Kind::Figure {
@@ -1551,6 +1574,28 @@ mod tests {
             (
                 "<figure><iframe src=\"https://www.youtube.com/embed/x\"></iframe><figcaption>Video: AP</figcaption></figure>",
                 "<figure><iframe src=\"https://www.youtube.com/embed/x\" allowfullscreen></iframe><figcaption>Video: AP</figcaption></figure>",
+            ),
+        ] {
+            settles(input, want);
+        }
+    }
+
+    #[test]
+    fn images_alone_in_a_paragraph_are_a_figure_each() {
+        // Inline markup around them goes, and two images are two figures (a figure is read
+        // back as its first image).
+        for (input, want) in [
+            (
+                "<p><em><img src=\"/a.jpg\"></em></p>",
+                "<figure><img src=\"/a.jpg\"></figure>",
+            ),
+            (
+                "<ol><img src=\"/a.jpg\"><img src=\"/b.jpg\"></ol>",
+                "<figure><img src=\"/a.jpg\"></figure>\n<figure><img src=\"/b.jpg\"></figure>",
+            ),
+            (
+                "<p><a href=\"/x\"><img src=\"/a.jpg\"></a> <b><img src=\"/b.jpg\"></b></p><p>Фото: ТАСС</p>",
+                "<figure><img src=\"/a.jpg\"></figure>\n<figure><img src=\"/b.jpg\"><figcaption>Фото: ТАСС</figcaption></figure>",
             ),
         ] {
             settles(input, want);
