@@ -1621,19 +1621,36 @@ pub async fn publish_all<S: Store>(
             .collect();
         let decided = decide_feed(ctx, feed, &heads, &priorities, &clusters, now).await?;
         if feed.dedupe == Dedupe::Similar {
-            // Heads hold their links' keys only: the merged versions' links are read.
+            // Heads hold their links' keys only: the links of the versions merged into a kept
+            // one (those `merged_items` lists) are read, a batch at a time. A version pruned
+            // since the heads were read is listed without a link.
+            let kept: HashSet<select::ItemKey> = decided
+                .iter()
+                .filter(|(_, d)| *d == select::Decision::Kept)
+                .map(|(h, _)| select::item_key(&h.source, &h.id))
+                .collect();
             let merged_keys: Vec<(String, String)> = decided
                 .iter()
-                .filter(|(_, d)| matches!(d, select::Decision::Merged(_)))
+                .filter(|(_, d)| match d {
+                    select::Decision::Merged(to) => {
+                        kept.contains(&select::item_key(&to.source, &to.id))
+                    }
+                    _ => false,
+                })
                 .map(|(h, _)| (h.source.to_string(), h.id.clone()))
                 .collect();
-            let links: select::KeyMap<String> = ctx
-                .store
-                .items_by_keys(&merged_keys)
-                .await?
-                .into_iter()
-                .filter_map(|it| Some((select::item_key(&it.source, &it.item.id), it.item.link?)))
-                .collect();
+            let mut links: select::KeyMap<String> = select::KeyMap::default();
+            for batch in merged_keys.chunks(TEXT_BATCH) {
+                links.extend(
+                    ctx.store
+                        .items_by_keys(batch)
+                        .await?
+                        .into_iter()
+                        .filter_map(|it| {
+                            Some((select::item_key(&it.source, &it.item.id), it.item.link?))
+                        }),
+                );
+            }
             let merged = merged_items(&decided, &clusters, &pctx.sources, &links);
             pctx.merged.insert(feed.name.clone(), merged);
         }
@@ -1788,6 +1805,44 @@ pub async fn export_opml<S: Store>(ctx: &Ctx<S>) -> Result<Vec<u8>, StoreError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// New items tied on arrival and date are taken in the order of their published ids, as
+    /// strings: of "a"/"z" and "a-b"/"a", "urn:feedloom:a-b:a" comes first ('-' sorts before
+    /// ':'), though ("a", "z") is before ("a-b", "a") as a pair. The first starts the cluster.
+    #[test]
+    fn assign_clusters_breaks_ties_by_published_id() {
+        let t = DateTime::from_timestamp(1_750_000_000, 0).unwrap();
+        let row = |source: &str, id: &str| ClusterRow {
+            source: source.into(),
+            id: id.into(),
+            date: t,
+            first_seen: t,
+            link_key: None,
+            cluster: None,
+        };
+        let sig = cluster::Signature {
+            full: [7; cluster::HASHES],
+            head: [7; cluster::HEAD_HASHES],
+        };
+        for rows in [
+            vec![row("a", "z"), row("a-b", "a")],
+            vec![row("a-b", "a"), row("a", "z")],
+        ] {
+            let b = rows.iter().position(|r| &*r.source == "a-b").unwrap();
+            let m = Members {
+                exact_keys: vec![[None, None]; 2],
+                rows,
+                kept: Vec::new(),
+                old_sigs: HashMap::new(),
+                new: vec![0, 1],
+                new_sigs: vec![Some(sig.clone()), Some(sig.clone())],
+            };
+            let mut got = assign_clusters(&m, 0.2, chrono::Duration::hours(72));
+            got.sort();
+            assert_eq!(got, [(0, b), (1, b)]);
+            assert_eq!(root_key(&m.rows[b]), "urn:feedloom:a-b:a");
+        }
+    }
 
     /// A claim window takes candidates in order, at most twice `per_host` of a host and
     /// `CLAIM_WINDOW` in all; sources without a host are not counted against any.

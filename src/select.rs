@@ -278,8 +278,8 @@ fn tagged(tag: u64, value: &str) -> u128 {
     xxhash_rust::xxh3::xxh3_128_with_seed(value.as_bytes(), tag)
 }
 
-/// Seeds of duplicate keys (here and `cluster::exact_keys_of`): a link and an id of the same
-/// text are different keys.
+/// Seeds of duplicate keys (here, in [`link_key`], and in `cluster::exact_keys_of` for ids): a
+/// link and an id of the same text are different keys.
 pub const LINK_KEY: u64 = 0x6c69_6e6b; // "link"
 pub const ID_KEY: u64 = 0x6964; // "id"
 

@@ -458,6 +458,39 @@ mod tests {
     }
 
     #[test]
+    fn output_ids_compare_as_built_at_random() {
+        // Source names as the config allows them; ids of escaped and unescaped bytes alike.
+        let mut seed = 11u64;
+        let mut next = |m: usize| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as usize % m
+        };
+        let source_chars: Vec<char> = "ab0-".chars().collect();
+        let id_chars: Vec<char> = "aA0%:/-~ \u{7f}é€".chars().collect();
+        let mut keys: Vec<(String, String)> = Vec::new();
+        for _ in 0..300 {
+            let source: String = (0..1 + next(3))
+                .map(|_| source_chars[next(source_chars.len())])
+                .collect();
+            let id: String = (0..next(5))
+                .map(|_| id_chars[next(id_chars.len())])
+                .collect();
+            keys.push((source, id));
+        }
+        for a in &keys {
+            for b in keys.iter().take(60) {
+                assert_eq!(
+                    cmp_output_ids((&a.0, &a.1), (&b.0, &b.1)),
+                    output_id(&a.0, &a.1).cmp(&output_id(&b.0, &b.1)),
+                    "{a:?} {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn output_ids_compare_as_built() {
         // Escapes sort by their bytes ('%' below letters and digits), a source that is a
         // prefix of another meets the ':' after it, and an empty id ends first.

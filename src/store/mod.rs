@@ -225,7 +225,7 @@ pub struct ItemHead {
     pub link_key: Option<crate::select::LinkKey>,
 }
 
-/// An item as clustering reads it (src/cluster.rs): its key, dates, link and cluster key.
+/// An item as clustering reads it (src/cluster.rs): its key, dates, link key and cluster key.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterRow {
     /// Shared by the source's rows (see [`SourceNames`]).

@@ -885,7 +885,7 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
             .unwrap(),
         [None, None]
     );
-    // Oldest first, with the sort date, first-seen time and link.
+    // Oldest first, with the sort date, first-seen time and link key.
     assert_eq!((rows[0].id.as_str(), rows[0].date), ("1", t(10)));
     assert_eq!(rows[0].first_seen, t(100));
     assert_eq!(
