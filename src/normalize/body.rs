@@ -708,6 +708,18 @@ impl Inline {
     }
 }
 
+/// A figure of the image `e` alone.
+fn image_figure(e: &scraper::node::Element) -> Block {
+    Block::new(
+        Kind::Figure {
+            img: Some(img_html(e)),
+            caption: None,
+        },
+        String::new(),
+        String::new(),
+    )
+}
+
 /// A `<p>`'s content as a block: an image alone is a figure; a paragraph that is bold from
 /// end to end may be a heading (decided later) and is unwrapped otherwise.
 fn html_paragraph(html: String, out: &mut Vec<Block>, r: Reader) {
@@ -723,14 +735,7 @@ fn html_paragraph(html: String, out: &mut Vec<Block>, r: Reader) {
                 && el.name() == "img"
                 && !is_tracking_pixel(el)
             {
-                out.push(Block::new(
-                    Kind::Figure {
-                        img: Some(img_html(el)),
-                        caption: None,
-                    },
-                    String::new(),
-                    String::new(),
-                ));
+                out.push(image_figure(el));
             }
         }
         return;
@@ -1102,14 +1107,7 @@ fn visit(child: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline:
                 return;
             }
             inline.flush(out, false, r);
-            out.push(Block::new(
-                Kind::Figure {
-                    img: Some(img_html(e)),
-                    caption: None,
-                },
-                String::new(),
-                String::new(),
-            ));
+            out.push(image_figure(e));
         }
         _ if is_raw(name) => {
             inline.flush(out, false, r);
