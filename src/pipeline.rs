@@ -1324,36 +1324,51 @@ fn root_key(root: &ClusterRow) -> String {
 }
 
 /// For every kept item of a `dedupe = "similar"` feed that stands for other versions of its
-/// story: its cluster's id and the other versions (`links`: the links of the merged ones, by
-/// [`select::item_key`]).
-fn merged_items<T: select::Selectable>(
-    decided: &[(T, select::Decision)],
+/// story: its cluster's id and the other versions. Heads hold their links' keys only: the
+/// links of the versions merged into a kept one are read, a batch at a time (a version pruned
+/// since the heads were read is listed without a link).
+async fn merged_items<S: Store>(
+    ctx: &Ctx<S>,
+    decided: &[(&ItemHead, select::Decision)],
     clusters: &select::Clusters,
     sources: &HashMap<String, SourceInfo>,
-    links: &select::KeyMap<String>,
-) -> HashMap<(String, String), publish::Merged> {
+) -> Result<HashMap<(String, String), publish::Merged>, StoreError> {
     let mut out: HashMap<(String, String), publish::Merged> = HashMap::new();
-    let mut members: Vec<(&T, &str, &str)> = decided
+    let kept: HashMap<(&str, &str), &ItemHead> = decided
+        .iter()
+        .filter(|(_, d)| *d == select::Decision::Kept)
+        .map(|(it, _)| ((&*it.source, it.id.as_str()), *it))
+        .collect();
+    let mut members: Vec<(&ItemHead, &ItemHead)> = decided
         .iter()
         .filter_map(|(it, d)| match d {
-            select::Decision::Merged(to) => Some((it, to.source.as_str(), to.id.as_str())),
+            select::Decision::Merged(to) => Some((*it, *kept.get(&(&*to.source, &*to.id))?)),
             _ => None,
         })
         .collect();
-    members.sort_by(|(a, ..), (b, ..)| {
-        (a.sort_date(), a.source(), a.id()).cmp(&(b.sort_date(), b.source(), b.id()))
+    members.sort_by(|(a, _), (b, _)| {
+        (a.sort_date, &a.source, &a.id).cmp(&(b.sort_date, &b.source, &b.id))
     });
-    let kept: HashMap<(&str, &str), &T> = decided
-        .iter()
-        .filter(|(_, d)| *d == select::Decision::Kept)
-        .map(|(it, _)| ((it.source(), it.id()), it))
-        .collect();
+    let mut links: select::KeyMap<String> = select::KeyMap::default();
+    for batch in members.chunks(TEXT_BATCH) {
+        let keys: Vec<(String, String)> = batch
+            .iter()
+            .map(|(it, _)| (it.source.to_string(), it.id.clone()))
+            .collect();
+        links.extend(
+            ctx.store
+                .items_by_keys(&keys)
+                .await?
+                .into_iter()
+                .filter_map(|it| Some((select::item_key(&it.source, &it.item.id), it.item.link?))),
+        );
+    }
     // A version kept alone still goes by its cluster's id, so that id holds when others join.
     for it in kept.values() {
         let id = select::cluster_key(clusters, *it);
-        if id != publish::output_id(it.source(), it.id()) {
+        if id != publish::output_id(&it.source, &it.id) {
             out.insert(
-                (it.source().to_string(), it.id().to_string()),
+                (it.source.to_string(), it.id.clone()),
                 publish::Merged {
                     id,
                     related: Vec::new(),
@@ -1361,36 +1376,33 @@ fn merged_items<T: select::Selectable>(
             );
         }
     }
-    for (it, source, id) in members {
-        let Some(rep) = kept.get(&(source, id)) else {
-            continue;
-        };
+    for (it, rep) in members {
         let entry = out
-            .entry((source.to_string(), id.to_string()))
+            .entry((rep.source.to_string(), rep.id.clone()))
             .or_insert_with(|| publish::Merged {
-                id: select::cluster_key(clusters, *rep),
+                id: select::cluster_key(clusters, rep),
                 related: Vec::new(),
             });
         let url = links
-            .get(&select::item_key(it.source(), it.id()))
+            .get(&select::item_key(&it.source, &it.id))
             .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
             .cloned();
         if entry
             .related
             .iter()
-            .any(|r| r.source == it.source() && r.url == url)
+            .any(|r| *r.source == *it.source && r.url == url)
         {
             continue;
         }
         entry.related.push(publish::Related {
-            source: it.source().to_string(),
+            source: it.source.to_string(),
             title: sources
-                .get(it.source())
-                .map_or_else(|| it.source().to_string(), |s| s.title.clone()),
+                .get(&*it.source)
+                .map_or_else(|| it.source.to_string(), |s| s.title.clone()),
             url,
         });
     }
-    out
+    Ok(out)
 }
 
 /// How many items are read at once to decide include/exclude patterns.
@@ -1621,37 +1633,7 @@ pub async fn publish_all<S: Store>(
             .collect();
         let decided = decide_feed(ctx, feed, &heads, &priorities, &clusters, now).await?;
         if feed.dedupe == Dedupe::Similar {
-            // Heads hold their links' keys only: the links of the versions merged into a kept
-            // one (those `merged_items` lists) are read, a batch at a time. A version pruned
-            // since the heads were read is listed without a link.
-            let kept: HashSet<select::ItemKey> = decided
-                .iter()
-                .filter(|(_, d)| *d == select::Decision::Kept)
-                .map(|(h, _)| select::item_key(&h.source, &h.id))
-                .collect();
-            let merged_keys: Vec<(String, String)> = decided
-                .iter()
-                .filter(|(_, d)| match d {
-                    select::Decision::Merged(to) => {
-                        kept.contains(&select::item_key(&to.source, &to.id))
-                    }
-                    _ => false,
-                })
-                .map(|(h, _)| (h.source.to_string(), h.id.clone()))
-                .collect();
-            let mut links: select::KeyMap<String> = select::KeyMap::default();
-            for batch in merged_keys.chunks(TEXT_BATCH) {
-                links.extend(
-                    ctx.store
-                        .items_by_keys(batch)
-                        .await?
-                        .into_iter()
-                        .filter_map(|it| {
-                            Some((select::item_key(&it.source, &it.item.id), it.item.link?))
-                        }),
-                );
-            }
-            let merged = merged_items(&decided, &clusters, &pctx.sources, &links);
+            let merged = merged_items(ctx, &decided, &clusters, &pctx.sources).await?;
             pctx.merged.insert(feed.name.clone(), merged);
         }
         let mut kept = Vec::new();
