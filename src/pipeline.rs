@@ -628,6 +628,13 @@ pub async fn refresh<S: Store + Clone + 'static>(
         });
         remaining.push((c, host));
     }
+    // Candidates claimed or settled are marked gone here rather than taken out at once: each
+    // claim would shift the whole list (10,000 candidates at N = 10,000, hundreds of claims).
+    // `first` is the first not gone, `left` how many are not; the list is compacted when most
+    // of it is gone.
+    let mut gone = vec![false; remaining.len()];
+    let mut first = 0;
+    let mut left = remaining.len();
     let hosts = host_ids.len();
     drop(host_ids);
     let mut tasks = tokio::task::JoinSet::new();
@@ -679,9 +686,9 @@ pub async fn refresh<S: Store + Clone + 'static>(
             }));
         }
         let held = tasks.len() + queue.len();
-        let want = claiming.is_none() && !remaining.is_empty() && held + batch <= target;
+        let want = claiming.is_none() && left > 0 && held + batch <= target;
         if want && tokio::time::Instant::now() >= next_claim {
-            let window = claim_window(&remaining, hosts, per_host);
+            let window = claim_window(&remaining, &gone, first, hosts, per_host);
             let claim = Claim {
                 owner: owner.clone(),
                 candidates: window.iter().map(|n| remaining[*n].0.clone()).collect(),
@@ -699,7 +706,7 @@ pub async fn refresh<S: Store + Clone + 'static>(
         }
         if tasks.is_empty()
             && queue.is_empty()
-            && remaining.is_empty()
+            && left == 0
             && claiming.is_none()
             && done.is_empty()
             && recording.is_none()
@@ -733,7 +740,6 @@ pub async fn refresh<S: Store + Clone + 'static>(
                 let waiting: HashSet<&String> = got.waiting.iter().collect();
                 // The window's places in `remaining` (unchanged since: one claim at a time)
                 // that leave it: claimed, or settled by another instance.
-                let mut gone = vec![false; remaining.len()];
                 for (n, c) in window.iter().zip(&asked) {
                     if claimed.contains(&c.name) {
                         gone[*n] = true;
@@ -743,13 +749,23 @@ pub async fn refresh<S: Store + Clone + 'static>(
                         progress(&report);
                         reports.push((index[&c.name], report));
                         gone[*n] = true;
+                    } else {
+                        continue;
                     }
+                    left -= 1;
                 }
-                let mut at = 0;
-                remaining.retain(|_| {
-                    at += 1;
-                    !gone[at - 1]
-                });
+                while first < gone.len() && gone[first] {
+                    first += 1;
+                }
+                if remaining.len() - left > 2 * left.max(CLAIM_WINDOW) {
+                    let mut at = 0;
+                    remaining.retain(|_| {
+                        at += 1;
+                        !gone[at - 1]
+                    });
+                    gone = vec![false; remaining.len()];
+                    first = 0;
+                }
                 queue.extend(got.claimed.iter().map(|name| index[name]));
                 if got.claimed.is_empty() && !got.waiting.is_empty() {
                     // Only busy hosts left: ask again shortly, less often while it lasts.
@@ -773,21 +789,27 @@ pub async fn refresh<S: Store + Clone + 'static>(
 }
 
 /// The candidates one claim looks at, as places in `remaining` (candidates and their hosts,
-/// numbered below `hosts`): the first few of each host, at most `CLAIM_WINDOW`, so a claim
+/// numbered below `hosts`, from `first` on, those marked `gone` left out): the first few of
+/// each host, at most `CLAIM_WINDOW`, so a claim
 /// stays cheap with thousands of sources and one busy host does not hide the others. Hosts are
 /// counted in an array: with every source on one host, each claim passes over all the others
 /// (10,000 at N = 10,000), and with host names hashed into a map that (and a retain by name
 /// after each claim) was about 0.3 s of CPU on the loop that hands out the sources.
 fn claim_window(
     remaining: &[(Candidate, Option<u32>)],
+    gone: &[bool],
+    first: usize,
     hosts: usize,
     per_host: usize,
 ) -> Vec<usize> {
     let mut per = vec![0usize; hosts];
     let mut out = Vec::new();
-    for (n, (_, host)) in remaining.iter().enumerate() {
+    for (n, (_, host)) in remaining.iter().enumerate().skip(first) {
         if out.len() >= CLAIM_WINDOW {
             break;
+        }
+        if gone[n] {
+            continue;
         }
         if let Some(h) = host {
             let count = &mut per[*h as usize];
@@ -1849,13 +1871,30 @@ mod tests {
             w.iter().map(|n| remaining[*n].0.name.clone()).collect()
         };
         assert_eq!(
-            names(claim_window(&remaining, 2, 2)),
+            names(claim_window(
+                &remaining,
+                &vec![false; remaining.len()],
+                0,
+                2,
+                2
+            )),
             [
                 "a0", "a1", "a2", "a3", "b0", "f0", "b1", "f1", "b2", "f2", "b3", "f3", "f4", "f5"
             ]
         );
+        // Those gone, and those before `first`, are passed over.
+        let mut gone = vec![false; remaining.len()];
+        for n in [1, 2, 11, 12] {
+            gone[n] = true;
+        }
+        assert_eq!(
+            names(claim_window(&remaining, &gone, 1, 2, 2)),
+            [
+                "a3", "a4", "a5", "a6", "b0", "f1", "b2", "f2", "b3", "f3", "b4", "f4", "f5"
+            ]
+        );
         let many: Vec<_> = (0..300).map(|n| at(format!("x{n}"), Some(n % 7))).collect();
-        let window = claim_window(&many, 7, 100);
+        let window = claim_window(&many, &[false; 300], 0, 7, 100);
         assert_eq!(window, (0..CLAIM_WINDOW).collect::<Vec<_>>());
     }
 
