@@ -313,7 +313,7 @@ pub fn exact_keys(item: &Item) -> [Option<u64>; 2] {
 /// [`exact_keys`] of an item's link key ([`crate::select::link_key`]) and id.
 pub fn exact_keys_of(link: Option<crate::select::LinkKey>, id: &str) -> [Option<u64>; 2] {
     use crate::select::{ID_KEY, is_global_id};
-    let link = link.map(|k| k as u64);
+    let link = link.map(|k| k[0]);
     let guid = is_global_id(id).then(|| xxh3_64_with_seed(id.as_bytes(), ID_KEY));
     [link, guid]
 }
