@@ -442,14 +442,12 @@ pub fn read_within(text: &str, limits: &Limits, deadline: Instant) -> Document {
             }
             Ok(Event::Text(t)) => {
                 if let Some(top) = stack.last_mut() {
-                    text_cut |=
-                        push_text(top, &String::from_utf8_lossy(&t), limits.max_field_bytes);
+                    text_cut |= push_text(top, &as_text(text, &t), limits.max_field_bytes);
                 }
             }
             Ok(Event::CData(t)) => {
                 if let Some(top) = stack.last_mut() {
-                    text_cut |=
-                        push_text(top, &String::from_utf8_lossy(&t), limits.max_field_bytes);
+                    text_cut |= push_text(top, &as_text(text, &t), limits.max_field_bytes);
                 }
             }
             Ok(Event::GeneralRef(r)) => {
@@ -507,6 +505,21 @@ pub fn read_within(text: &str, limits: &Limits, deadline: Instant) -> Document {
         }
     }
     Document { root, error }
+}
+
+/// `bytes` as text: the part of `text` it is (a reader over `text` lends its events' bytes
+/// from it), found by its address, so it is not checked as UTF-8 a second time; anything else
+/// is decoded lossily. Checking every text run again was a seventh of building a document's
+/// tree.
+fn as_text<'t>(text: &'t str, bytes: &[u8]) -> Cow<'t, str> {
+    let start = (bytes.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+    start
+        .checked_add(bytes.len())
+        .and_then(|end| text.get(start..end))
+        .map_or_else(
+            || String::from_utf8_lossy(bytes).into_owned().into(),
+            Cow::Borrowed,
+        )
 }
 
 /// Appends text to `el`, keeping at most `max` bytes in one run; whether any was cut.
@@ -626,6 +639,19 @@ mod tests {
 
     fn root(s: &str) -> Element {
         read(s).root.unwrap()
+    }
+
+    /// Text lent from the document is taken as it is; bytes from elsewhere, or cut inside a
+    /// character, are decoded lossily as before.
+    #[test]
+    fn text_is_taken_from_the_document_by_address() {
+        let text = "<a>é x</a>";
+        let inner = &text.as_bytes()[3..7];
+        assert!(matches!(as_text(text, inner), Cow::Borrowed("é x")));
+        let owned = inner.to_vec();
+        assert!(matches!(as_text(text, &owned), Cow::Owned(t) if t == "é x"));
+        assert_eq!(as_text(text, &text.as_bytes()[4..6]), "\u{FFFD} ");
+        assert_eq!(as_text(text, b""), "");
     }
 
     #[test]
