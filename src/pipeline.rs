@@ -790,11 +790,11 @@ pub async fn refresh<S: Store + Clone + 'static>(
 
 /// The candidates one claim looks at, as places in `remaining` (candidates and their hosts,
 /// numbered below `hosts`, from `first` on, those marked `gone` left out): the first few of
-/// each host, at most `CLAIM_WINDOW`, so a claim
-/// stays cheap with thousands of sources and one busy host does not hide the others. Hosts are
-/// counted in an array: with every source on one host, each claim passes over all the others
-/// (10,000 at N = 10,000), and with host names hashed into a map that (and a retain by name
-/// after each claim) was about 0.3 s of CPU on the loop that hands out the sources.
+/// each host, at most `CLAIM_WINDOW`, so a claim stays cheap with thousands of sources and one
+/// busy host does not hide the others. Hosts are counted in an array: with every source on one
+/// host, each claim passes over all the others (10,000 at N = 10,000), and with host names
+/// hashed into a map that (and a retain by name after each claim) was about 0.3 s of CPU on
+/// the loop that hands out the sources.
 fn claim_window(
     remaining: &[(Candidate, Option<u32>)],
     gone: &[bool],

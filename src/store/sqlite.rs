@@ -357,7 +357,9 @@ impl SqliteStore {
                 }
             }
             tx.commit().map_err(e)?;
-            // Noted while the connection is held, so in the order of the writes and reads.
+            // Noted on the connection's thread, so in the order of the writes and reads. In a
+            // group, before the group commits: should that commit fail, the book is ahead of the
+            // file, and the run fails with the error.
             let mut book = lock_leases(&leases);
             for (name, _, stored) in rows {
                 book.stored.insert(name, stored);
