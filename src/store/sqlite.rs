@@ -277,11 +277,11 @@ impl SqliteStore {
                 .map_err(err)?;
             tx.commit().map_err(err)?;
         }
-        let path_name = name.clone();
+        let conn = Arc::new(Writer::start(conn, name.clone())?);
         Ok(SqliteStore {
             path: name,
             file: Arc::from(path),
-            conn: Arc::new(Writer::start(conn, path_name.clone())?),
+            conn,
             leases: Arc::default(),
         })
     }
