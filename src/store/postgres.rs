@@ -206,6 +206,38 @@ impl PostgresStore {
         })
     }
 
+    /// Runs `attempt` (one transaction, from its start) again when PostgreSQL aborted it to
+    /// break a deadlock or a serialization conflict: waits between item rows written by one
+    /// instance's upsert and another's publish or prune can form a cycle, and the server then
+    /// aborts one of the two. At most [`RETRIES`] times, after a short random pause.
+    async fn retrying<T, F>(
+        &self,
+        what: &str,
+        mut attempt: impl FnMut() -> F,
+    ) -> Result<T, StoreError>
+    where
+        F: Future<Output = Result<T, StoreError>>,
+    {
+        let mut tries = 0;
+        loop {
+            match attempt().await {
+                Err(e) if tries < RETRIES && aborted(&e) => {
+                    tries += 1;
+                    let pause = 10u64 << tries;
+                    let jitter = getrandom::u64().unwrap_or_default() % pause;
+                    tracing::warn!(
+                        what,
+                        attempt = tries,
+                        error = %e,
+                        "the database aborted a transaction; running it again"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(pause + jitter)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         let inner = &self.inner;
         let e = |source| inner.err(source);
@@ -251,6 +283,18 @@ impl PostgresStore {
             .map_err(e)?;
         result
     }
+}
+
+/// How many times [`PostgresStore::retrying`] runs an aborted transaction again.
+const RETRIES: u32 = 4;
+
+/// Whether the server aborted a transaction that may succeed when run again.
+fn aborted(e: &StoreError) -> bool {
+    use tokio_postgres::error::SqlState;
+    matches!(e, StoreError::Postgres { source, .. }
+    if source.code().is_some_and(|c| {
+        *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+    }))
 }
 
 /// `Candidate::seen` as text for [`FREE`].
@@ -305,7 +349,8 @@ impl Store for PostgresStore {
 
     async fn record_fetches(&self, fetches: &[(String, SourceState)]) -> Result<(), StoreError> {
         // One row per source, the last state winning (one statement may not touch a row
-        // twice), in name order (rows locked in one order by everyone cannot deadlock).
+        // twice), locked in name order (byte order, as `release` and `renew` lock theirs):
+        // rows locked in one order by everyone cannot deadlock.
         let mut last: std::collections::BTreeMap<&str, &SourceState> = Default::default();
         for (name, state) in fetches {
             last.insert(name, state);
@@ -322,17 +367,23 @@ impl Store for PostgresStore {
         }
         // `fetched_at` tells whoever reads the table when the fetch was recorded; claims go by
         // the state's own `last_fetch_at`, not by clocks.
-        let c = self.conn().await?;
-        c.execute(
-            "INSERT INTO sources (name, state, url, retry_not_before, fetched_at)
-             SELECT name, state, url, retry, $5
-             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS f(name, state, url, retry)
-             ON CONFLICT (name) DO UPDATE SET state = excluded.state, url = excluded.url,
-                 retry_not_before = excluded.retry_not_before, fetched_at = excluded.fetched_at",
-            &[&names, &jsons, &urls, &retries, &ms(Utc::now())],
-        )
-        .await
-        .map_err(|e| self.inner.err(e))?;
+        let fetched_at = ms(Utc::now());
+        let (names, jsons, urls, retries) = (&names, &jsons, &urls, &retries);
+        self.retrying("record fetches", move || async move {
+            let c = self.conn().await?;
+            c.execute(
+                "INSERT INTO sources (name, state, url, retry_not_before, fetched_at)
+                 SELECT name, state, url, retry, $5
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS f(name, state, url, retry)
+                 ORDER BY name COLLATE \"C\"
+                 ON CONFLICT (name) DO UPDATE SET state = excluded.state, url = excluded.url,
+                     retry_not_before = excluded.retry_not_before, fetched_at = excluded.fetched_at",
+                &[&names, &jsons, &urls, &retries, &fetched_at],
+            )
+            .await
+            .map_err(|e| self.inner.err(e))
+        })
+        .await?;
         Ok(())
     }
 
@@ -382,71 +433,78 @@ impl Store for PostgresStore {
             .collect();
         let now = now.timestamp();
         let e = |source| self.inner.err(source);
-        let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(e)?;
-        tx.execute(
-            "UPDATE items SET listed = FALSE, last_seen = $3
-             WHERE source = $1 AND listed AND NOT (id = ANY($2))",
-            &[&source, &listed, &now],
-        )
-        .await
-        .map_err(e)?;
-        // The rows are locked from here to the commit: a prune cannot take them meanwhile.
-        let touched = if kept.is_empty() {
-            0
-        } else {
-            // Locked, not rewritten: an update writes a new version of the whole row.
-            let found = tx
-                .query(
-                    "SELECT listed FROM items WHERE source = $1 AND id = ANY($2) FOR UPDATE",
-                    &[&source, &kept],
+        let (listed, kept) = (&listed, &kept);
+        let (ids, hashes, dates, data, links) = (&ids, &hashes, &dates, &data, &links);
+        let (new, updated, touched) = self
+            .retrying("upsert", move || async move {
+                let mut c = self.conn().await?;
+                let tx = c.transaction().await.map_err(e)?;
+                tx.execute(
+                    "UPDATE items SET listed = FALSE, last_seen = $3
+                     WHERE source = $1 AND listed AND NOT (id = ANY($2))",
+                    &[&source, &listed, &now],
                 )
                 .await
                 .map_err(e)?;
-            found.len()
-        };
-        if touched < kept.len() {
-            // Dropping the transaction rolls it back: nothing is written.
-            return Err(StoreError::NotStored {
-                name: source.to_string(),
-                missing: kept.len() - touched,
-            });
-        }
-        let updated = tx
-            .execute(
-                "UPDATE items i SET hash = t.hash, data = t.data, last_seen = $2, listed = TRUE,
-                     sort_date = COALESCE(t.date, i.first_seen), signature = NULL, link = t.link
-                 FROM unnest($3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[])
-                     AS t(id, hash, date, data, link)
-                 WHERE i.source = $1 AND i.id = t.id AND i.hash <> t.hash",
-                &[&source, &now, &ids, &hashes, &dates, &data, &links],
-            )
-            .await
-            .map_err(e)?;
-        let new = tx
-            .execute(
-                "INSERT INTO items (source, id, hash, first_seen, last_seen, sort_date, listed, data, link)
-                 SELECT $1, t.id, t.hash, $2, $2, COALESCE(t.date, $2), TRUE, t.data, t.link
-                 FROM unnest($3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[])
-                     AS t(id, hash, date, data, link)
-                 WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.source = $1 AND i.id = t.id)
-                 ON CONFLICT (source, id) DO NOTHING",
-                &[&source, &now, &ids, &hashes, &dates, &data, &links],
-            )
-            .await
-            .map_err(e)?;
-        // Items the document lists again (written or said unchanged) that were unlisted.
-        tx.execute(
-            "UPDATE items SET last_seen = $2, listed = TRUE
-             WHERE source = $1 AND id = ANY($3) AND NOT listed",
-            &[&source, &now, &listed],
-        )
-        .await
-        .map_err(e)?;
-        if new + updated > 0 {
-            tx.execute(BUMP_GENERATION, &[]).await.map_err(e)?;
-        }
-        tx.commit().await.map_err(e)?;
+                // The rows are locked from here to the commit: a prune cannot take them meanwhile.
+                let touched = if kept.is_empty() {
+                    0
+                } else {
+                    // Locked, not rewritten: an update writes a new version of the whole row.
+                    let found = tx
+                        .query(
+                            "SELECT listed FROM items WHERE source = $1 AND id = ANY($2) FOR UPDATE",
+                            &[&source, &kept],
+                        )
+                        .await
+                        .map_err(e)?;
+                    found.len()
+                };
+                if touched < kept.len() {
+                    // Dropping the transaction rolls it back: nothing is written.
+                    return Err(StoreError::NotStored {
+                        name: source.to_string(),
+                        missing: kept.len() - touched,
+                    });
+                }
+                let updated = tx
+                    .execute(
+                        "UPDATE items i SET hash = t.hash, data = t.data, last_seen = $2, listed = TRUE,
+                             sort_date = COALESCE(t.date, i.first_seen), signature = NULL, link = t.link
+                         FROM unnest($3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[])
+                             AS t(id, hash, date, data, link)
+                         WHERE i.source = $1 AND i.id = t.id AND i.hash <> t.hash",
+                        &[&source, &now, &ids, &hashes, &dates, &data, &links],
+                    )
+                    .await
+                    .map_err(e)?;
+                let new = tx
+                    .execute(
+                        "INSERT INTO items (source, id, hash, first_seen, last_seen, sort_date, listed, data, link)
+                         SELECT $1, t.id, t.hash, $2, $2, COALESCE(t.date, $2), TRUE, t.data, t.link
+                         FROM unnest($3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[])
+                             AS t(id, hash, date, data, link)
+                         WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.source = $1 AND i.id = t.id)
+                         ON CONFLICT (source, id) DO NOTHING",
+                        &[&source, &now, &ids, &hashes, &dates, &data, &links],
+                    )
+                    .await
+                    .map_err(e)?;
+                // Items the document lists again (written or said unchanged) that were unlisted.
+                tx.execute(
+                    "UPDATE items SET last_seen = $2, listed = TRUE
+                     WHERE source = $1 AND id = ANY($3) AND NOT listed",
+                    &[&source, &now, &listed],
+                )
+                .await
+                .map_err(e)?;
+                if new + updated > 0 {
+                    tx.execute(BUMP_GENERATION, &[]).await.map_err(e)?;
+                }
+                tx.commit().await.map_err(e)?;
+                Ok((new, updated, touched))
+            })
+            .await?;
         let (new, updated) = (new as usize, updated as usize);
         Ok(UpsertCounts {
             new,
@@ -613,18 +671,23 @@ impl Store for PostgresStore {
         let ids: Vec<&str> = merged.iter().map(|r| r.1).collect();
         let signatures: Vec<Option<&[u8]>> = merged.iter().map(|r| r.2).collect();
         let clusters: Vec<Option<&str>> = merged.iter().map(|r| r.3).collect();
-        let c = self.conn().await?;
-        // One statement is one transaction; a key already given is never replaced.
-        c.execute(
-            "UPDATE items i SET signature = COALESCE(t.signature, i.signature),
+        let (sources, ids) = (&sources, &ids);
+        let (signatures, clusters) = (&signatures, &clusters);
+        self.retrying("save cluster rows", move || async move {
+            let c = self.conn().await?;
+            // One statement is one transaction; a key already given is never replaced.
+            c.execute(
+                "UPDATE items i SET signature = COALESCE(t.signature, i.signature),
                  cluster = COALESCE(i.cluster, t.cluster)
              FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
                  AS t(source, id, signature, cluster)
              WHERE i.source = t.source AND i.id = t.id",
-            &[&sources, &ids, &signatures, &clusters],
-        )
-        .await
-        .map_err(|e| self.inner.err(e))?;
+                &[&sources, &ids, &signatures, &clusters],
+            )
+            .await
+            .map_err(|e| self.inner.err(e))
+        })
+        .await?;
         Ok(())
     }
 
@@ -634,39 +697,40 @@ impl Store for PostgresStore {
         keep_per_source: usize,
     ) -> Result<u64, StoreError> {
         let e = |source| self.inner.err(source);
-        let mut c = self.conn().await?;
-        let tx = c.transaction().await.map_err(e)?;
-        let stale = tx
-            .execute(
-                "DELETE FROM items WHERE NOT listed AND last_seen < $1",
-                &[&unseen_since.timestamp()],
-            )
-            .await
-            .map_err(e)?;
-        // The generation before this prune's own change: items another instance adds while
-        // this runs make it differ from the marker left below, so the next prune looks again.
-        let keep = keep_per_source as i64;
-        let meta: std::collections::HashMap<String, i64> = tx
-            .query(
-                "SELECT key, value FROM meta WHERE key = ANY($1)",
-                &[&["generation", PRUNED_GENERATION, PRUNED_KEEP].as_slice()],
-            )
-            .await
-            .map_err(e)?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        let generation = meta.get("generation").copied();
-        let settled = generation.is_some()
-            && meta.get(PRUNED_GENERATION).copied() == generation
-            && meta.get(PRUNED_KEEP) == Some(&keep);
-        let excess = if settled {
-            0
-        } else {
-            tx.execute(
-                // Only sources over the limit are ranked, and only when items were added
-                // since the last pass or the limit changed.
-                "DELETE FROM items i USING (
+        self.retrying("prune", move || async move {
+            let mut c = self.conn().await?;
+            let tx = c.transaction().await.map_err(e)?;
+            let stale = tx
+                .execute(
+                    "DELETE FROM items WHERE NOT listed AND last_seen < $1",
+                    &[&unseen_since.timestamp()],
+                )
+                .await
+                .map_err(e)?;
+            // The generation before this prune's own change: items another instance adds while
+            // this runs make it differ from the marker left below, so the next prune looks again.
+            let keep = keep_per_source as i64;
+            let meta: std::collections::HashMap<String, i64> = tx
+                .query(
+                    "SELECT key, value FROM meta WHERE key = ANY($1)",
+                    &[&["generation", PRUNED_GENERATION, PRUNED_KEEP].as_slice()],
+                )
+                .await
+                .map_err(e)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            let generation = meta.get("generation").copied();
+            let settled = generation.is_some()
+                && meta.get(PRUNED_GENERATION).copied() == generation
+                && meta.get(PRUNED_KEEP) == Some(&keep);
+            let excess = if settled {
+                0
+            } else {
+                tx.execute(
+                    // Only sources over the limit are ranked, and only when items were added
+                    // since the last pass or the limit changed.
+                    "DELETE FROM items i USING (
                      SELECT source, id FROM (
                          SELECT source, id, row_number() OVER (
                              PARTITION BY source ORDER BY listed DESC, sort_date DESC, id) AS n
@@ -676,27 +740,29 @@ impl Store for PostgresStore {
                      ) ranked
                      WHERE n > $1) x
                  WHERE i.source = x.source AND i.id = x.id",
-                &[&keep],
-            )
-            .await
-            .map_err(e)?
-        };
-        let bumped = stale + excess > 0;
-        if bumped {
-            tx.execute(BUMP_GENERATION, &[]).await.map_err(e)?;
-        }
-        if !settled || bumped {
-            let left = generation.unwrap_or_default() + i64::from(bumped);
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ($1, $2), ($3, $4)
+                    &[&keep],
+                )
+                .await
+                .map_err(e)?
+            };
+            let bumped = stale + excess > 0;
+            if bumped {
+                tx.execute(BUMP_GENERATION, &[]).await.map_err(e)?;
+            }
+            if !settled || bumped {
+                let left = generation.unwrap_or_default() + i64::from(bumped);
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ($1, $2), ($3, $4)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                &[&PRUNED_GENERATION, &left, &PRUNED_KEEP, &keep],
-            )
-            .await
-            .map_err(e)?;
-        }
-        tx.commit().await.map_err(e)?;
-        Ok(stale + excess)
+                    &[&PRUNED_GENERATION, &left, &PRUNED_KEEP, &keep],
+                )
+                .await
+                .map_err(e)?;
+            }
+            tx.commit().await.map_err(e)?;
+            Ok(stale + excess)
+        })
+        .await
     }
 
     async fn claim_due(&self, claim: &Claim) -> Result<Claimed, StoreError> {
@@ -810,25 +876,39 @@ impl Store for PostgresStore {
     }
 
     async fn release(&self, sources: &[String], owner: &str) -> Result<(), StoreError> {
-        let c = self.conn().await?;
-        c.execute(
-            "UPDATE sources SET lease_owner = NULL, lease_until = NULL
-             WHERE name = ANY($1) AND lease_owner = $2",
-            &[&sources, &owner],
-        )
-        .await
-        .map_err(|e| self.inner.err(e))?;
+        self.retrying("release leases", move || async move {
+            let c = self.conn().await?;
+            // In name order, as everywhere source rows are written (see `record_fetches`).
+            c.execute(
+                "UPDATE sources t SET lease_owner = NULL, lease_until = NULL
+             FROM (SELECT name FROM sources WHERE name = ANY($1) AND lease_owner = $2
+                   ORDER BY name COLLATE \"C\" FOR UPDATE) l
+             WHERE t.name = l.name",
+                &[&sources, &owner],
+            )
+            .await
+            .map_err(|e| self.inner.err(e))
+        })
+        .await?;
         Ok(())
     }
 
     async fn renew(&self, owner: &str, until: DateTime<Utc>) -> Result<(), StoreError> {
-        let c = self.conn().await?;
-        c.execute(
-            "UPDATE sources SET lease_until = $2 WHERE lease_owner = $1",
-            &[&owner, &ms(until)],
-        )
-        .await
-        .map_err(|e| self.inner.err(e))?;
+        self.retrying("renew leases", move || async move {
+            let c = self.conn().await?;
+            // Renewals run on a timer while the same run records and releases sources, so they
+            // lock rows in name order too. A row whose lease ended meanwhile is left alone.
+            c.execute(
+                "UPDATE sources t SET lease_until = $2
+             FROM (SELECT name FROM sources WHERE lease_owner = $1
+                   ORDER BY name COLLATE \"C\" FOR UPDATE) l
+             WHERE t.name = l.name",
+                &[&owner, &ms(until)],
+            )
+            .await
+            .map_err(|e| self.inner.err(e))
+        })
+        .await?;
         Ok(())
     }
 
@@ -839,5 +919,82 @@ impl Store for PostgresStore {
             .await
             .map_err(|e| self.inner.err(e))?;
         Ok(PublishLock { _client: client })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A store on the test server (`FEEDLOOM_TEST_POSTGRES`) that is never migrated: the
+    /// tests here only run statements that write nothing.
+    async fn unmigrated() -> Option<PostgresStore> {
+        let Ok(url) = std::env::var("FEEDLOOM_TEST_POSTGRES") else {
+            assert!(
+                std::env::var_os("FEEDLOOM_REQUIRE_POSTGRES").is_none(),
+                "FEEDLOOM_REQUIRE_POSTGRES is set but FEEDLOOM_TEST_POSTGRES is not"
+            );
+            eprintln!("skipped (set FEEDLOOM_TEST_POSTGRES to a server URL)");
+            return None;
+        };
+        Some(PostgresStore {
+            inner: Arc::new(Inner {
+                url: redact(&url),
+                config: Config::from_str(&url).unwrap(),
+                idle: Mutex::new(Vec::new()),
+                slots: Arc::new(Semaphore::new(1)),
+            }),
+        })
+    }
+
+    /// Fails with the server's own error of this SQLSTATE the first `fails` calls.
+    async fn attempt(
+        store: &PostgresStore,
+        calls: &AtomicU32,
+        fails: u32,
+        code: &str,
+    ) -> Result<u32, StoreError> {
+        let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if n <= fails {
+            let c = store.conn().await?;
+            c.batch_execute(&format!(
+                "DO $$ BEGIN RAISE EXCEPTION 'attempt {n}' USING ERRCODE = '{code}'; END $$"
+            ))
+            .await
+            .map_err(|e| store.inner.err(e))?;
+        }
+        Ok(n)
+    }
+
+    #[tokio::test]
+    async fn transactions_the_server_aborted_run_again_and_others_do_not() {
+        let Some(store) = unmigrated().await else {
+            return;
+        };
+        let store = &store;
+        // deadlock_detected, then serialization_failure: run again until it succeeds.
+        for code in ["40P01", "40001"] {
+            let calls = &AtomicU32::new(0);
+            let got = store
+                .retrying("test", move || attempt(store, calls, 2, code))
+                .await;
+            assert_eq!(got.unwrap(), 3, "{code}");
+        }
+        // Any other error (unique_violation here) is the caller's at once.
+        let calls = &AtomicU32::new(0);
+        let got = store
+            .retrying("test", move || attempt(store, calls, 1, "23505"))
+            .await;
+        assert!(matches!(got, Err(StoreError::Postgres { .. })), "{got:?}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // A deadlock every time: given up after RETRIES more tries, with the server's error.
+        let calls = &AtomicU32::new(0);
+        let got = store
+            .retrying("test", move || attempt(store, calls, u32::MAX, "40P01"))
+            .await;
+        let err = got.unwrap_err();
+        assert!(aborted(&err), "{err}");
+        assert_eq!(calls.load(Ordering::SeqCst), RETRIES + 1);
     }
 }

@@ -97,6 +97,7 @@ conformance!(
     generation_counts_changes_to_items_only,
     upsert_keeps_items_said_unchanged_listed_unread_and_unwritten,
     upsert_with_unchanged_items_not_stored_writes_nothing,
+    an_owners_renewals_records_and_releases_at_once_never_deadlock,
 );
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -227,6 +228,48 @@ async fn recorded_fetches_settle_their_sources_and_release_gives_back_several(b:
     // "a" and "b" were fetched since the run read their (absent) states: settled; "c" is
     // free again.
     assert_eq!(two.claim_due(&req).await.unwrap(), claimed(&["c"], &[]));
+}
+
+/// A run renews its leases on a timer while a task records finished fetches and releases
+/// them: the three write the same source rows at once, so each must lock them in one order.
+/// (Before it did, PostgreSQL found a deadlock here within a few rounds.)
+async fn an_owners_renewals_records_and_releases_at_once_never_deadlock(b: &Backend) {
+    let store = b.open().await;
+    // Names whose text order differs from the order they are written in.
+    let cands: Vec<Candidate> = (0..1_500)
+        .map(|n| cand(&format!("s{}", (n * 7_919) % 1_500), Some("h1")))
+        .collect();
+    let mut names: Vec<String> = cands.iter().map(|c| c.name.clone()).collect();
+    let mut req = claim("one", &cands, Utc::now(), cands.len());
+    req.per_host = cands.len();
+    for round in 0..8 {
+        let got = store.claim_due(&req).await.unwrap();
+        assert_eq!(got.claimed.len(), cands.len(), "round {round}");
+        let fetches: Vec<(String, SourceState)> = cands
+            .iter()
+            .rev()
+            .map(|c| {
+                let st = SourceState {
+                    url: c.url.clone(),
+                    ..SourceState::default()
+                };
+                (c.name.clone(), st)
+            })
+            .collect();
+        let until = Utc::now() + Duration::seconds(60);
+        let (recorded, renewed, released) = tokio::join!(
+            store.record_fetches(&fetches),
+            store.renew("one", until),
+            store.release(&names, "one"),
+        );
+        recorded.unwrap();
+        renewed.unwrap();
+        released.unwrap();
+        // Whatever the order they ran in, the leases end released.
+        store.release(&names, "one").await.unwrap();
+        names.reverse();
+        req.now = Utc::now();
+    }
 }
 
 async fn upsert_counts_new_updated_unchanged(b: &Backend) {
