@@ -232,26 +232,43 @@ fn word_hashes(item: &Item, cache: &mut StemCache) -> Vec<u64> {
     out
 }
 
-/// MinHash of the word 3-shingles of `words` with the first `sig.len()` hash functions.
-fn minhash(words: &[u64], sig: &mut [u16]) {
-    let mut min = [u32::MAX; HASHES];
-    let min = &mut min[..sig.len()];
-    let mut add = |shingle: u64| {
-        let x = splitmix(shingle);
-        for (v, (a, b)) in min.iter_mut().zip(PARAMS.iter()) {
-            let h = (a.wrapping_mul(x).wrapping_add(*b) >> 32) as u32;
-            *v = (*v).min(h);
-        }
-    };
+/// The hashes of the word 3-shingles of `words` (of all of them as one when they are fewer).
+fn shingle_hashes(words: &[u64]) -> Vec<u64> {
     if words.len() < SHINGLE {
-        add(words.iter().fold(0, |acc, w| acc.rotate_left(21) ^ w));
+        vec![splitmix(
+            words.iter().fold(0, |acc, w| acc.rotate_left(21) ^ w),
+        )]
     } else {
-        for w in words.windows(SHINGLE) {
-            add(w[0] ^ w[1].rotate_left(21) ^ w[2].rotate_left(42));
-        }
+        words
+            .windows(SHINGLE)
+            .map(|w| splitmix(w[0] ^ w[1].rotate_left(21) ^ w[2].rotate_left(42)))
+            .collect()
     }
-    for (v, m) in sig.iter_mut().zip(min.iter()) {
-        *v = *m as u16;
+}
+
+/// MinHash of the hashed shingles `xs` with the first `sig.len()` hash functions (a multiple
+/// of four).
+///
+/// Four functions at a time over all the shingles: four independent chains of scalar
+/// multiplies. The compiler's build of all the functions for each shingle in turn ran two
+/// 64-bit lanes of SSE2, with emulated multiplies and minima: 1.7x the time (best of 5 on
+/// 2,000 items of 300 words, 79 -> 47 ms). The values are the same.
+fn minhash(xs: &[u64], sig: &mut [u16]) {
+    const _: () = assert!(HASHES.is_multiple_of(4) && HEAD_HASHES.is_multiple_of(4));
+    for (params, out) in PARAMS[..sig.len()]
+        .chunks_exact(4)
+        .zip(sig.chunks_exact_mut(4))
+    {
+        // Each minimum below 2^32: the high half of a 64-bit value.
+        let mut min = [u64::MAX; 4];
+        for x in xs {
+            for (m, (a, b)) in min.iter_mut().zip(params) {
+                *m = (*m).min(a.wrapping_mul(*x).wrapping_add(*b) >> 32);
+            }
+        }
+        for (v, m) in out.iter_mut().zip(min) {
+            *v = m as u16;
+        }
     }
 }
 
@@ -286,13 +303,24 @@ fn signature_with(item: &Item, cache: &mut StemCache) -> Option<Signature> {
     if words.is_empty() {
         return None;
     }
+    Some(sign_words(&words))
+}
+
+/// The signature of an item whose words hash to `words` (at least one).
+fn sign_words(words: &[u64]) -> Signature {
     let mut sig = Signature {
         full: [0; HASHES],
         head: [0; HEAD_HASHES],
     };
-    minhash(&words, &mut sig.full);
-    minhash(&words[..words.len().min(HEAD_WORDS)], &mut sig.head);
-    Some(sig)
+    let xs = shingle_hashes(words);
+    minhash(&xs, &mut sig.full);
+    // The head's shingles are the first of the whole text's: those of its first
+    // `HEAD_WORDS` words (or, under three words, the one they all make).
+    minhash(
+        &xs[..xs.len().min(HEAD_WORDS - (SHINGLE - 1))],
+        &mut sig.head,
+    );
+    sig
 }
 
 /// Whether two items are the same story at `threshold` (what [`assign`] decides for a pair
@@ -675,6 +703,55 @@ impl Candidates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A signature's values are what the formula gives, worked out one at a time: each the
+    /// low 16 bits of the least, over the shingles of the whole text (or of its first
+    /// `HEAD_WORDS` words), of the high half of `a * x + b`. Stored signatures are compared
+    /// with new ones, so a faster build of it must give the same.
+    #[test]
+    fn signatures_give_the_formulas_values() {
+        let reference = |words: &[u64], n: usize| -> Vec<u16> {
+            let shingles: Vec<u64> = if words.len() < SHINGLE {
+                vec![words.iter().fold(0, |acc, w| acc.rotate_left(21) ^ w)]
+            } else {
+                words
+                    .windows(SHINGLE)
+                    .map(|w| w[0] ^ w[1].rotate_left(21) ^ w[2].rotate_left(42))
+                    .collect()
+            };
+            PARAMS[..n]
+                .iter()
+                .map(|(a, b)| {
+                    let least = shingles
+                        .iter()
+                        .map(|s| {
+                            let x = u128::from(splitmix(*s));
+                            ((u128::from(*a) * x + u128::from(*b)) >> 32) as u32
+                        })
+                        .min()
+                        .unwrap();
+                    least as u16
+                })
+                .collect()
+        };
+        let mut z = 7u64;
+        for len in [1, 2, 3, 4, 17, 39, 40, 41, 42, 600] {
+            let words: Vec<u64> = (0..len)
+                .map(|_| {
+                    z = splitmix(z);
+                    z
+                })
+                .collect();
+            let sig = sign_words(&words);
+            assert_eq!(sig.full.to_vec(), reference(&words, HASHES), "{len} words");
+            let first = &words[..len.min(HEAD_WORDS)];
+            assert_eq!(
+                sig.head.to_vec(),
+                reference(first, HEAD_HASHES),
+                "{len} words"
+            );
+        }
+    }
 
     fn item(id: &str, title: &str, body: &str) -> Item {
         Item {
