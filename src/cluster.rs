@@ -96,20 +96,20 @@ impl Signature {
     /// The stored form read back (this one, or the earlier one of 32-bit values); `None` when
     /// it is neither (then it is computed again).
     pub fn from_bytes(b: &[u8]) -> Option<Signature> {
-        let width = match b.len() {
-            STORED => 2,
-            STORED_32 => 4,
-            _ => return None,
-        };
-        let mut v = b
-            .chunks_exact(width)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]));
-        let mut full = [0u16; HASHES];
-        let mut head = [0u16; HEAD_HASHES];
-        for x in full.iter_mut().chain(head.iter_mut()) {
-            *x = v.next()?;
+        // The width a constant, so reading the 16-bit form is a copy (an update reads every
+        // old member's signature: 578,000 at N = 10,000).
+        fn read<const WIDTH: usize>(b: &[u8]) -> Signature {
+            let value = |n: usize| u16::from_le_bytes([b[n * WIDTH], b[n * WIDTH + 1]]);
+            Signature {
+                full: std::array::from_fn(value),
+                head: std::array::from_fn(|n| value(HASHES + n)),
+            }
         }
-        Some(Signature { full, head })
+        match b.len() {
+            STORED => Some(read::<2>(b)),
+            STORED_32 => Some(read::<4>(b)),
+            _ => None,
+        }
     }
 
     /// Estimated Jaccard similarity of the two items' shingle sets, 0 to 1.

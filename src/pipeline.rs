@@ -942,6 +942,7 @@ async fn cluster_all<S: Store>(
     let began = Instant::now();
     // Every item's key, read once; the signatures only of the items in the window.
     let mut rows = ctx.store.cluster_rows().await?;
+    let rows_ms = began.elapsed().as_millis() as u64;
     // Newest first, as items are listed: where several clustered items match, the order
     // decides which one a new item meets first. A member's place in this order is its position.
     // The store gives them oldest first, then by key: reversed, with each date's run put back
@@ -987,6 +988,7 @@ async fn cluster_all<S: Store>(
     // could compare a new one with (read again, then). Where new members are many against the
     // old ones (a first run), their table would outweigh the old signatures: then every old
     // member is kept, and read once.
+    let new_ms = began.elapsed().as_millis() as u64 - rows_ms;
     let all_kept = new.len() * CANDIDATES_RATIO > old.len();
     let kept: Vec<usize> = if all_kept {
         old
@@ -1002,6 +1004,7 @@ async fn cluster_all<S: Store>(
         .await?;
         candidates.kept().into_iter().map(|n| n as usize).collect()
     };
+    let probe_ms = began.elapsed().as_millis() as u64 - rows_ms - new_ms;
     let mut old_sigs: HashMap<usize, cluster::Signature> = HashMap::with_capacity(kept.len());
     signed += signatures_of(ctx, &rows, &kept, all_kept, |n, sig| {
         if let Some(sig) = sig {
@@ -1042,6 +1045,9 @@ async fn cluster_all<S: Store>(
         signed,
         keyed = keys.len(),
         read_ms,
+        rows_ms,
+        new_ms,
+        probe_ms,
         assign_ms = started.elapsed().as_millis() as u64,
         "clustered"
     );
