@@ -142,6 +142,8 @@ fn from_ts(t: i64) -> DateTime<Utc> {
 /// the outcome is known (`Some(why)`: the commit of its group failed).
 type Call = Box<dyn FnOnce(&mut Connection, &str) -> Reply + Send>;
 type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
+/// What a call does once its writes are committed: with the lease book, the call's result.
+type AfterCommit<T> = Box<dyn FnOnce(&Mutex<Leases>) -> Result<T, StoreError> + Send>;
 
 /// The thread that owns the connection and runs the calls on it in order. Calls queued
 /// behind one another run in one transaction (a group commit, at most [`GROUP`] calls):
@@ -205,9 +207,22 @@ fn run_calls(mut conn: Connection, path: &str, queue: &std::sync::mpsc::Receiver
         {
             calls.push(next);
         }
-        let grouped = calls.len() > 1 && conn.execute_batch("BEGIN").is_ok();
-        let mut replies = Vec::with_capacity(calls.len());
+        let failure =
+            |e: &str| format!("database {path}: the commit of a group of writes failed: {e}");
+        let mut grouped = calls.len() > 1 && conn.execute_batch("BEGIN").is_ok();
+        let mut replies: Vec<Reply> = Vec::with_capacity(calls.len());
         for call in calls {
+            if grouped && conn.is_autocommit() {
+                // A call's error rolled the group's transaction back (SQLite does on a full
+                // disk or an I/O error): nothing of the calls so far is stored, and they hear
+                // so. The rest go on in a transaction of their own (outside one, each would
+                // commit alone and hear of a failure all the same).
+                let why = failure("the transaction was rolled back");
+                for reply in replies.drain(..) {
+                    answer(reply, Some(&why));
+                }
+                grouped = conn.execute_batch("BEGIN").is_ok();
+            }
             // A panicking call drops its reply's sender, which its caller hears of; any
             // savepoint it held rolled back as it unwound.
             if let Ok(reply) =
@@ -217,8 +232,6 @@ fn run_calls(mut conn: Connection, path: &str, queue: &std::sync::mpsc::Receiver
             }
         }
         let failed = if grouped {
-            // A call's error can have rolled the whole transaction back already (SQLite does
-            // on a full disk or an I/O error): then nothing of the group is stored.
             let done = if conn.is_autocommit() {
                 Err("the transaction was rolled back".to_string())
             } else {
@@ -228,18 +241,22 @@ fn run_calls(mut conn: Connection, path: &str, queue: &std::sync::mpsc::Receiver
                 Ok(()) => None,
                 Err(e) => {
                     let _ = conn.execute_batch("ROLLBACK");
-                    Some(format!(
-                        "database {path}: the commit of a group of writes failed: {e}"
-                    ))
+                    Some(failure(&e))
                 }
             }
         } else {
             None
         };
         for reply in replies {
-            reply(failed.as_deref());
+            answer(reply, failed.as_deref());
         }
     }
+}
+
+/// Runs a call's reply, which does what the call does once committed (such as noting states
+/// in the lease book): a panic there fails that call alone, as one in the call does.
+fn answer(reply: Reply, failed: Option<&str>) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reply(failed)));
 }
 
 impl SqliteStore {
@@ -292,13 +309,31 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection, &str) -> Result<T, StoreError> + Send + 'static,
     {
+        self.with_book(move |c, path| {
+            let out = f(c, path)?;
+            Ok(Box::new(move |_: &Mutex<Leases>| Ok(out)) as AfterCommit<T>)
+        })
+        .await
+    }
+
+    /// [`SqliteStore::with`] for a call that changes the lease book: `f` gives what to do to
+    /// the book, which is done once the call's writes are committed (in a group, after the
+    /// group's commit; never when it fails). Reads in a group see the writes of the calls
+    /// before them, committed or not: the book must not learn of them before they are.
+    async fn with_book<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &str) -> Result<AfterCommit<T>, StoreError> + Send + 'static,
+    {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let leases = self.leases.clone();
         self.conn.send(Box::new(move |c, path| {
             let out = f(c, path);
             Box::new(move |failed: Option<&str>| {
                 let out = match (out, failed) {
                     (Ok(_), Some(why)) => Err(StoreError::Task(why.to_string())),
-                    (out, _) => out,
+                    (Ok(then), None) => then(&leases),
+                    (Err(e), _) => Err(e),
                 };
                 // The caller may have gone (its future dropped): nothing to tell then.
                 let _ = tx.send(out);
@@ -341,8 +376,7 @@ impl SqliteStore {
 
     /// Stores sources' states (name, JSON, what a claim checks of it) in one transaction.
     async fn write_states(&self, rows: Vec<(String, String, Stored)>) -> Result<(), StoreError> {
-        let leases = self.leases.clone();
-        self.with(move |c, path| {
+        self.with_book(move |c, path| {
             let e = |source| sql(path, source);
             let tx = c.savepoint().map_err(e)?;
             {
@@ -357,14 +391,15 @@ impl SqliteStore {
                 }
             }
             tx.commit().map_err(e)?;
-            // Noted on the connection's thread, so in the order of the writes and reads. In a
-            // group, before the group commits: should that commit fail, the book is ahead of the
-            // file, and the run fails with the error.
-            let mut book = lock_leases(&leases);
-            for (name, _, stored) in rows {
-                book.stored.insert(name, stored);
-            }
-            Ok(())
+            // Noted on the connection's thread after the commit, so in the order of the writes
+            // and reads, and only once they are stored.
+            Ok(Box::new(move |leases: &Mutex<Leases>| {
+                let mut book = lock_leases(leases);
+                for (name, _, stored) in rows {
+                    book.stored.insert(name, stored);
+                }
+                Ok(())
+            }) as AfterCommit<()>)
         })
         .await
     }
@@ -552,20 +587,20 @@ impl Store for SqliteStore {
     type PublishGuard = ();
     async fn source_state(&self, source: &str) -> Result<Option<SourceState>, StoreError> {
         let source = source.to_string();
-        let leases = self.leases.clone();
-        self.with(move |c, path| {
+        self.with_book(move |c, path| {
             let state = read_state(c, path, &source)?;
-            if let Some(st) = &state {
-                lock_leases(&leases).stored.insert(source, Stored::from(st));
-            }
-            Ok(state)
+            Ok(Box::new(move |leases: &Mutex<Leases>| {
+                if let Some(st) = &state {
+                    lock_leases(leases).stored.insert(source, Stored::from(st));
+                }
+                Ok(state)
+            }) as AfterCommit<_>)
         })
         .await
     }
 
     async fn source_states(&self) -> Result<HashMap<String, SourceState>, StoreError> {
-        let leases = self.leases.clone();
-        self.with(move |c, path| {
+        self.with_book(move |c, path| {
             let mut stmt = c
                 .prepare_cached("SELECT name, state FROM sources")
                 .map_err(|e| sql(path, e))?;
@@ -577,14 +612,17 @@ impl Store for SqliteStore {
                 let state = serde_json::from_str(&json).map_err(|e| corrupt(path, e))?;
                 out.insert(name, state);
             }
-            // Read while the connection is held: no write comes between.
-            let mut book = lock_leases(&leases);
-            book.stored = out
-                .iter()
-                .map(|(n, st)| (n.clone(), Stored::from(st)))
-                .collect();
-            book.complete = true;
-            Ok(out)
+            // Noted before any write after the read: the calls after it in a group note
+            // theirs after it.
+            Ok(Box::new(move |leases: &Mutex<Leases>| {
+                let mut book = lock_leases(leases);
+                book.stored = out
+                    .iter()
+                    .map(|(n, st)| (n.clone(), Stored::from(st)))
+                    .collect();
+                book.complete = true;
+                Ok(out)
+            }) as AfterCommit<_>)
         })
         .await
     }
@@ -1075,18 +1113,35 @@ impl Store for SqliteStore {
         }
         let claim = claim.clone();
         let leases = self.leases.clone();
-        self.with(move |c, path| {
-            let mut book = lock_leases(&leases);
-            for cand in &claim.candidates {
-                if !book.stored.contains_key(&cand.name)
-                    && !book.held.contains_key(&cand.name)
-                    && !book.complete
-                    && let Some(st) = read_state(c, path, &cand.name)?
-                {
-                    book.stored.insert(cand.name.clone(), Stored::from(&st));
+        self.with_book(move |c, path| {
+            // The states the book lacks are read here and noted, and the claim decided, once
+            // the group is committed: a claim in a group whose commit fails leases nothing.
+            let wanted: Vec<String> = {
+                let book = lock_leases(&leases);
+                claim
+                    .candidates
+                    .iter()
+                    .filter(|cand| {
+                        !book.complete
+                            && !book.stored.contains_key(&cand.name)
+                            && !book.held.contains_key(&cand.name)
+                    })
+                    .map(|cand| cand.name.clone())
+                    .collect()
+            };
+            let mut read = Vec::new();
+            for name in wanted {
+                if let Some(st) = read_state(c, path, &name)? {
+                    read.push((name, Stored::from(&st)));
                 }
             }
-            Ok(book.claim(&claim))
+            Ok(Box::new(move |leases: &Mutex<Leases>| {
+                let mut book = lock_leases(leases);
+                for (name, stored) in read {
+                    book.stored.entry(name).or_insert(stored);
+                }
+                Ok(book.claim(&claim))
+            }) as AfterCommit<_>)
         })
         .await
     }
@@ -1275,6 +1330,97 @@ mod tests {
     use std::collections::BTreeSet;
 
     /// An item titled "item {id}".
+    /// Holds the connection (a call waiting on a channel) until `go` is sent, so the calls
+    /// made meanwhile queue behind it and run as one group. (Waits for it on this thread: for
+    /// a runtime with worker threads.)
+    async fn hold(
+        store: &SqliteStore,
+    ) -> (tokio::task::JoinHandle<()>, std::sync::mpsc::Sender<()>) {
+        let (started, wait) = std::sync::mpsc::channel();
+        let (go, held) = std::sync::mpsc::channel::<()>();
+        let store = store.clone();
+        let slow = tokio::spawn(async move {
+            store
+                .with(move |_, _| {
+                    started.send(()).unwrap();
+                    held.recv().unwrap();
+                    Ok(())
+                })
+                .await
+                .unwrap()
+        });
+        wait.recv().unwrap();
+        (slow, go)
+    }
+
+    /// A group whose transaction a call rolls back: the calls before it hear that nothing of
+    /// theirs is stored and the lease book does not learn of their writes; the calls after
+    /// it go on in a transaction of their own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_rolled_back_notes_nothing_and_the_calls_after_it_go_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("feedloom.db")).unwrap();
+        let now = Utc::now();
+        let record = |name: &str| {
+            let store = store.clone();
+            let state = SourceState {
+                url: format!("https://h/{name}.xml"),
+                last_fetch_at: Some(now),
+                ..SourceState::default()
+            };
+            let name = name.to_string();
+            tokio::spawn(async move { store.record_fetches(&[(name, state)]).await })
+        };
+        let rollback = || {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .with(|c, path| c.execute_batch("ROLLBACK").map_err(|e| sql(path, e)))
+                    .await
+            })
+        };
+        let pause = || tokio::time::sleep(std::time::Duration::from_millis(100));
+        let (slow, go) = hold(&store).await;
+        // Queued in this order: a write, the call that rolls the group back, another write.
+        let before = record("a");
+        pause().await;
+        let rolled = rollback();
+        pause().await;
+        let after = record("b");
+        pause().await;
+        go.send(()).unwrap();
+        slow.await.unwrap();
+        let before = before.await.unwrap();
+        assert!(
+            matches!(&before, Err(StoreError::Task(m)) if m.contains("rolled back")),
+            "{before:?}"
+        );
+        assert!(rolled.await.unwrap().is_err());
+        after.await.unwrap().unwrap();
+        assert_eq!(store.source_state("a").await.unwrap(), None);
+        assert!(store.source_state("b").await.unwrap().is_some());
+        // "a" was not noted as fetched: a claim that read no state for it takes it. ("b"
+        // was fetched since: it is left.)
+        let cand = |name: &str| crate::store::Candidate {
+            name: name.into(),
+            host: None,
+            url: format!("https://h/{name}.xml"),
+            seen: None,
+        };
+        let claim = Claim {
+            owner: "o".into(),
+            candidates: vec![cand("a"), cand("b")],
+            now,
+            lease: chrono::Duration::seconds(60),
+            max: 10,
+            per_host: 10,
+        };
+        assert_eq!(
+            store.claim_due(&claim).await.unwrap().claimed,
+            vec!["a".to_string()]
+        );
+    }
+
     fn titled(id: &str, link: Option<String>, published: Option<DateTime<Utc>>) -> Item {
         Item {
             id: id.into(),
@@ -1301,22 +1447,8 @@ mod tests {
         let path = dir.path().join("feedloom.db");
         let store = SqliteStore::open(&path).unwrap();
         let now = Utc::now();
-        let (started, wait) = std::sync::mpsc::channel();
-        let (go, hold) = std::sync::mpsc::channel::<()>();
         // Holds the connection until the others are queued behind it.
-        let slow = {
-            let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .with(move |_, _| {
-                        started.send(()).unwrap();
-                        hold.recv().unwrap();
-                        Ok(())
-                    })
-                    .await
-            })
-        };
-        wait.recv().unwrap();
+        let (slow, go) = hold(&store).await;
         let mut calls = Vec::new();
         for n in 0..6 {
             let store = store.clone();
@@ -1348,7 +1480,7 @@ mod tests {
         // Let the calls reach the queue, then free the connection.
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         go.send(()).unwrap();
-        slow.await.unwrap().unwrap();
+        slow.await.unwrap();
         let mut outcomes = Vec::new();
         for call in calls {
             outcomes.push(call.await.unwrap().map(|c| c.new));
