@@ -1329,7 +1329,6 @@ mod tests {
     use crate::store::SourceNames;
     use std::collections::BTreeSet;
 
-    /// An item titled "item {id}".
     /// Holds the connection (a call waiting on a channel) until `go` is sent, so the calls
     /// made meanwhile queue behind it and run as one group. (Waits for it on this thread: for
     /// a runtime with worker threads.)
@@ -1421,6 +1420,7 @@ mod tests {
         );
     }
 
+    /// An item titled "item {id}".
     fn titled(id: &str, link: Option<String>, published: Option<DateTime<Utc>>) -> Item {
         Item {
             id: id.into(),
