@@ -164,21 +164,26 @@ impl PostgresStore {
     /// Connects, and migrates the schema (one instance at a time, under an advisory lock).
     /// At most `connections` connections are open at once (plus one while publishing).
     pub async fn open(url: &str, connections: usize) -> Result<PostgresStore, StoreError> {
+        let store = PostgresStore::unmigrated(url, connections)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The store, its connections made when first asked for, its schema not looked at.
+    fn unmigrated(url: &str, connections: usize) -> Result<PostgresStore, StoreError> {
         let shown = redact(url);
         let config = Config::from_str(url).map_err(|source| StoreError::Postgres {
             url: shown.clone(),
             source,
         })?;
-        let store = PostgresStore {
+        Ok(PostgresStore {
             inner: Arc::new(Inner {
                 url: shown,
                 config,
                 idle: Mutex::new(Vec::new()),
                 slots: Arc::new(Semaphore::new(connections.max(1))),
             }),
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
     }
 
     async fn conn(&self) -> Result<Conn, StoreError> {
@@ -929,7 +934,7 @@ mod tests {
 
     /// A store on the test server (`FEEDLOOM_TEST_POSTGRES`) that is never migrated: the
     /// tests here only run statements that write nothing.
-    async fn unmigrated() -> Option<PostgresStore> {
+    fn on_test_server() -> Option<PostgresStore> {
         let Ok(url) = std::env::var("FEEDLOOM_TEST_POSTGRES") else {
             assert!(
                 std::env::var_os("FEEDLOOM_REQUIRE_POSTGRES").is_none(),
@@ -938,14 +943,7 @@ mod tests {
             eprintln!("skipped (set FEEDLOOM_TEST_POSTGRES to a server URL)");
             return None;
         };
-        Some(PostgresStore {
-            inner: Arc::new(Inner {
-                url: redact(&url),
-                config: Config::from_str(&url).unwrap(),
-                idle: Mutex::new(Vec::new()),
-                slots: Arc::new(Semaphore::new(1)),
-            }),
-        })
+        Some(PostgresStore::unmigrated(&url, 1).unwrap())
     }
 
     /// Fails with the server's own error of this SQLSTATE the first `fails` calls.
@@ -969,7 +967,7 @@ mod tests {
 
     #[tokio::test]
     async fn transactions_the_server_aborted_run_again_and_others_do_not() {
-        let Some(store) = unmigrated().await else {
+        let Some(store) = on_test_server() else {
             return;
         };
         let store = &store;
