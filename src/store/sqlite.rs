@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0005_cluster_keys.sql"),
     include_str!("migrations/sqlite/0006_drop_items_by_date.sql"),
     include_str!("migrations/sqlite/0007_heads_by_source.sql"),
+    include_str!("migrations/sqlite/0008_source_fetches.sql"),
 ];
 
 #[derive(Clone)]
@@ -375,19 +376,32 @@ impl SqliteStore {
     }
 
     /// Stores sources' states (name, JSON, what a claim checks of it) in one transaction.
-    async fn write_states(&self, rows: Vec<(String, String, Stored)>) -> Result<(), StoreError> {
+    async fn write_states(&self, rows: Vec<(String, StateRow, Stored)>) -> Result<(), StoreError> {
         self.with_book(move |c, path| {
             let e = |source| sql(path, source);
             let tx = c.savepoint().map_err(e)?;
             {
+                // The state only where it changed: a fetch answered 304 leaves it as it was.
                 let mut put = tx
                     .prepare_cached(
                         "INSERT INTO sources (name, state) VALUES (?1, ?2)
-                         ON CONFLICT (name) DO UPDATE SET state = excluded.state",
+                         ON CONFLICT (name) DO UPDATE SET state = excluded.state
+                         WHERE state IS NOT excluded.state",
                     )
                     .map_err(e)?;
-                for (name, json, _) in &rows {
-                    put.execute(params![name, json]).map_err(e)?;
+                let mut fetched = tx
+                    .prepare_cached(
+                        "INSERT INTO source_fetches (name, fetched_at, succeeded_at, status)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (name) DO UPDATE SET fetched_at = excluded.fetched_at,
+                             succeeded_at = excluded.succeeded_at, status = excluded.status",
+                    )
+                    .map_err(e)?;
+                for (name, row, _) in &rows {
+                    put.execute(params![name, row.json]).map_err(e)?;
+                    fetched
+                        .execute(params![name, row.fetched_at, row.succeeded_at, row.status])
+                        .map_err(e)?;
                 }
             }
             tx.commit().map_err(e)?;
@@ -567,14 +581,69 @@ fn in_date_order<T>(
     }
 }
 
+/// A source's state as stored: the JSON of all but what every fetch changes, which is in
+/// `source_fetches` (schema version 8) unless the JSON holds it.
+struct StateRow {
+    json: String,
+    fetched_at: Option<i64>,
+    succeeded_at: Option<i64>,
+    status: Option<u16>,
+}
+
+/// The columns of [`StateRow`] read with a source's name (`sources` joined with its fetch row).
+const STATE_ROWS: &str = "SELECT s.name, s.state, f.fetched_at, f.succeeded_at, f.status
+     FROM sources s LEFT JOIN source_fetches f ON f.name = s.name";
+
+impl StateRow {
+    /// The row of a source's state, split: the fetch times that fit in nanoseconds go to
+    /// `source_fetches` and out of the JSON.
+    fn of(state: &SourceState) -> Result<StateRow, serde_json::Error> {
+        let nanos = |t: Option<DateTime<Utc>>| t.and_then(|t| t.timestamp_nanos_opt());
+        let (fetched_at, succeeded_at) = (nanos(state.last_fetch_at), nanos(state.last_success_at));
+        let mut rest = state.clone();
+        if fetched_at.is_some() {
+            rest.last_fetch_at = None;
+        }
+        if succeeded_at.is_some() {
+            rest.last_success_at = None;
+        }
+        rest.last_status = None;
+        Ok(StateRow {
+            json: serde_json::to_string(&rest)?,
+            fetched_at,
+            succeeded_at,
+            status: state.last_status,
+        })
+    }
+
+    /// Reads the columns after the name of a [`STATE_ROWS`] row.
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<StateRow> {
+        Ok(StateRow {
+            json: r.get(1)?,
+            fetched_at: r.get(2)?,
+            succeeded_at: r.get(3)?,
+            status: r.get(4)?,
+        })
+    }
+
+    /// The state again: the JSON's, with the fetch times it does not hold.
+    fn state(&self, path: &str) -> Result<SourceState, StoreError> {
+        let mut st: SourceState = serde_json::from_str(&self.json).map_err(|e| corrupt(path, e))?;
+        let time = |n: Option<i64>| n.map(DateTime::from_timestamp_nanos);
+        st.last_fetch_at = st.last_fetch_at.or(time(self.fetched_at));
+        st.last_success_at = st.last_success_at.or(time(self.succeeded_at));
+        st.last_status = st.last_status.or(self.status);
+        Ok(st)
+    }
+}
+
 /// The stored state of `source`, if any.
 fn read_state(c: &Connection, path: &str, source: &str) -> Result<Option<SourceState>, StoreError> {
-    let json: Option<String> = c
-        .prepare_cached("SELECT state FROM sources WHERE name = ?1")
-        .and_then(|mut st| st.query_row([source], |r| r.get(0)).optional())
+    let row = c
+        .prepare_cached(&format!("{STATE_ROWS} WHERE s.name = ?1"))
+        .and_then(|mut st| st.query_row([source], StateRow::read).optional())
         .map_err(|e| sql(path, e))?;
-    json.map(|j| serde_json::from_str(&j).map_err(|e| corrupt(path, e)))
-        .transpose()
+    row.map(|r| r.state(path)).transpose()
 }
 
 fn lock_leases(leases: &Mutex<Leases>) -> std::sync::MutexGuard<'_, Leases> {
@@ -601,15 +670,12 @@ impl Store for SqliteStore {
 
     async fn source_states(&self) -> Result<HashMap<String, SourceState>, StoreError> {
         self.with_book(move |c, path| {
-            let mut stmt = c
-                .prepare_cached("SELECT name, state FROM sources")
-                .map_err(|e| sql(path, e))?;
+            let mut stmt = c.prepare_cached(STATE_ROWS).map_err(|e| sql(path, e))?;
             let mut rows = stmt.query([]).map_err(|e| sql(path, e))?;
             let mut out = HashMap::new();
             while let Some(r) = rows.next().map_err(|e| sql(path, e))? {
                 let name: String = r.get(0).map_err(|e| sql(path, e))?;
-                let json: String = r.get(1).map_err(|e| sql(path, e))?;
-                let state = serde_json::from_str(&json).map_err(|e| corrupt(path, e))?;
+                let state = StateRow::read(r).map_err(|e| sql(path, e))?.state(path)?;
                 out.insert(name, state);
             }
             // Noted before any write after the read: the calls after it in a group note
@@ -635,13 +701,7 @@ impl Store for SqliteStore {
     async fn record_fetches(&self, fetches: &[(String, SourceState)]) -> Result<(), StoreError> {
         let rows = fetches
             .iter()
-            .map(|(name, state)| {
-                Ok((
-                    name.clone(),
-                    serde_json::to_string(state)?,
-                    Stored::from(state),
-                ))
-            })
+            .map(|(name, state)| Ok((name.clone(), StateRow::of(state)?, Stored::from(state))))
             .collect::<Result<Vec<_>, serde_json::Error>>()
             .map_err(|e| corrupt(&self.path, e))?;
         self.write_states(rows).await
@@ -1515,6 +1575,95 @@ mod tests {
         drop(store);
         // The last handle waited for the connection to close: the WAL is folded back.
         assert!(!dir.path().join("feedloom.db-wal").exists());
+    }
+
+    /// What every fetch changes is written apart from the rest of a source's state (version
+    /// 8): a fetch that changes only that leaves the state's row as it was, and the state reads
+    /// back whole. A state written before version 8 reads as it was; a time that does not fit
+    /// in nanoseconds stays in the JSON.
+    #[tokio::test]
+    async fn a_fetch_changing_only_its_times_leaves_the_state_row_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("feedloom.db");
+        let at = |s: &str| Some(s.parse::<DateTime<Utc>>().unwrap());
+        let old = SourceState {
+            url: "https://example.org/feed".into(),
+            last_fetch_at: at("2026-11-01T10:00:00.123456789Z"),
+            last_success_at: at("2026-10-31T10:00:00Z"),
+            last_status: Some(200),
+            error_count: 1,
+            ..SourceState::default()
+        };
+        {
+            let c = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..7] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 7).unwrap();
+            c.execute(
+                "INSERT INTO sources (name, state) VALUES ('a', ?1)",
+                [serde_json::to_string(&old).unwrap()],
+            )
+            .unwrap();
+            // Counts the rewrites of state rows.
+            c.execute_batch(
+                "INSERT INTO meta (key, value) VALUES ('test_rewrites', 0);
+                 CREATE TRIGGER count_rewrites AFTER UPDATE ON sources BEGIN
+                     UPDATE meta SET value = value + 1 WHERE key = 'test_rewrites';
+                 END;",
+            )
+            .unwrap();
+        }
+        let rewrites = || {
+            Connection::open(&path)
+                .unwrap()
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'test_rewrites'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap()
+        };
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.source_state("a").await.unwrap(), Some(old.clone()));
+        let record = |st: &SourceState| {
+            let store = store.clone();
+            let st = st.clone();
+            async move { store.record_fetch("a", &st).await.unwrap() }
+        };
+        // The first write moves the times out of the JSON: a rewrite.
+        let mut st = SourceState {
+            last_fetch_at: at("2026-11-02T10:00:00Z"),
+            last_success_at: at("2026-11-02T10:00:00Z"),
+            last_status: Some(304),
+            error_count: 0,
+            ..old.clone()
+        };
+        record(&st).await;
+        assert_eq!(rewrites(), 1);
+        assert_eq!(store.source_state("a").await.unwrap(), Some(st.clone()));
+        // Fetches changing only their times and status: no rewrite.
+        for n in 3..6 {
+            st.last_fetch_at = at(&format!("2026-11-0{n}T10:00:00.5Z"));
+            st.last_success_at = st.last_fetch_at;
+            st.last_status = Some(200 + n);
+            record(&st).await;
+        }
+        assert_eq!(rewrites(), 1);
+        assert_eq!(store.source_state("a").await.unwrap(), Some(st.clone()));
+        // Anything else changing: a rewrite.
+        st.error_count = 2;
+        st.last_success_at = None;
+        record(&st).await;
+        assert_eq!(rewrites(), 2);
+        // A time beyond what nanoseconds hold is kept in the JSON.
+        st.last_fetch_at = at("2400-01-01T00:00:00Z");
+        record(&st).await;
+        assert_eq!(rewrites(), 3);
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        let all = store.source_states().await.unwrap();
+        assert_eq!(all.get("a"), Some(&st));
     }
 
     /// A database written by schema 3 gets its items' links on opening (version 4), and its
