@@ -874,7 +874,7 @@ async fn source_infos<S: Store>(
 ) -> Result<(HashMap<String, SourceInfo>, Option<DateTime<Utc>>), StoreError> {
     let mut out = HashMap::new();
     let mut newest = None;
-    let mut states = ctx.store.source_states().await?;
+    let mut states = ctx.store.source_feeds().await?;
     for s in &ctx.config.sources {
         let state = states.remove(&s.name);
         newest = newest.max(state.as_ref().and_then(|st| st.last_fetch_at));

@@ -115,6 +115,16 @@ pub struct SourceState {
     pub normalized: Option<Reuse>,
 }
 
+/// What publishing reads of a source's stored state: its feed's facts and when it was last
+/// fetched ([`Store::source_feeds`]), read without the rest (validators, the last document's
+/// item hashes, pages).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct SourceFeed {
+    pub last_fetch_at: Option<DateTime<Utc>>,
+    pub feed: Option<FeedMeta>,
+}
+
 /// The article page of one item of a `fulltext` source.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -396,6 +406,12 @@ pub trait Store: Send + Sync {
         &self,
     ) -> impl Future<Output = Result<HashMap<String, SourceState>, StoreError>> + Send;
 
+    /// [`Store::source_states`], only what publishing reads of each (a run that changed nothing
+    /// reads them to learn that it has nothing to publish).
+    fn source_feeds(
+        &self,
+    ) -> impl Future<Output = Result<HashMap<String, SourceFeed>, StoreError>> + Send;
+
     fn record_fetch(
         &self,
         source: &str,
@@ -614,6 +630,10 @@ impl Store for AnyStore {
 
     async fn source_states(&self) -> Result<HashMap<String, SourceState>, StoreError> {
         dispatch!(self, s => s.source_states().await)
+    }
+
+    async fn source_feeds(&self) -> Result<HashMap<String, SourceFeed>, StoreError> {
+        dispatch!(self, s => s.source_feeds().await)
     }
 
     async fn record_fetch(&self, source: &str, state: &SourceState) -> Result<(), StoreError> {

@@ -31,7 +31,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP};
 use super::{
     Candidate, Claim, Claimed, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemKeys,
-    ItemQuery, SourceNames, SourceState, Store, StoreError, StoredItem, UpsertCounts,
+    ItemQuery, SourceFeed, SourceNames, SourceState, Store, StoreError, StoredItem, UpsertCounts,
 };
 use crate::model::Item;
 use crate::select;
@@ -150,6 +150,27 @@ impl Inner {
 }
 
 impl PostgresStore {
+    /// Every stored source state by source name, read as `T` (the whole state, or a part).
+    async fn states_as<T: serde::de::DeserializeOwned>(
+        &self,
+    ) -> Result<HashMap<String, T>, StoreError> {
+        let c = self.conn().await?;
+        let rows = c
+            .query(
+                "SELECT name, state FROM sources WHERE state IS NOT NULL",
+                &[],
+            )
+            .await
+            .map_err(|e| self.inner.err(e))?;
+        rows.iter()
+            .map(|r| {
+                let json: &str = r.get(1);
+                let state = serde_json::from_str(json).map_err(|e| self.inner.corrupt(e))?;
+                Ok((r.get(0), state))
+            })
+            .collect()
+    }
+
     /// A row of `source, first_seen, sort_date, data`.
     fn stored_item(&self, r: &tokio_postgres::Row) -> Result<StoredItem, StoreError> {
         let data: &str = r.get(3);
@@ -330,21 +351,11 @@ impl Store for PostgresStore {
     }
 
     async fn source_states(&self) -> Result<HashMap<String, SourceState>, StoreError> {
-        let c = self.conn().await?;
-        let rows = c
-            .query(
-                "SELECT name, state FROM sources WHERE state IS NOT NULL",
-                &[],
-            )
-            .await
-            .map_err(|e| self.inner.err(e))?;
-        rows.iter()
-            .map(|r| {
-                let json: &str = r.get(1);
-                let state = serde_json::from_str(json).map_err(|e| self.inner.corrupt(e))?;
-                Ok((r.get(0), state))
-            })
-            .collect()
+        self.states_as().await
+    }
+
+    async fn source_feeds(&self) -> Result<HashMap<String, SourceFeed>, StoreError> {
+        self.states_as().await
     }
 
     async fn record_fetch(&self, source: &str, state: &SourceState) -> Result<(), StoreError> {

@@ -20,7 +20,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP};
 use super::{
     Claim, Claimed, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemKeys, ItemQuery,
-    SourceState, Store, StoreError, StoredItem, UpsertCounts,
+    SourceFeed, SourceState, Store, StoreError, StoredItem, UpsertCounts,
 };
 use crate::model::Item;
 use crate::select;
@@ -626,15 +626,38 @@ impl StateRow {
         })
     }
 
+    /// When the source was last fetched, if the JSON does not hold it.
+    fn fetched_at(&self) -> Option<DateTime<Utc>> {
+        self.fetched_at.map(DateTime::from_timestamp_nanos)
+    }
+
     /// The state again: the JSON's, with the fetch times it does not hold.
     fn state(&self, path: &str) -> Result<SourceState, StoreError> {
         let mut st: SourceState = serde_json::from_str(&self.json).map_err(|e| corrupt(path, e))?;
-        let time = |n: Option<i64>| n.map(DateTime::from_timestamp_nanos);
-        st.last_fetch_at = st.last_fetch_at.or(time(self.fetched_at));
-        st.last_success_at = st.last_success_at.or(time(self.succeeded_at));
+        st.last_fetch_at = st.last_fetch_at.or(self.fetched_at());
+        st.last_success_at = st
+            .last_success_at
+            .or(self.succeeded_at.map(DateTime::from_timestamp_nanos));
         st.last_status = st.last_status.or(self.status);
         Ok(st)
     }
+}
+
+/// Every source's [`StateRow`], read as `each` makes of it, by source name.
+fn state_rows<T>(
+    c: &Connection,
+    path: &str,
+    mut each: impl FnMut(StateRow) -> Result<T, StoreError>,
+) -> Result<HashMap<String, T>, StoreError> {
+    let mut stmt = c.prepare_cached(STATE_ROWS).map_err(|e| sql(path, e))?;
+    let mut rows = stmt.query([]).map_err(|e| sql(path, e))?;
+    let mut out = HashMap::new();
+    while let Some(r) = rows.next().map_err(|e| sql(path, e))? {
+        let name: String = r.get(0).map_err(|e| sql(path, e))?;
+        let row = StateRow::read(r).map_err(|e| sql(path, e))?;
+        out.insert(name, each(row)?);
+    }
+    Ok(out)
 }
 
 /// The stored state of `source`, if any.
@@ -670,14 +693,7 @@ impl Store for SqliteStore {
 
     async fn source_states(&self) -> Result<HashMap<String, SourceState>, StoreError> {
         self.with_book(move |c, path| {
-            let mut stmt = c.prepare_cached(STATE_ROWS).map_err(|e| sql(path, e))?;
-            let mut rows = stmt.query([]).map_err(|e| sql(path, e))?;
-            let mut out = HashMap::new();
-            while let Some(r) = rows.next().map_err(|e| sql(path, e))? {
-                let name: String = r.get(0).map_err(|e| sql(path, e))?;
-                let state = StateRow::read(r).map_err(|e| sql(path, e))?.state(path)?;
-                out.insert(name, state);
-            }
+            let out = state_rows(c, path, |row| row.state(path))?;
             // Noted before any write after the read: the calls after it in a group note
             // theirs after it.
             Ok(Box::new(move |leases: &Mutex<Leases>| {
@@ -689,6 +705,19 @@ impl Store for SqliteStore {
                 book.complete = true;
                 Ok(out)
             }) as AfterCommit<_>)
+        })
+        .await
+    }
+
+    /// Not noted in the lease book, which notes whole states.
+    async fn source_feeds(&self) -> Result<HashMap<String, SourceFeed>, StoreError> {
+        self.with(move |c, path| {
+            state_rows(c, path, |row| {
+                let mut feed: SourceFeed =
+                    serde_json::from_str(&row.json).map_err(|e| corrupt(path, e))?;
+                feed.last_fetch_at = feed.last_fetch_at.or(row.fetched_at());
+                Ok(feed)
+            })
         })
         .await
     }
@@ -1592,6 +1621,17 @@ mod tests {
             last_success_at: at("2026-10-31T10:00:00Z"),
             last_status: Some(200),
             error_count: 1,
+            feed: Some(crate::model::FeedMeta {
+                title: Some("A".into()),
+                link: None,
+                language: Some("en".into()),
+                id: None,
+                format: crate::model::SourceFormat::Rss2,
+                encoding: "utf-8".into(),
+                encoding_from: "xml-declaration".into(),
+                updated: None,
+                ttl_minutes: None,
+            }),
             ..SourceState::default()
         };
         {
@@ -1651,6 +1691,8 @@ mod tests {
         }
         assert_eq!(rewrites(), 1);
         assert_eq!(store.source_state("a").await.unwrap(), Some(st.clone()));
+        let feeds = store.source_feeds().await.unwrap();
+        assert_eq!(feeds["a"].last_fetch_at, st.last_fetch_at);
         // Anything else changing: a rewrite.
         st.error_count = 2;
         st.last_success_at = None;
@@ -1664,6 +1706,12 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         let all = store.source_states().await.unwrap();
         assert_eq!(all.get("a"), Some(&st));
+        let feeds = store.source_feeds().await.unwrap();
+        let want = SourceFeed {
+            last_fetch_at: st.last_fetch_at,
+            feed: st.feed.clone(),
+        };
+        assert_eq!(feeds.get("a"), Some(&want));
     }
 
     /// A database written by schema 3 gets its items' links on opening (version 4), and its
