@@ -375,7 +375,7 @@ impl SqliteStore {
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
-    /// Stores sources' states (name, JSON, what a claim checks of it) in one transaction.
+    /// Stores sources' states (name, its row, what a claim checks of it) in one transaction.
     async fn write_states(&self, rows: Vec<(String, StateRow, Stored)>) -> Result<(), StoreError> {
         self.with_book(move |c, path| {
             let e = |source| sql(path, source);
