@@ -631,13 +631,16 @@ impl StateRow {
         self.fetched_at.map(DateTime::from_timestamp_nanos)
     }
 
+    /// When the source was last fetched successfully, if the JSON does not hold it.
+    fn succeeded_at(&self) -> Option<DateTime<Utc>> {
+        self.succeeded_at.map(DateTime::from_timestamp_nanos)
+    }
+
     /// The state again: the JSON's, with the fetch times it does not hold.
     fn state(&self, path: &str) -> Result<SourceState, StoreError> {
         let mut st: SourceState = serde_json::from_str(&self.json).map_err(|e| corrupt(path, e))?;
         st.last_fetch_at = st.last_fetch_at.or(self.fetched_at());
-        st.last_success_at = st
-            .last_success_at
-            .or(self.succeeded_at.map(DateTime::from_timestamp_nanos));
+        st.last_success_at = st.last_success_at.or(self.succeeded_at());
         st.last_status = st.last_status.or(self.status);
         Ok(st)
     }
