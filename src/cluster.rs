@@ -389,10 +389,11 @@ struct Grouper {
 }
 
 impl Grouper {
-    fn new() -> Grouper {
+    /// A grouper of up to `keys` keys at once (more make it grow).
+    fn new(keys: usize) -> Grouper {
         Grouper {
             counts: vec![0; (1 << 16) + 1],
-            sorted: Vec::new(),
+            sorted: Vec::with_capacity(keys),
         }
     }
 
@@ -478,10 +479,18 @@ pub fn assign(
     });
     order.extend(fresh);
 
-    // Candidate pairs of positions, later first, each once.
-    let mut pairs: Vec<u64> = Vec::new();
-    let mut keys: Vec<u64> = Vec::with_capacity(n);
-    let mut grouper = Grouper::new();
+    // Candidate pairs of positions, later first, each once. Members sharing many bands give
+    // the same pairs in each: the pairs are compacted whenever a band leaves more than
+    // `compact_at`, twice what the last compaction left (at least 2n), so sorting stays linear
+    // overall and what is written stays near the distinct pairs (which are about n at a first
+    // run). A band, or the exact keys (two a member at most), add at most `BUCKET_CAP` pairs per
+    // value: room for that is reserved before each, which at first is never outgrown (a
+    // buffer grown by doubling leaves its earlier ones resident under jemalloc until they
+    // decay, at the peak of a first run). Room not written to is address space, not memory.
+    let mut compact_at = 2 * n + 1024;
+    let mut pairs: Vec<u64> = Vec::with_capacity(compact_at + BUCKET_CAP * 2 * n);
+    let mut keys: Vec<u64> = Vec::with_capacity(2 * n);
+    let mut grouper = Grouper::new(2 * n);
     let compact = |pairs: &mut Vec<u64>| {
         pairs.sort_unstable();
         pairs.dedup();
@@ -489,11 +498,13 @@ pub fn assign(
     // Band values by band, then position, [`BAND_GROUP`] bands at a time: one pass over the
     // signatures per group (they are large and in no useful order), then each band read in
     // order. All 64 bands at once were a quarter of a first run's peak memory.
-    let signed: Vec<(u32, &Signature)> = order
-        .iter()
-        .enumerate()
-        .filter_map(|(pos, m)| Some((pos as u32, members[*m].signature?)))
-        .collect();
+    let mut signed: Vec<(u32, &Signature)> = Vec::with_capacity(n);
+    signed.extend(
+        order
+            .iter()
+            .enumerate()
+            .filter_map(|(pos, m)| Some((pos as u32, members[*m].signature?))),
+    );
     let mut values = vec![0u32; BAND_GROUP * signed.len()];
     for group in (0..BANDS).step_by(BAND_GROUP) {
         for (i, (_, sig)) in signed.iter().enumerate() {
@@ -508,10 +519,11 @@ pub fn assign(
                     .zip(&signed)
                     .map(|(v, (pos, _))| u64::from(*v) << 32 | u64::from(*pos)),
             );
+            pairs.reserve(BUCKET_CAP * keys.len());
             grouper.pair_runs(&keys, &mut pairs);
-            // Members sharing many bands give the same pairs in each: keep memory bounded.
-            if pairs.len() > 8 * n + 1024 {
+            if pairs.len() > compact_at {
                 compact(&mut pairs);
+                compact_at = compact_at.max(2 * pairs.len());
             }
         }
     }
@@ -523,6 +535,7 @@ pub fn assign(
             keys.push((exact_key(*k) & HIGH) | pos as u64);
         }
     }
+    pairs.reserve(BUCKET_CAP * keys.len());
     grouper.pair_runs(&keys, &mut pairs);
     compact(&mut pairs);
 
