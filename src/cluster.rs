@@ -455,90 +455,213 @@ fn pair_sorted(keys: &[u64], pairs: &mut Vec<u64>) {
 /// own key). Members with a key come first, then new ones by arrival, date and key, the order
 /// of keys being `cmp_keys` (of two members' places in `members`).
 ///
-/// Banding is done by sorting, band by band (a counting sort), so memory is touched in order: the members
-/// sharing a band value (or an exact key) form a run, and each is paired with the
+/// Banding is done by sorting, band by band (a counting sort), so memory is touched in order:
+/// the members sharing a band value (or an exact key) form a run, and each is paired with the
 /// [`BUCKET_CAP`] members before it in its run; a value hundreds of unrelated members share
 /// (boilerplate, a flood) adds no more than that per member, so cost stays linear.
+///
+/// The same in steps, for members whose signatures are not all held at once: [`order`],
+/// [`Banding`] fed [`BandValues`], then [`assign_pairs`].
 pub fn assign(
     members: &[Member<'_>],
     threshold: f64,
     window: Duration,
     cmp_keys: impl Fn(usize, usize) -> std::cmp::Ordering,
 ) -> Vec<u32> {
+    let order = order(members, cmp_keys);
+    let mut banding = Banding::new(members.len());
+    // [`BAND_GROUP`] bands at a time: one pass over the signatures per group (they are large
+    // and in no useful order), then each band read in order. All 64 bands at once were a
+    // quarter of a first run's peak memory.
+    for group in (0..BANDS).step_by(BAND_GROUP) {
+        let mut values = BandValues::new(group..group + BAND_GROUP, members.len());
+        for (pos, m) in order.iter().enumerate() {
+            if let Some(sig) = members[*m].signature {
+                values.add(pos, sig);
+            }
+        }
+        banding.add(&values);
+    }
+    let pairs = banding.finish(members, &order);
+    assign_pairs(
+        members,
+        &order,
+        &pairs,
+        |m| members[m].signature,
+        threshold,
+        window,
+    )
+}
+
+/// The order [`assign`] takes `members` in, as their places: those with a key first, in their
+/// order, then new ones by arrival, date and key (`cmp_keys`, of two places). A member's
+/// position is its place in this order.
+pub fn order(
+    members: &[Member<'_>],
+    cmp_keys: impl Fn(usize, usize) -> std::cmp::Ordering,
+) -> Vec<usize> {
     let n = members.len();
     assert!(n < NONE as usize, "fewer than 2^32 members");
-    let mut order: Vec<usize> = (0..n).filter(|m| members[*m].keyed).collect();
+    let mut order: Vec<usize> = Vec::with_capacity(n);
+    order.extend((0..n).filter(|m| members[*m].keyed));
     let old = order.len();
-    let mut fresh: Vec<usize> = (0..n).filter(|m| !members[*m].keyed).collect();
-    fresh.sort_by(|a, b| {
+    order.extend((0..n).filter(|m| !members[*m].keyed));
+    order[old..].sort_by(|a, b| {
         let (x, y) = (&members[*a], &members[*b]);
         x.arrival
             .cmp(&y.arrival)
             .then(x.date.cmp(&y.date))
             .then_with(|| cmp_keys(*a, *b))
     });
-    order.extend(fresh);
+    order
+}
 
-    // Candidate pairs of positions, later first, each once. Members sharing many bands give
-    // the same pairs in each: the pairs are compacted whenever a band leaves more than
-    // `compact_at`, twice what the last compaction left (at least 2n), so sorting stays linear
-    // overall and what is written stays near the distinct pairs (which are about n at a first
-    // run). A band, or the exact keys (two a member at most), add at most `BUCKET_CAP` pairs per
-    // value: room for that is reserved before each, which at first is never outgrown (a
-    // buffer grown by doubling leaves its earlier ones resident under jemalloc until they
-    // decay, at the peak of a first run). Room not written to is address space, not memory.
-    let mut compact_at = 2 * n + 1024;
-    let mut pairs: Vec<u64> = Vec::with_capacity(compact_at + BUCKET_CAP * 2 * n);
-    let mut keys: Vec<u64> = Vec::with_capacity(2 * n);
-    let mut grouper = Grouper::new(2 * n);
-    let compact = |pairs: &mut Vec<u64>| {
-        pairs.sort_unstable();
-        pairs.dedup();
-    };
-    // Band values by band, then position, [`BAND_GROUP`] bands at a time: one pass over the
-    // signatures per group (they are large and in no useful order), then each band read in
-    // order. All 64 bands at once were a quarter of a first run's peak memory.
-    let mut signed: Vec<(u32, &Signature)> = Vec::with_capacity(n);
-    signed.extend(
-        order
-            .iter()
-            .enumerate()
-            .filter_map(|(pos, m)| Some((pos as u32, members[*m].signature?))),
-    );
-    let mut values = vec![0u32; BAND_GROUP * signed.len()];
-    for group in (0..BANDS).step_by(BAND_GROUP) {
-        for (i, (_, sig)) in signed.iter().enumerate() {
-            for g in 0..BAND_GROUP {
-                values[g * signed.len() + i] = (band_key(sig, group + g) >> 32) as u32;
-            }
+/// The values of some of the bands of the members' signatures, by band, then position.
+pub struct BandValues {
+    bands: std::ops::Range<usize>,
+    n: usize,
+    values: Vec<u32>,
+    /// Whether the member at a position has a signature (the others are in no band).
+    signed: Vec<bool>,
+}
+
+impl BandValues {
+    /// Room for bands `bands` of `n` members' signatures (4 bytes a band and member).
+    pub fn new(bands: std::ops::Range<usize>, n: usize) -> BandValues {
+        assert!(bands.end <= BANDS, "a signature has {BANDS} bands");
+        BandValues {
+            values: vec![0; bands.len() * n],
+            bands,
+            n,
+            signed: vec![false; n],
         }
-        for band in values.chunks_exact(signed.len().max(1)) {
-            keys.clear();
-            keys.extend(
+    }
+
+    /// The bands of a signature cut in `parts` equal ranges (`parts` divides their count).
+    pub fn parts(parts: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+        assert!(
+            parts > 0 && BANDS.is_multiple_of(parts),
+            "parts divide {BANDS}"
+        );
+        (0..BANDS)
+            .step_by(BANDS / parts)
+            .map(move |b| b..b + BANDS / parts)
+    }
+
+    /// Adds the signature of the member at `pos`.
+    pub fn add(&mut self, pos: usize, sig: &Signature) {
+        self.signed[pos] = true;
+        for (g, b) in self.bands.clone().enumerate() {
+            self.values[g * self.n + pos] = (band_key(sig, b) >> 32) as u32;
+        }
+    }
+}
+
+/// Candidate pairs of positions (later first, each once), found band by band
+/// ([`Banding::add`]) and then by exact keys ([`Banding::finish`]).
+pub struct Banding {
+    n: usize,
+    pairs: Vec<u64>,
+    keys: Vec<u64>,
+    grouper: Grouper,
+    compact_at: usize,
+}
+
+/// What [`Banding`] found: candidate pairs of positions, (later << 32 | earlier), sorted.
+pub struct Pairs(Vec<u64>);
+
+impl Pairs {
+    /// Whether the member at each position is in a pair.
+    pub fn paired(&self, n: usize) -> Vec<bool> {
+        let mut paired = vec![false; n];
+        for p in &self.0 {
+            paired[(p >> 32) as usize] = true;
+            paired[(p & !HIGH) as usize] = true;
+        }
+        paired
+    }
+}
+
+impl Banding {
+    /// Banding of `n` members.
+    pub fn new(n: usize) -> Banding {
+        // Members sharing many bands give the same pairs in each: the pairs are compacted
+        // whenever a band leaves more than `compact_at`, twice what the last compaction left
+        // (at least 2n), so sorting stays linear overall and what is written stays near the
+        // distinct pairs (which are about n at a first run). A band, or the exact keys (two a
+        // member at most), add at most `BUCKET_CAP` pairs per value: room for that is reserved
+        // before each, which at first is never outgrown (a buffer grown by doubling leaves its
+        // earlier ones resident under jemalloc until they decay, at the peak of a first run).
+        // Room not written to is address space, not memory.
+        let compact_at = 2 * n + 1024;
+        Banding {
+            n,
+            pairs: Vec::with_capacity(compact_at + BUCKET_CAP * 2 * n),
+            keys: Vec::with_capacity(2 * n),
+            grouper: Grouper::new(2 * n),
+            compact_at,
+        }
+    }
+
+    /// Pairs the members by the bands `values` holds.
+    pub fn add(&mut self, values: &BandValues) {
+        assert_eq!(values.n, self.n, "values of as many members");
+        if self.n == 0 {
+            return;
+        }
+        for band in values.values.chunks_exact(self.n) {
+            self.keys.clear();
+            self.keys.extend(
                 band.iter()
-                    .zip(&signed)
-                    .map(|(v, (pos, _))| u64::from(*v) << 32 | u64::from(*pos)),
+                    .zip(&values.signed)
+                    .enumerate()
+                    .filter(|(_, (_, signed))| **signed)
+                    .map(|(pos, (v, _))| u64::from(*v) << 32 | pos as u64),
             );
-            pairs.reserve(BUCKET_CAP * keys.len());
-            grouper.pair_runs(&keys, &mut pairs);
-            if pairs.len() > compact_at {
-                compact(&mut pairs);
-                compact_at = compact_at.max(2 * pairs.len());
+            self.pairs.reserve(BUCKET_CAP * self.keys.len());
+            self.grouper.pair_runs(&self.keys, &mut self.pairs);
+            if self.pairs.len() > self.compact_at {
+                compact(&mut self.pairs);
+                self.compact_at = self.compact_at.max(2 * self.pairs.len());
             }
         }
     }
-    drop(values);
-    drop(signed);
-    keys.clear();
-    for (pos, m) in order.iter().enumerate() {
-        for k in members[*m].exact.iter().flatten() {
-            keys.push((exact_key(*k) & HIGH) | pos as u64);
-        }
-    }
-    pairs.reserve(BUCKET_CAP * keys.len());
-    grouper.pair_runs(&keys, &mut pairs);
-    compact(&mut pairs);
 
+    /// Pairs the members by their exact keys, and gives back every pair found. `members` in
+    /// `order`, as given to [`order`].
+    pub fn finish(mut self, members: &[Member<'_>], order: &[usize]) -> Pairs {
+        self.keys.clear();
+        for (pos, m) in order.iter().enumerate() {
+            for k in members[*m].exact.iter().flatten() {
+                self.keys.push((exact_key(*k) & HIGH) | pos as u64);
+            }
+        }
+        self.pairs.reserve(BUCKET_CAP * self.keys.len());
+        self.grouper.pair_runs(&self.keys, &mut self.pairs);
+        compact(&mut self.pairs);
+        Pairs(self.pairs)
+    }
+}
+
+fn compact(pairs: &mut Vec<u64>) {
+    pairs.sort_unstable();
+    pairs.dedup();
+}
+
+/// [`assign`]'s last step: compares each new member with the members it is paired with
+/// (`pairs`, by position in `order`) and gives it its cluster. `signature` gives the signature
+/// of a member (by place in `members`); it is asked only of members in a pair.
+pub fn assign_pairs<'s>(
+    members: &[Member<'_>],
+    order: &[usize],
+    pairs: &Pairs,
+    signature: impl Fn(usize) -> Option<&'s Signature>,
+    threshold: f64,
+    window: Duration,
+) -> Vec<u32> {
+    let n = members.len();
+    let pairs = &pairs.0;
+    let old = order.iter().take_while(|m| members[**m].keyed).count();
     // By position: the member (its place in `members`) whose key names the cluster.
     let mut cluster_of = vec![NONE; n];
     for (pos, m) in order.iter().enumerate().take(old) {
@@ -566,7 +689,7 @@ pub fn assign(
             } else if (other.date - me.date).abs() > window {
                 None
             } else {
-                match (me.signature, other.signature) {
+                match (signature(order[pos]), signature(order[c])) {
                     (Some(a), Some(b)) => a.matches(b, threshold),
                     _ => None,
                 }
@@ -909,54 +1032,86 @@ mod tests {
         assert_eq!(got, ["a", "a", "a"]);
     }
 
+    /// Members drawn at random for a round: their keys (`k0`, `k1`, ...), signatures, the key
+    /// each old one was given (a new one has none), and the members without their signatures.
+    /// A tiny alphabet makes every band value common (floods) and random pairs alike.
+    #[allow(clippy::type_complexity)]
+    fn random_members(
+        next: &mut impl FnMut(u64) -> u64,
+        round: usize,
+    ) -> (
+        Vec<String>,
+        Vec<Option<Signature>>,
+        Vec<Option<usize>>,
+        Vec<Member<'static>>,
+    ) {
+        let t = |h: u64| DateTime::from_timestamp(1_750_000_000 + h as i64 * 3600, 0).unwrap();
+        let n = 20 + next(300) as usize;
+        let alphabet = [2, 3, 5, 40][round % 4];
+        let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+        let sigs: Vec<Option<Signature>> = (0..n)
+            .map(|_| {
+                (next(12) != 0).then(|| {
+                    let mut s = Signature {
+                        full: [0; HASHES],
+                        head: [0; HEAD_HASHES],
+                    };
+                    for v in s.full.iter_mut().chain(s.head.iter_mut()) {
+                        *v = next(alphabet) as u16;
+                    }
+                    s
+                })
+            })
+            .collect();
+        let olds: Vec<Option<usize>> = (0..n)
+            .map(|_| (next(2) == 0).then(|| next(n as u64) as usize))
+            .collect();
+        let bare: Vec<Member<'static>> = (0..n)
+            .map(|i| Member {
+                source: next(6) as u32,
+                date: t(next(200)),
+                arrival: t(next(50)),
+                signature: None,
+                exact: [
+                    (next(4) == 0).then(|| next(30)),
+                    (next(8) == 0).then(|| next(30)),
+                ],
+                keyed: olds[i].is_some(),
+            })
+            .collect();
+        (keys, sigs, olds, bare)
+    }
+
+    /// `bare` with the signatures `sigs` (by place).
+    fn with_signatures<'s>(bare: &[Member<'_>], sigs: &'s [Option<Signature>]) -> Vec<Member<'s>> {
+        bare.iter()
+            .zip(sigs)
+            .map(|(m, s)| Member {
+                signature: s.as_ref(),
+                ..m.clone()
+            })
+            .collect()
+    }
+
+    fn seeded(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |m: u64| {
+            seed = splitmix(seed);
+            seed % m
+        }
+    }
+
     /// `assign` over the old members `Candidates` keeps and the new ones gives the new members
     /// the keys it gives them over all members, also where values are shared by far more than
     /// `BUCKET_CAP` members and many matches tie.
     #[test]
     fn candidates_give_assign_what_all_members_give() {
-        let mut seed = 7u64;
-        let mut next = |m: u64| {
-            seed = splitmix(seed);
-            seed % m
-        };
-        let t = |h: u64| DateTime::from_timestamp(1_750_000_000 + h as i64 * 3600, 0).unwrap();
+        let mut next = seeded(7);
         let w = Duration::hours(72);
         for round in 0..20 {
-            let n = 20 + next(300) as usize;
-            // A tiny alphabet makes every band value common (floods) and random pairs alike.
-            let alphabet = [2, 3, 5, 40][round % 4];
-            let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
-            let sigs: Vec<Option<Signature>> = (0..n)
-                .map(|_| {
-                    (next(12) != 0).then(|| {
-                        let mut s = Signature {
-                            full: [0; HASHES],
-                            head: [0; HEAD_HASHES],
-                        };
-                        for v in s.full.iter_mut().chain(s.head.iter_mut()) {
-                            *v = next(alphabet) as u16;
-                        }
-                        s
-                    })
-                })
-                .collect();
-            let olds: Vec<Option<&str>> = (0..n)
-                .map(|_| (next(2) == 0).then(|| keys[next(n as u64) as usize].as_str()))
-                .collect();
-            let members: Vec<Member<'_>> = (0..n)
-                .map(|i| Member {
-                    source: next(6) as u32,
-                    date: t(next(200)),
-                    arrival: t(next(50)),
-                    signature: sigs[i].as_ref(),
-                    exact: [
-                        (next(4) == 0).then(|| next(30)),
-                        (next(8) == 0).then(|| next(30)),
-                    ],
-                    keyed: olds[i].is_some(),
-                })
-                .collect();
-            let key = |i: usize| olds[i].unwrap_or(&keys[i]);
+            let (keys, sigs, olds, bare) = random_members(&mut next, round);
+            let n = keys.len();
+            let members = with_signatures(&bare, &sigs);
+            let key = |i: usize| olds[i].map_or(&keys[i], |k| &keys[k]).as_str();
             let all: Vec<&str> = assign(&members, 0.2, w, |a, b| keys[a].cmp(&keys[b]))
                 .into_iter()
                 .map(|r| key(r as usize))
@@ -983,6 +1138,45 @@ mod tests {
                 let r = place[got[kept.len() + j] as usize];
                 assert_eq!(key(r), all[*i], "round {round}, member {i}");
             }
+        }
+    }
+
+    /// `assign` in its steps, as a first run takes them: members without signatures ordered,
+    /// band values made in two parts from signatures handed over in another order, and only
+    /// the paired members' signatures there to compare. It gives what `assign` gives.
+    #[test]
+    fn assign_in_steps_gives_what_assign_gives() {
+        let mut next = seeded(11);
+        let w = Duration::hours(72);
+        for round in 0..20 {
+            let (keys, sigs, _, bare) = random_members(&mut next, round);
+            let n = keys.len();
+            let members = with_signatures(&bare, &sigs);
+            let cmp = |a: usize, b: usize| keys[a].cmp(&keys[b]);
+            let want = assign(&members, 0.2, w, cmp);
+            let order = order(&bare, cmp);
+            let mut pos_of = vec![0; n];
+            for (pos, m) in order.iter().enumerate() {
+                pos_of[*m] = pos;
+            }
+            let mut banding = Banding::new(n);
+            for bands in BandValues::parts(2) {
+                let mut values = BandValues::new(bands, n);
+                for m in (0..n).rev() {
+                    if let Some(sig) = &sigs[m] {
+                        values.add(pos_of[m], sig);
+                    }
+                }
+                banding.add(&values);
+            }
+            let pairs = banding.finish(&bare, &order);
+            let paired = pairs.paired(n);
+            let signature = |m: usize| {
+                assert!(paired[pos_of[m]], "round {round}: member {m} is in no pair");
+                sigs[m].as_ref()
+            };
+            let got = assign_pairs(&bare, &order, &pairs, signature, 0.2, w);
+            assert_eq!(got, want, "round {round}");
         }
     }
 }

@@ -974,62 +974,72 @@ async fn cluster_all<S: Store>(
     clusters.take_keys(&mut rows[in_window..]);
     let (old, new): (Vec<usize>, Vec<usize>) =
         (0..in_window).partition(|n| rows[*n].cluster.is_some());
-    // Each member's exact keys, made when asked for: held for the window they were 32 bytes a
-    // row (19 MB at N = 10,000, where the window is every row), and made again cost 20 ms.
-    let exact = |n: usize| cluster::exact_keys_of(rows[n].link_key, &rows[n].id);
-    // The new members' signatures (signed at ingest; whatever is missing is signed now).
-    // By place in `new` (ascending positions).
-    let mut new_sigs: Vec<Option<cluster::Signature>> = vec![None; new.len()];
-    let at = |n: usize| new.binary_search(&n).expect("a new member");
-    let mut signed = signatures_of(ctx, &rows, &new, true, |n, sig| new_sigs[at(n)] = sig).await?;
-    // The old members are only candidates for the new ones: each is read, probed against the
-    // new members' band values and let go, so a run never holds the window's signatures (at
-    // N = 10,000 sources 600,000 of them, 400 MB), only those of the old members `assign`
-    // could compare a new one with (read again, then). Where new members are many against the
-    // old ones (a first run), their table would outweigh the old signatures: then every old
-    // member is kept, and read once.
-    let new_ms = began.elapsed().as_millis() as u64 - rows_ms;
-    let all_kept = new.len() * CANDIDATES_RATIO > old.len();
-    let kept: Vec<usize> = if all_kept {
-        old
-    } else {
-        let mut candidates = cluster::Candidates::new(
-            new.iter()
-                .zip(&new_sigs)
-                .map(|(n, s)| (s.as_ref(), exact(*n))),
-        );
-        signed += signatures_of(ctx, &rows, &old, true, |n, sig| {
-            candidates.offer(n as u32, sig.as_ref(), exact(n));
-        })
-        .await?;
-        candidates.kept().into_iter().map(|n| n as usize).collect()
-    };
-    let probe_ms = began.elapsed().as_millis() as u64 - rows_ms - new_ms;
-    let mut old_sigs: HashMap<usize, cluster::Signature> = HashMap::with_capacity(kept.len());
-    signed += signatures_of(ctx, &rows, &kept, all_kept, |n, sig| {
-        if let Some(sig) = sig {
-            old_sigs.insert(n, sig);
-        }
-    })
-    .await?;
     let threshold = settings.similar_threshold;
-    let read_ms = began.elapsed().as_millis() as u64;
-    let started = Instant::now();
-    let (window_items, compared) = (in_window, kept.len() + new.len());
-    let members = Members {
-        rows,
-        kept,
-        old_sigs,
-        new,
-        new_sigs,
-    };
-    let (assigned, mut rows) = tokio::task::spawn_blocking(move || {
-        let assigned = assign_clusters(&members, threshold, window);
-        // The signatures go here, before the keys are made and saved.
-        (assigned, members.rows)
-    })
-    .await
-    .map_err(|e| StoreError::Task(e.to_string()))?;
+    let window_items = in_window;
+    // Where new members are many against the old ones (a first run), every member in the
+    // window is compared (`Candidates`' table of the new members would outweigh the old
+    // signatures), without holding all their signatures.
+    let (assigned, mut rows, signed, compared, new_ms, probe_ms, read_ms, started) =
+        if new.len() * CANDIDATES_RATIO > old.len() {
+            let (assigned, rows, signed, read_ms, started) =
+                assign_streamed(ctx, rows, in_window, threshold, window).await?;
+            (assigned, rows, signed, in_window, 0, 0, read_ms, started)
+        } else {
+            // Each member's exact keys, made when asked for: held for the window they were 32
+            // bytes a row (19 MB at N = 10,000, where the window is every row), and made again
+            // cost 20 ms.
+            let exact = |n: usize| cluster::exact_keys_of(rows[n].link_key, &rows[n].id);
+            // The new members' signatures (signed at ingest; whatever is missing is signed
+            // now). By place in `new` (ascending positions).
+            let mut new_sigs: Vec<Option<cluster::Signature>> = vec![None; new.len()];
+            let at = |n: usize| new.binary_search(&n).expect("a new member");
+            let mut signed =
+                signatures_of(ctx, &rows, &new, true, |n, sig| new_sigs[at(n)] = sig).await?;
+            // The old members are only candidates for the new ones: each is read, probed
+            // against the new members' band values and let go, so a run never holds the
+            // window's signatures (at N = 10,000 sources 600,000 of them, 400 MB), only those
+            // of the old members `assign` could compare a new one with (read again, then).
+            let new_ms = began.elapsed().as_millis() as u64 - rows_ms;
+            let mut candidates = cluster::Candidates::new(
+                new.iter()
+                    .zip(&new_sigs)
+                    .map(|(n, s)| (s.as_ref(), exact(*n))),
+            );
+            signed += signatures_of(ctx, &rows, &old, true, |n, sig| {
+                candidates.offer(n as u32, sig.as_ref(), exact(n));
+            })
+            .await?;
+            let kept: Vec<usize> = candidates.kept().into_iter().map(|n| n as usize).collect();
+            let probe_ms = began.elapsed().as_millis() as u64 - rows_ms - new_ms;
+            let mut old_sigs: HashMap<usize, cluster::Signature> =
+                HashMap::with_capacity(kept.len());
+            signatures_of(ctx, &rows, &kept, false, |n, sig| {
+                if let Some(sig) = sig {
+                    old_sigs.insert(n, sig);
+                }
+            })
+            .await?;
+            let read_ms = began.elapsed().as_millis() as u64;
+            let started = Instant::now();
+            let compared = kept.len() + new.len();
+            let members = Members {
+                rows,
+                kept,
+                old_sigs,
+                new,
+                new_sigs,
+            };
+            let (assigned, rows) = tokio::task::spawn_blocking(move || {
+                let assigned = assign_clusters(&members, threshold, window);
+                // The signatures go here, before the keys are made and saved.
+                (assigned, members.rows)
+            })
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+            (
+                assigned, rows, signed, compared, new_ms, probe_ms, read_ms, started,
+            )
+        };
     let keys: Vec<ClusterUpdate> = assigned
         .into_iter()
         .map(|(n, root)| ClusterUpdate {
@@ -1293,8 +1303,7 @@ struct Members {
 /// key names its cluster (itself when it starts one).
 fn assign_clusters(m: &Members, threshold: f64, window: chrono::Duration) -> Vec<(usize, usize)> {
     let rows = &m.rows;
-    // In position order (the signatures are borrowed, not gathered: at a first run they are
-    // every item's).
+    // In position order (the signatures are borrowed, not gathered).
     let mut members: Vec<(usize, Option<&cluster::Signature>)> = m
         .kept
         .iter()
@@ -1307,34 +1316,130 @@ fn assign_clusters(m: &Members, threshold: f64, window: chrono::Duration) -> Vec
         )
         .collect();
     members.sort_unstable_by_key(|(n, _)| *n);
-    let mut sources: HashMap<&str, u32, foldhash::fast::RandomState> = HashMap::default();
-    let of: Vec<cluster::Member<'_>> = members
-        .iter()
-        .map(|(n, sig)| {
-            let r = &rows[*n];
-            let next = sources.len() as u32;
-            cluster::Member {
-                source: *sources.entry(&*r.source).or_insert(next),
-                date: r.date,
-                arrival: r.first_seen,
-                signature: *sig,
-                exact: cluster::exact_keys_of(r.link_key, &r.id),
-                keyed: r.cluster.is_some(),
-            }
-        })
-        .collect();
-    drop(sources);
+    let of = members_of(rows, members.iter().copied());
     let row = |i: usize| &rows[members[i].0];
-    let roots = cluster::assign(&of, threshold, window, |a, b| {
-        let (a, b) = (row(a), row(b));
-        publish::cmp_output_ids((&a.source, &a.id), (&b.source, &b.id))
-    });
+    let roots = cluster::assign(&of, threshold, window, |a, b| cmp_rows(row(a), row(b)));
     members
         .iter()
         .zip(roots)
         .filter(|((n, _), _)| rows[*n].cluster.is_none())
         .map(|((n, _), root)| (*n, members[root as usize].0))
         .collect()
+}
+
+/// The [`cluster::Member`]s of the rows at `members` (positions, with their signatures).
+fn members_of<'s>(
+    rows: &[ClusterRow],
+    members: impl ExactSizeIterator<Item = (usize, Option<&'s cluster::Signature>)>,
+) -> Vec<cluster::Member<'s>> {
+    let mut sources: HashMap<&str, u32, foldhash::fast::RandomState> = HashMap::default();
+    members
+        .map(|(n, sig)| {
+            let r = &rows[n];
+            let next = sources.len() as u32;
+            cluster::Member {
+                source: *sources.entry(&*r.source).or_insert(next),
+                date: r.date,
+                arrival: r.first_seen,
+                signature: sig,
+                exact: cluster::exact_keys_of(r.link_key, &r.id),
+                keyed: r.cluster.is_some(),
+            }
+        })
+        .collect()
+}
+
+/// The order of two rows' keys, as clustering breaks ties between new members.
+fn cmp_rows(a: &ClusterRow, b: &ClusterRow) -> std::cmp::Ordering {
+    publish::cmp_output_ids((&a.source, &a.id), (&b.source, &b.id))
+}
+
+/// [`assign_clusters`] over the first `n` rows (the window), every one compared, without
+/// holding all their signatures: at a first run every member is new, and their signatures
+/// were the largest part of the run's peak memory (320 bytes a member, 19 MB at N = 1,000
+/// sources). The band values are made in two passes over the stored signatures, half of the
+/// bands each; then only the members that banding paired with another are read again, to be
+/// compared (about half of them at a first run). The first pass signs the items stored without
+/// a signature and saves what it signs, so the later passes read those too. Returns the new
+/// members' rows and their roots' (as [`assign_clusters`]), the rows, how many items were
+/// signed, the milliseconds until the last read, and when it ended.
+async fn assign_streamed<S: Store>(
+    ctx: &Ctx<S>,
+    rows: Vec<ClusterRow>,
+    n: usize,
+    threshold: f64,
+    window: chrono::Duration,
+) -> Result<(Vec<(usize, usize)>, Vec<ClusterRow>, usize, u64, Instant), StoreError> {
+    let began = Instant::now();
+    let task = |e: tokio::task::JoinError| StoreError::Task(e.to_string());
+    // The members (without signatures) and their order; a member's place is its row.
+    let (rows, of, order) = tokio::task::spawn_blocking(move || {
+        let of = members_of(&rows, (0..n).map(|r| (r, None)));
+        let order = cluster::order(&of, |a, b| cmp_rows(&rows[a], &rows[b]));
+        (rows, of, order)
+    })
+    .await
+    .map_err(task)?;
+    let mut pos_of = vec![0u32; n];
+    for (pos, m) in order.iter().enumerate() {
+        pos_of[*m] = pos as u32;
+    }
+    let members: Vec<usize> = (0..n).collect();
+    let mut banding = cluster::Banding::new(n);
+    let mut signed = 0;
+    for (pass, bands) in cluster::BandValues::parts(2).enumerate() {
+        let mut values = cluster::BandValues::new(bands, n);
+        signed += signatures_of(ctx, &rows, &members, pass == 0, |r, sig| {
+            if let Some(sig) = sig {
+                values.add(pos_of[r] as usize, &sig);
+            }
+        })
+        .await?;
+        banding = tokio::task::spawn_blocking(move || {
+            banding.add(&values);
+            banding
+        })
+        .await
+        .map_err(task)?;
+    }
+    drop(members);
+    let (pairs, of, order) = tokio::task::spawn_blocking(move || {
+        let pairs = banding.finish(&of, &order);
+        (pairs, of, order)
+    })
+    .await
+    .map_err(task)?;
+    // The signatures of the members in a pair, and each member's slot among them.
+    let paired = pairs.paired(n);
+    let wanted: Vec<usize> = (0..n).filter(|r| paired[pos_of[*r] as usize]).collect();
+    drop((paired, pos_of));
+    const NO_SLOT: u32 = u32::MAX;
+    let mut slot = vec![NO_SLOT; n];
+    let mut sigs: Vec<cluster::Signature> = Vec::with_capacity(wanted.len());
+    signatures_of(ctx, &rows, &wanted, false, |r, sig| {
+        if let Some(sig) = sig {
+            slot[r] = sigs.len() as u32;
+            sigs.push(sig);
+        }
+    })
+    .await?;
+    drop(wanted);
+    let read_ms = began.elapsed().as_millis() as u64;
+    let started = Instant::now();
+    let (assigned, rows) = tokio::task::spawn_blocking(move || {
+        let signature = |m: usize| sigs.get(slot[m] as usize);
+        let roots = cluster::assign_pairs(&of, &order, &pairs, signature, threshold, window);
+        let assigned: Vec<(usize, usize)> = roots
+            .into_iter()
+            .enumerate()
+            .filter(|(r, _)| rows[*r].cluster.is_none())
+            .map(|(r, root)| (r, root as usize))
+            .collect();
+        (assigned, rows)
+    })
+    .await
+    .map_err(task)?;
+    Ok((assigned, rows, signed, read_ms, started))
 }
 
 /// The cluster key that the member at row `root` gives its cluster: the key it was given, or,
