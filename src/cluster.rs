@@ -571,14 +571,69 @@ pub struct Banding {
 pub struct Pairs(Vec<u64>);
 
 impl Pairs {
-    /// Whether the member at each position is in a pair.
-    pub fn paired(&self, n: usize) -> Vec<bool> {
-        let mut paired = vec![false; n];
-        for p in &self.0 {
-            paired[(p >> 32) as usize] = true;
-            paired[(p & !HIGH) as usize] = true;
+    /// The pairs as (later, earlier) positions, by later position.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.later_in(0..usize::MAX)
+    }
+
+    /// The pairs whose later position is in `later`, as [`Pairs::iter`] gives them.
+    pub fn later_in(
+        &self,
+        later: std::ops::Range<usize>,
+    ) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let at = |pos: usize| {
+            let pos = pos.min(NONE as usize) as u64;
+            self.0.partition_point(|p| (p >> 32) < pos)
+        };
+        self.0[at(later.start)..at(later.end)]
+            .iter()
+            .map(|p| ((p >> 32) as usize, (p & !HIGH) as usize))
+    }
+
+    /// Whether [`assign_pairs`] asks for the signature of the member at each position: it is
+    /// in a pair that only the signatures decide (a new member and an earlier one of another
+    /// source, within `window` of each other, sharing no exact key). `members` in `order`, as
+    /// given to [`order`].
+    pub fn compared(&self, members: &[Member<'_>], order: &[usize], window: Duration) -> Vec<bool> {
+        let old = order.iter().take_while(|m| members[**m].keyed).count();
+        let mut compared = vec![false; members.len()];
+        for p in &self.0[self.0.partition_point(|p| (p >> 32) < old as u64)..] {
+            let (later, earlier) = ((p >> 32) as usize, (p & !HIGH) as usize);
+            let (me, other) = (&members[order[later]], &members[order[earlier]]);
+            if verdict(me, other, window) == Verdict::Signatures {
+                compared[later] = true;
+                compared[earlier] = true;
+            }
         }
-        paired
+        compared
+    }
+}
+
+/// What comparing a new member with an earlier one takes.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Nothing: they never match (one source, or dated too far apart).
+    Never,
+    /// Nothing: they share an exact key, which scores above any similarity.
+    Exact,
+    /// Their signatures.
+    Signatures,
+}
+
+fn verdict(me: &Member<'_>, other: &Member<'_>, window: Duration) -> Verdict {
+    if other.source == me.source {
+        Verdict::Never
+    } else if me
+        .exact
+        .iter()
+        .flatten()
+        .any(|k| other.exact.iter().flatten().any(|o| o == k))
+    {
+        Verdict::Exact
+    } else if (other.date - me.date).abs() > window {
+        Verdict::Never
+    } else {
+        Verdict::Signatures
     }
 }
 
@@ -650,7 +705,7 @@ fn compact(pairs: &mut Vec<u64>) {
 
 /// [`assign`]'s last step: compares each new member with the members it is paired with
 /// (`pairs`, by position in `order`) and gives it its cluster. `signature` gives the signature
-/// of a member (by place in `members`); it is asked only of members in a pair.
+/// of a member (by place in `members`); it is asked only of members [`Pairs::compared`] names.
 pub fn assign_pairs<'s>(
     members: &[Member<'_>],
     order: &[usize],
@@ -659,57 +714,96 @@ pub fn assign_pairs<'s>(
     threshold: f64,
     window: Duration,
 ) -> Vec<u32> {
-    let n = members.len();
-    let pairs = &pairs.0;
-    let old = order.iter().take_while(|m| members[**m].keyed).count();
-    // By position: the member (its place in `members`) whose key names the cluster.
-    let mut cluster_of = vec![NONE; n];
-    for (pos, m) in order.iter().enumerate().take(old) {
-        cluster_of[pos] = *m as u32;
+    let mut matches = Matches::new(members, order, threshold, window);
+    for (later, earlier) in pairs.iter() {
+        matches.compare(members, order, later, earlier, || {
+            (signature(order[later]), signature(order[earlier]))
+        });
     }
-    let mut next = pairs.partition_point(|p| (p >> 32) < old as u64);
-    for pos in old..n {
-        let me = &members[order[pos]];
-        // (score, earlier position): an exact key scores above any similarity.
-        let mut best: Option<(f64, usize)> = None;
-        while next < pairs.len() && (pairs[next] >> 32) == pos as u64 {
-            let c = (pairs[next] & !HIGH) as usize;
-            next += 1;
-            let other = &members[order[c]];
-            if other.source == me.source {
-                continue;
-            }
-            let exact = me
-                .exact
-                .iter()
-                .flatten()
-                .any(|k| other.exact.iter().flatten().any(|o| o == k));
-            let score = if exact {
-                Some(2.0)
-            } else if (other.date - me.date).abs() > window {
-                None
-            } else {
-                match (signature(order[pos]), signature(order[c])) {
-                    (Some(a), Some(b)) => a.matches(b, threshold),
-                    _ => None,
-                }
-            };
-            if let Some(s) = score
-                && best.is_none_or(|(bs, bc)| s > bs || (s == bs && c < bc))
-            {
-                best = Some((s, c));
-            }
+    matches.clusters(order)
+}
+
+/// The best earlier match of each new member, found pair by pair in any order (the best is the
+/// highest score, then the earliest member: an exact key scores above any similarity), and the
+/// clusters handed down from them ([`Matches::clusters`]). A member's best match depends only
+/// on its pairs, not on the clusters given before it, so the pairs can be compared a block of
+/// signatures at a time.
+pub struct Matches {
+    /// Members with a key (the first positions): they keep it.
+    old: usize,
+    /// By position: the best match's score and position (`NONE`: none yet).
+    best: Vec<(f64, u32)>,
+    threshold: f64,
+    window: Duration,
+}
+
+impl Matches {
+    /// No match yet for `members` in `order` (as given to [`order`]).
+    pub fn new(
+        members: &[Member<'_>],
+        order: &[usize],
+        threshold: f64,
+        window: Duration,
+    ) -> Matches {
+        Matches {
+            old: order.iter().take_while(|m| members[**m].keyed).count(),
+            best: vec![(0.0, NONE); order.len()],
+            threshold,
+            window,
         }
-        cluster_of[pos] = match best {
-            Some((_, c)) => cluster_of[c],
-            None => order[pos] as u32,
+    }
+
+    /// Compares the members at positions `later` and `earlier` (a pair from [`Pairs::iter`]).
+    /// `signatures` gives theirs (later's, earlier's), asked only when they decide.
+    pub fn compare<'s>(
+        &mut self,
+        members: &[Member<'_>],
+        order: &[usize],
+        later: usize,
+        earlier: usize,
+        signatures: impl FnOnce() -> (Option<&'s Signature>, Option<&'s Signature>),
+    ) {
+        if later < self.old {
+            return;
+        }
+        let score = match verdict(
+            &members[order[later]],
+            &members[order[earlier]],
+            self.window,
+        ) {
+            Verdict::Never => None,
+            Verdict::Exact => Some(2.0),
+            Verdict::Signatures => match signatures() {
+                (Some(a), Some(b)) => a.matches(b, self.threshold),
+                _ => None,
+            },
         };
+        let (bs, bc) = &mut self.best[later];
+        if let Some(s) = score
+            && (*bc == NONE || s > *bs || (s == *bs && (earlier as u32) < *bc))
+        {
+            (*bs, *bc) = (s, earlier as u32);
+        }
     }
-    let mut out = vec![NONE; n];
-    for (pos, m) in order.iter().enumerate() {
-        out[*m] = cluster_of[pos];
+
+    /// Each member's cluster, by place in `members`: the member whose key names it (see
+    /// [`assign`]).
+    pub fn clusters(self, order: &[usize]) -> Vec<u32> {
+        let n = order.len();
+        // By position: the member (its place in `members`) whose key names the cluster.
+        let mut cluster_of = vec![NONE; n];
+        for (pos, m) in order.iter().enumerate() {
+            cluster_of[pos] = match self.best[pos] {
+                (_, c) if pos >= self.old && c != NONE => cluster_of[c as usize],
+                _ => *m as u32,
+            };
+        }
+        let mut out = vec![NONE; n];
+        for (pos, m) in order.iter().enumerate() {
+            out[*m] = cluster_of[pos];
+        }
+        out
     }
-    out
 }
 
 /// The old members (those that have a cluster key) that [`assign`] could compare new members
@@ -1170,13 +1264,29 @@ mod tests {
                 banding.add(&values);
             }
             let pairs = banding.finish(&bare, &order);
-            let paired = pairs.paired(n);
+            let compared = pairs.compared(&bare, &order, w);
             let signature = |m: usize| {
-                assert!(paired[pos_of[m]], "round {round}: member {m} is in no pair");
+                assert!(
+                    compared[pos_of[m]],
+                    "round {round}: member {m} is not compared"
+                );
                 sigs[m].as_ref()
             };
             let got = assign_pairs(&bare, &order, &pairs, signature, 0.2, w);
             assert_eq!(got, want, "round {round}");
+            // The best matches do not depend on the order the pairs are compared in (a first
+            // run compares them a block of signatures at a time).
+            let mut matches = Matches::new(&bare, &order, 0.2, w);
+            let mut shuffled: Vec<(usize, usize)> = pairs.iter().collect();
+            shuffled.sort_by_key(|(later, earlier)| (*earlier, std::cmp::Reverse(*later)));
+            for (later, earlier) in shuffled {
+                matches.compare(&bare, &order, later, earlier, || {
+                    (signature(order[later]), signature(order[earlier]))
+                });
+            }
+            assert_eq!(matches.clusters(&order), want, "round {round}, shuffled");
+            let split = pairs.later_in(0..n / 2).count() + pairs.later_in(n / 2..n).count();
+            assert_eq!(split, pairs.iter().count(), "round {round}");
         }
     }
 }
