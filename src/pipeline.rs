@@ -1423,10 +1423,10 @@ async fn assign_streamed<S: Store>(
     .await
     .map_err(task)?;
     // The members compared by their signatures are compared in one block of positions, or,
-    // when they are more than `held_at_once` ([`HELD_AT_ONCE`]), in two, each holding the signatures of half of
-    // them: first the pairs whose later member is in the first block (so is the earlier one),
-    // then those whose later member is in the second, the earlier members from the first
-    // block read again and compared as they pass.
+    // when they are more than `held_at_once` ([`HELD_AT_ONCE`]), in two, each holding the
+    // signatures of half of them: first the pairs whose later member is in the first block
+    // (so is the earlier one), then those whose later member is in the second, the earlier
+    // members from the first block read again and compared as they pass.
     let total = compared.iter().filter(|c| **c).count();
     let mut seen = 0;
     let mid = if total <= held_at_once {
