@@ -1008,28 +1008,38 @@ impl Store for SqliteStore {
         // Two halves of the sources, read side by side on the two connections (the read is
         // most of clustering's, one core's work otherwise), each in source order: together,
         // in source order. Each half is read from its own snapshot.
-        let middle: Option<String> = self
+        // Each half makes room for every item before its first row (the items' count, SQLite's
+        // quick whole-table one, 20 ms at 600,000 items): grown by doubling, the rows' buffer
+        // would be moved and copied several times, and under jemalloc each buffer left behind
+        // stays resident until it decays, at the peak of a first run. Room not written to is
+        // address space, not memory; the lower half's takes the upper half without a copy.
+        let (middle, items): (Option<String>, i64) = self
             .with(|c, path| {
                 c.query_row(
-                    "SELECT name FROM sources ORDER BY name
-                     LIMIT 1 OFFSET (SELECT count(*) / 2 FROM sources)",
+                    "SELECT (SELECT name FROM sources ORDER BY name
+                             LIMIT 1 OFFSET (SELECT count(*) / 2 FROM sources)),
+                            (SELECT count(*) FROM items)",
                     [],
-                    |r| r.get(0),
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
-                .optional()
                 .map_err(|source| sql(path, source))
             })
             .await?;
+        let room = usize::try_from(items).unwrap_or_default();
         let mut out = match middle {
             None => {
-                self.with(|c, path| read_cluster_rows(c, path, Half::All))
+                self.with(move |c, path| read_cluster_rows(c, path, Half::All, room))
                     .await?
             }
             Some(middle) => {
                 let upper = middle.clone();
                 let (mut lower, upper) = tokio::try_join!(
-                    self.with(move |c, path| read_cluster_rows(c, path, Half::Below(middle))),
-                    self.with_reader(move |c, path| read_cluster_rows(c, path, Half::From(upper))),
+                    self.with(move |c, path| {
+                        read_cluster_rows(c, path, Half::Below(middle), room)
+                    }),
+                    self.with_reader(move |c, path| {
+                        read_cluster_rows(c, path, Half::From(upper), room)
+                    }),
                 )?;
                 // Into the room the lower half made for both (no copy of the lower half).
                 lower.extend(upper);
@@ -1270,11 +1280,13 @@ enum Half {
     From(String),
 }
 
-/// The [`ClusterRow`]s of `half` of the sources, by source (see [`Store::cluster_rows`]).
+/// The [`ClusterRow`]s of `half` of the sources, by source (see [`Store::cluster_rows`]), in a
+/// buffer with room for `room` rows.
 fn read_cluster_rows(
     c: &mut Connection,
     path: &str,
     half: Half,
+    room: usize,
 ) -> Result<Vec<ClusterRow>, StoreError> {
     let e = |source| sql(path, source);
     let (filter, bound) = match half {
@@ -1314,17 +1326,7 @@ fn read_cluster_rows(
             .and_then(|v| Ok(v.as_str()?))
             .map_err(|source| sql(path, source))
     }
-    // Room for every item (of both halves: the other half is appended to this one), made
-    // before the first row: grown by doubling, the rows' buffer would be moved and copied
-    // several times, and under jemalloc each buffer left behind stays resident until it decays,
-    // at the peak of a first run (when no item has a cluster key yet, so counting keys, as
-    // this did before, sized nothing). Room not written to is address space, not memory. A
-    // whole-table count is SQLite's quick one (20 ms at 600,000 items).
-    let count: i64 = tx
-        .prepare_cached("SELECT count(*) FROM items")
-        .and_then(|mut s| s.query_row([], |r| r.get(0)))
-        .map_err(e)?;
-    let mut out = Vec::with_capacity(usize::try_from(count).unwrap_or_default());
+    let mut out = Vec::with_capacity(room);
     // The rows come by source: one shared name a source.
     let mut source: Option<Arc<str>> = None;
     let mut keys = SourceKeys::default();
@@ -1831,14 +1833,14 @@ mod tests {
         }
         let halves = store.cluster_rows().await.unwrap();
         let mut whole = store
-            .with(|c, path| read_cluster_rows(c, path, Half::All))
+            .with(|c, path| read_cluster_rows(c, path, Half::All, 0))
             .await
             .unwrap();
         in_date_order(&mut whole, false, |r| (r.date, &r.source, &r.id));
         assert_eq!(whole.len(), 35);
         assert_eq!(halves, whole);
         let below = store
-            .with(|c, path| read_cluster_rows(c, path, Half::Below("c".into())))
+            .with(|c, path| read_cluster_rows(c, path, Half::Below("c".into()), 0))
             .await
             .unwrap();
         let names: BTreeSet<&str> = below.iter().map(|r| &*r.source).collect();
