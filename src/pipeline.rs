@@ -1837,133 +1837,144 @@ pub async fn publish_all<S: Store>(
     // Clustering reads every item's row, which is all a feed selects by: then that read gives
     // the feeds their heads too.
     let (clusters, rows) = cluster_all(ctx).await?.unzip();
-    let clusters = clusters.unwrap_or_default();
-    let mut pctx = Context {
-        base_url: settings.base_url.clone(),
-        sources,
-        ttl_minutes: (settings.default_interval.as_secs() / 60).max(1),
-        hubs: settings.websub_hubs.clone(),
-        merged: Default::default(),
-    };
-    let priorities = priorities(&ctx.config);
-    let mut report = PublishReport::default();
-    let mut index = Vec::with_capacity(ctx.config.feeds.len());
-    let since_of = |feed: &OutputFeed| {
-        feed.max_age
-            .and_then(|a| chrono::Duration::from_std(a).ok())
-            .and_then(|a| now.checked_sub_signed(a))
-    };
-    // Selection reads item heads (an index), and items only where it must: the text of
-    // candidates when the feed has include/exclude patterns, then the items it publishes. The
-    // heads of every feed come from one read (the union of their sources, back to the oldest
-    // date any of them needs), each feed taking its own from it.
-    let union: BTreeSet<&String> = ctx.config.feeds.iter().flat_map(|f| &f.sources).collect();
-    // Each head's source is looked up in a hashed set.
-    let in_union: select::SourceSet<'_> = union.iter().map(|s| s.as_str()).collect();
-    let oldest = ctx
-        .config
-        .feeds
-        .iter()
-        .map(since_of)
-        .reduce(|a, b| a.zip(b).map(|(a, b)| a.min(b)))
-        .flatten();
-    let all_heads = match rows {
-        Some(rows) => {
-            let mut heads: Vec<ItemHead> = rows
-                .into_iter()
-                .filter(|r| in_union.contains(&*r.source) && oldest.is_none_or(|s| r.date >= s))
-                .map(|r| ItemHead {
-                    source: r.source,
-                    id: r.id,
-                    first_seen: r.first_seen,
-                    sort_date: r.date,
-                    link_key: r.link_key,
-                })
-                .collect();
-            // Collected in the rows' own buffer, larger than the heads need: the rest goes
-            // before the feeds are rendered.
-            heads.shrink_to_fit();
-            heads
-        }
-        None => {
-            ctx.store
-                .heads(&ItemQuery {
-                    sources: Some(union.into_iter().cloned().collect()),
-                    since: oldest,
-                    limit: None,
-                })
-                .await?
-        }
-    };
-    for feed in &ctx.config.feeds {
-        let in_feed: select::SourceSet<'_> = feed.sources.iter().map(String::as_str).collect();
-        let since = since_of(feed);
-        let heads: Vec<&ItemHead> = all_heads
+    // The run's writes are done: the store folds its log of them back into its file
+    // ([`Store::checkpoint`]) while the outputs are made, which closing the store did after
+    // them (two fsyncs, about 35 ms of an update at N = 1,000).
+    let outputs = async {
+        let clusters = clusters.unwrap_or_default();
+        let mut pctx = Context {
+            base_url: settings.base_url.clone(),
+            sources,
+            ttl_minutes: (settings.default_interval.as_secs() / 60).max(1),
+            hubs: settings.websub_hubs.clone(),
+            merged: Default::default(),
+        };
+        let priorities = priorities(&ctx.config);
+        let mut report = PublishReport::default();
+        let mut index = Vec::with_capacity(ctx.config.feeds.len());
+        let since_of = |feed: &OutputFeed| {
+            feed.max_age
+                .and_then(|a| chrono::Duration::from_std(a).ok())
+                .and_then(|a| now.checked_sub_signed(a))
+        };
+        // Selection reads item heads (an index), and items only where it must: the text of
+        // candidates when the feed has include/exclude patterns, then the items it publishes. The
+        // heads of every feed come from one read (the union of their sources, back to the oldest
+        // date any of them needs), each feed taking its own from it.
+        let union: BTreeSet<&String> = ctx.config.feeds.iter().flat_map(|f| &f.sources).collect();
+        // Each head's source is looked up in a hashed set.
+        let in_union: select::SourceSet<'_> = union.iter().map(|s| s.as_str()).collect();
+        let oldest = ctx
+            .config
+            .feeds
             .iter()
-            .filter(|h| in_feed.contains(&*h.source) && since.is_none_or(|s| h.sort_date >= s))
-            .collect();
-        let decided = decide_feed(ctx, feed, &heads, &priorities, &clusters, now).await?;
-        if feed.dedupe == Dedupe::Similar {
-            let merged = merged_items(ctx, &decided, &clusters, &pctx.sources).await?;
-            pctx.merged.insert(feed.name.clone(), merged);
-        }
-        let mut kept = Vec::new();
-        let mut beyond = Vec::new();
-        for (h, decision) in decided {
-            match decision {
-                select::Decision::Kept => kept.push((h.source.to_string(), h.id.clone())),
-                select::Decision::Limit => beyond.push(h),
-                _ => {}
+            .map(since_of)
+            .reduce(|a, b| a.zip(b).map(|(a, b)| a.min(b)))
+            .flatten();
+        let all_heads = match rows {
+            Some(rows) => {
+                let mut heads: Vec<ItemHead> = rows
+                    .into_iter()
+                    .filter(|r| in_union.contains(&*r.source) && oldest.is_none_or(|s| r.date >= s))
+                    .map(|r| ItemHead {
+                        source: r.source,
+                        id: r.id,
+                        first_seen: r.first_seen,
+                        sort_date: r.date,
+                        link_key: r.link_key,
+                    })
+                    .collect();
+                // Collected in the rows' own buffer, larger than the heads need: the rest goes
+                // before the feeds are rendered.
+                heads.shrink_to_fit();
+                heads
             }
-        }
-        let items = ctx.store.items_by_keys(&kept).await?;
-        let mut prev_archive = None;
-        if feed.archive_pages > 0 && feed.formats.contains(&crate::config::Format::Atom) {
-            // Archive pages hold the newest `archive_pages` months of what is beyond the limit.
-            let mut months: Vec<String> = Vec::new();
-            let beyond: Vec<(String, String)> = beyond
-                .into_iter()
-                .filter(|h| {
-                    let month = h.sort_date.format("%Y-%m").to_string();
-                    if !months.contains(&month) {
-                        months.push(month.clone());
-                    }
-                    months.iter().position(|m| *m == month) < Some(feed.archive_pages)
-                })
-                .map(|h| (h.source.to_string(), h.id.clone()))
+            None => {
+                ctx.store
+                    .heads(&ItemQuery {
+                        sources: Some(union.into_iter().cloned().collect()),
+                        since: oldest,
+                        limit: None,
+                    })
+                    .await?
+            }
+        };
+        for feed in &ctx.config.feeds {
+            let in_feed: select::SourceSet<'_> = feed.sources.iter().map(String::as_str).collect();
+            let since = since_of(feed);
+            let heads: Vec<&ItemHead> = all_heads
+                .iter()
+                .filter(|h| in_feed.contains(&*h.source) && since.is_none_or(|s| h.sort_date >= s))
                 .collect();
-            let beyond = ctx.store.items_by_keys(&beyond).await?;
-            match publish::archive_pages(feed, &beyond, &pctx) {
-                Ok((pages, newest)) => {
-                    for (file, bytes) in pages {
-                        write_output(&settings.output_dir, &file, Ok(bytes), &mut report);
-                    }
-                    prev_archive = newest;
+            let decided = decide_feed(ctx, feed, &heads, &priorities, &clusters, now).await?;
+            if feed.dedupe == Dedupe::Similar {
+                let merged = merged_items(ctx, &decided, &clusters, &pctx.sources).await?;
+                pctx.merged.insert(feed.name.clone(), merged);
+            }
+            let mut kept = Vec::new();
+            let mut beyond = Vec::new();
+            for (h, decision) in decided {
+                match decision {
+                    select::Decision::Kept => kept.push((h.source.to_string(), h.id.clone())),
+                    select::Decision::Limit => beyond.push(h),
+                    _ => {}
                 }
-                Err(e) => write_output(&settings.output_dir, &feed.name, Err(e), &mut report),
+            }
+            let items = ctx.store.items_by_keys(&kept).await?;
+            let mut prev_archive = None;
+            if feed.archive_pages > 0 && feed.formats.contains(&crate::config::Format::Atom) {
+                // Archive pages hold the newest `archive_pages` months of what is beyond the limit.
+                let mut months: Vec<String> = Vec::new();
+                let beyond: Vec<(String, String)> = beyond
+                    .into_iter()
+                    .filter(|h| {
+                        let month = h.sort_date.format("%Y-%m").to_string();
+                        if !months.contains(&month) {
+                            months.push(month.clone());
+                        }
+                        months.iter().position(|m| *m == month) < Some(feed.archive_pages)
+                    })
+                    .map(|h| (h.source.to_string(), h.id.clone()))
+                    .collect();
+                let beyond = ctx.store.items_by_keys(&beyond).await?;
+                match publish::archive_pages(feed, &beyond, &pctx) {
+                    Ok((pages, newest)) => {
+                        for (file, bytes) in pages {
+                            write_output(&settings.output_dir, &file, Ok(bytes), &mut report);
+                        }
+                        prev_archive = newest;
+                    }
+                    Err(e) => write_output(&settings.output_dir, &feed.name, Err(e), &mut report),
+                }
+            }
+            for format in &feed.formats {
+                let file = format!("{}.{}", feed.name, format.extension());
+                let rendered =
+                    publish::render(feed, &items, &pctx, *format, prev_archive.as_deref());
+                write_output(&settings.output_dir, &file, rendered, &mut report);
+            }
+            index.push((
+                feed,
+                items.into_iter().take(publish::html::LATEST).collect(),
+            ));
+        }
+        let html = publish::html::render(&index, &pctx);
+        write_output(&settings.output_dir, "index.html", Ok(html), &mut report);
+        let opml = render_opml(&ctx.config, &pctx.sources);
+        write_output(&settings.output_dir, "sources.opml", Ok(opml), &mut report);
+        if report.failed.is_empty() {
+            // Only a complete publish is remembered; a failed one is tried again next time.
+            if let Err(e) = publish::write_atomic(&marker, format!("{fingerprint}\n").as_bytes()) {
+                warn!(output = %marker.display(), error = %e, "could not record the publish");
             }
         }
-        for format in &feed.formats {
-            let file = format!("{}.{}", feed.name, format.extension());
-            let rendered = publish::render(feed, &items, &pctx, *format, prev_archive.as_deref());
-            write_output(&settings.output_dir, &file, rendered, &mut report);
-        }
-        index.push((
-            feed,
-            items.into_iter().take(publish::html::LATEST).collect(),
-        ));
+        Ok::<_, StoreError>(report)
+    };
+    let (report, folded) = tokio::join!(outputs, ctx.store.checkpoint());
+    if let Err(e) = folded {
+        warn!(error = %e, "could not fold the database's log back into its file; closing it will");
     }
-    let html = publish::html::render(&index, &pctx);
-    write_output(&settings.output_dir, "index.html", Ok(html), &mut report);
-    let opml = render_opml(&ctx.config, &pctx.sources);
-    write_output(&settings.output_dir, "sources.opml", Ok(opml), &mut report);
-    if report.failed.is_empty() {
-        // Only a complete publish is remembered; a failed one is tried again next time.
-        if let Err(e) = publish::write_atomic(&marker, format!("{fingerprint}\n").as_bytes()) {
-            warn!(output = %marker.display(), error = %e, "could not record the publish");
-        }
-    }
-    Ok(report)
+    report
 }
 
 /// The file a complete publish leaves in the output folder: the fingerprint of what it was

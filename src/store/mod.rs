@@ -506,6 +506,14 @@ pub trait Store: Send + Sync {
         keys: ItemKeys,
     ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, StoreError>> + Send;
 
+    /// Folds the store's log of recent writes back into its file, beside its other calls (SQLite:
+    /// its WAL, on a connection of its own, without waiting for readers): what closing the store
+    /// does, done while the caller works on, so that the close finds little or nothing to copy.
+    /// A store without such a log does nothing.
+    fn checkpoint(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
+
     /// Saves signatures and cluster keys: for each row, a `Some` signature replaces the stored
     /// one, a `Some` cluster key is stored only where the item has none yet (a key, once given,
     /// never changes, even when two runs race); items no longer stored are skipped. One
@@ -694,6 +702,10 @@ impl Store for AnyStore {
 
     async fn save_cluster_rows(&self, rows: Vec<ClusterUpdate>) -> Result<(), StoreError> {
         dispatch!(self, s => s.save_cluster_rows(rows).await)
+    }
+
+    async fn checkpoint(&self) -> Result<(), StoreError> {
+        dispatch!(self, s => s.checkpoint().await)
     }
 
     async fn prune(

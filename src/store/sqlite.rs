@@ -1087,6 +1087,25 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn checkpoint(&self) -> Result<(), StoreError> {
+        let (path, file) = (self.path.clone(), self.file.clone());
+        tokio::task::spawn_blocking(move || {
+            let e = |source| sql(&path, source);
+            let c = Connection::open_with_flags(
+                &*file,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(e)?;
+            // PASSIVE: copies every page no reader still needs, and waits for nobody. This
+            // connection is not the last one, so its close leaves the WAL to the store's.
+            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                .map_err(e)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
     async fn save_cluster_rows(&self, mut rows: Vec<ClusterUpdate>) -> Result<(), StoreError> {
         // In key order, the tables' pages are each visited once (stable: the rows of one item
         // keep their order).
@@ -1785,6 +1804,40 @@ mod tests {
                 .unwrap();
             assert_eq!(left, 0, "{table}");
         }
+    }
+
+    /// A checkpoint puts what the WAL holds into the database file itself while the store
+    /// stays open: a connection that reads the file alone (`immutable`, which ignores the WAL)
+    /// sees the items only after it.
+    #[tokio::test]
+    async fn a_checkpoint_puts_the_writes_in_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let items = [titled("a", None, None), titled("b", None, None)];
+        store
+            .upsert_items("s", &items, &[], Utc::now())
+            .await
+            .unwrap();
+        let in_file = || -> Option<i64> {
+            let c = Connection::open_with_flags(
+                format!("file:{}?immutable=1", path.display()),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+            )
+            .unwrap();
+            c.query_row("SELECT count(*) FROM items", [], |r| r.get(0))
+                .ok()
+        };
+        assert_ne!(in_file(), Some(2), "the writes are still in the WAL only");
+        store.checkpoint().await.unwrap();
+        assert_eq!(in_file(), Some(2));
+        // The store goes on as before.
+        store
+            .upsert_items("s", &[titled("c", None, None)], &[], Utc::now())
+            .await
+            .unwrap();
+        store.checkpoint().await.unwrap();
+        assert_eq!(in_file(), Some(3));
     }
 
     /// Clustering's rows, read as two halves of the sources on the two connections, are the
