@@ -22,8 +22,8 @@ use crate::parse::{self, ParseError};
 use crate::publish::{self, Context, PublishError, SourceInfo};
 use crate::select;
 use crate::store::{
-    Candidate, Claim, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemKeys, ItemQuery,
-    SourceState, Store, StoreError, StoredItem, UpsertCounts,
+    Candidate, Claim, ClusterBatch, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemKeys,
+    ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts,
 };
 
 pub mod pages;
@@ -1068,10 +1068,12 @@ async fn cluster_all<S: Store>(
 }
 
 /// Saves the cluster keys `assigned` gives (row, the row whose key names its cluster), and adds
-/// them to `clusters`. They are made and saved `at_once` at a time: all at once, at a first run,
-/// they were the run's peak (60,000 at N = 1,000 sources, 12 MB). In key order, so that each
-/// batch writes its own run of the tables' pages. A run stopped halfway leaves the rest without
-/// a key, to be clustered as new by the next.
+/// them to `clusters`. They are made `at_once` at a time and handed to the store while it
+/// writes the batch before ([`Store::save_cluster_batches`]), all in one transaction: held all
+/// at once, at a first run, they were the run's peak (60,000 at N = 1,000 sources, 12 MB). In
+/// key order, so that each batch writes its own run of the tables' pages. A run stopped halfway
+/// saves none of them, and the next clusters every one again (keys saved for some would make
+/// the others new members against them, which can cluster differently).
 async fn save_keys<S: Store>(
     ctx: &Ctx<S>,
     rows: &[ClusterRow],
@@ -1079,27 +1081,39 @@ async fn save_keys<S: Store>(
     clusters: &mut ClusterMap,
     at_once: usize,
 ) -> Result<(), StoreError> {
+    if assigned.is_empty() {
+        return Ok(());
+    }
     assigned.sort_unstable_by(|(a, _), (b, _)| {
         (&*rows[*a].source, &rows[*a].id).cmp(&(&*rows[*b].source, &rows[*b].id))
     });
-    for batch in assigned.chunks(at_once) {
-        let keys: Vec<ClusterUpdate> = batch
-            .iter()
-            .map(|&(n, root)| {
-                let (source, id) = (&rows[n].source, &rows[n].id);
-                let key = root_key(&rows[root]);
-                clusters.add(source, id, ClusterKey::of(&key, source, id));
-                ClusterUpdate {
-                    source: source.to_string(),
-                    id: id.clone(),
-                    signature: None,
-                    cluster: Some(key),
-                }
-            })
-            .collect();
-        ctx.store.save_cluster_rows(keys).await?;
-    }
-    Ok(())
+    let (send, batches) = tokio::sync::mpsc::channel(1);
+    // Makes the batches without waiting on the store (it may hold its connection until `Done`).
+    let make = async {
+        for batch in assigned.chunks(at_once) {
+            let keys: Vec<ClusterUpdate> = batch
+                .iter()
+                .map(|&(n, root)| {
+                    let (source, id) = (&rows[n].source, &rows[n].id);
+                    let key = root_key(&rows[root]);
+                    clusters.add(source, id, ClusterKey::of(&key, source, id));
+                    ClusterUpdate {
+                        source: source.to_string(),
+                        id: id.clone(),
+                        signature: None,
+                        cluster: Some(key),
+                    }
+                })
+                .collect();
+            if send.send(ClusterBatch::Rows(keys)).await.is_err() {
+                // The store gave up (its error is the one returned).
+                return;
+            }
+        }
+        let _ = send.send(ClusterBatch::Done).await;
+    };
+    let ((), saved) = tokio::join!(make, ctx.store.save_cluster_batches(batches));
+    saved
 }
 
 /// Builds the [`select::Clusters`] selection needs: the items of clusters of more than one. An
@@ -1311,7 +1325,8 @@ async fn sign_missing<S: Store>(
 /// this many members with a key (its table holds 64 values a new member, some 3.5 KB).
 const CANDIDATES_RATIO: usize = 4;
 
-/// How many cluster keys [`save_keys`] saves at once (some 200 bytes each while they wait).
+/// How many cluster keys [`save_keys`] hands the store at once (some 200 bytes each while they
+/// wait).
 const KEYS_AT_ONCE: usize = 8192;
 
 /// How many items are read at once to be signed for clustering.
@@ -1970,7 +1985,8 @@ pub async fn publish_all<S: Store>(
         }
         Ok::<_, StoreError>(report)
     };
-    let (report, folded) = tokio::join!(outputs, ctx.store.checkpoint());
+    // The checkpoint first: its blocking task starts before the outputs' first long stretch.
+    let (folded, report) = tokio::join!(ctx.store.checkpoint(), outputs);
     if let Err(e) = folded {
         warn!(error = %e, "could not fold the database's log back into its file; closing it will");
     }

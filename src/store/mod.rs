@@ -370,6 +370,17 @@ pub struct ClusterUpdate {
     pub cluster: Option<String>,
 }
 
+/// The error of a [`Store::save_cluster_batches`] whose batches stopped before `Done`.
+pub const UNFINISHED_BATCHES: &str =
+    "the cluster keys stopped coming before the last batch: none of them was saved";
+
+/// What [`Store::save_cluster_batches`] is handed: rows to save, then `Done` once all are sent.
+#[derive(Debug)]
+pub enum ClusterBatch {
+    Rows(Vec<ClusterUpdate>),
+    Done,
+}
+
 /// The [`ClusterUpdate`]s that save `signatures` of `items` (by position; `None`s skipped).
 pub fn signature_rows(
     source: &str,
@@ -505,6 +516,28 @@ pub trait Store: Send + Sync {
         &self,
         keys: ItemKeys,
     ) -> impl Future<Output = Result<Vec<Option<Vec<u8>>>, StoreError>> + Send;
+
+    /// [`Store::save_cluster_rows`] for rows handed over a batch at a time (so that they need
+    /// not be held all at once): all of them saved in one transaction, and none unless `Done`
+    /// came (the sender gone without it means the run stopped; the error says so). Whoever
+    /// sends must not wait on the store meanwhile: a store may hold its connection for the
+    /// whole transaction. By default the batches are gathered and saved at once.
+    fn save_cluster_batches(
+        &self,
+        mut batches: tokio::sync::mpsc::Receiver<ClusterBatch>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            let mut rows = Vec::new();
+            while let Some(batch) = batches.recv().await {
+                match batch {
+                    ClusterBatch::Rows(more) => rows.extend(more),
+                    ClusterBatch::Done if rows.is_empty() => return Ok(()),
+                    ClusterBatch::Done => return self.save_cluster_rows(rows).await,
+                }
+            }
+            Err(StoreError::Task(UNFINISHED_BATCHES.into()))
+        }
+    }
 
     /// Folds the store's log of recent writes back into its file, beside its other calls (SQLite:
     /// its WAL, on a connection of its own, without waiting for readers): what closing the store
@@ -702,6 +735,13 @@ impl Store for AnyStore {
 
     async fn save_cluster_rows(&self, rows: Vec<ClusterUpdate>) -> Result<(), StoreError> {
         dispatch!(self, s => s.save_cluster_rows(rows).await)
+    }
+
+    async fn save_cluster_batches(
+        &self,
+        batches: tokio::sync::mpsc::Receiver<ClusterBatch>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, s => s.save_cluster_batches(batches).await)
     }
 
     async fn checkpoint(&self) -> Result<(), StoreError> {

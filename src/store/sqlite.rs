@@ -17,10 +17,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP};
+use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP, UNFINISHED_BATCHES};
 use super::{
-    Claim, Claimed, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemKeys, ItemQuery,
-    SourceFeed, SourceState, Store, StoreError, StoredItem, UpsertCounts,
+    Claim, Claimed, ClusterBatch, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemKeys,
+    ItemQuery, SourceFeed, SourceState, Store, StoreError, StoredItem, UpsertCounts,
 };
 use crate::model::Item;
 use crate::select;
@@ -1097,49 +1097,52 @@ impl Store for SqliteStore {
                     | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(e)?;
-            // PASSIVE: copies every page no reader still needs, and waits for nobody. This
-            // connection is not the last one, so its close leaves the WAL to the store's.
-            c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                .map_err(e)
+            c.busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(e)?;
+            // PASSIVE: copies the frames every reader's snapshot already holds (all of them
+            // when no write is under way) and waits for nobody. This connection is not the
+            // last one, so its close leaves the WAL to the store's.
+            let (busy, log, copied): (i64, i64, i64) = c
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .map_err(e)?;
+            if busy != 0 || copied < log {
+                tracing::debug!(path = %path, busy, log, copied, "checkpoint left frames in the WAL");
+            }
+            Ok(())
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     async fn save_cluster_rows(&self, mut rows: Vec<ClusterUpdate>) -> Result<(), StoreError> {
-        // In key order, the tables' pages are each visited once (stable: the rows of one item
-        // keep their order).
-        rows.sort_by(|a, b| (&a.source, &a.id).cmp(&(&b.source, &b.id)));
         self.with(move |c, path| {
-            let e = |source| sql(path, source);
-            let tx = c.savepoint().map_err(e)?;
-            {
-                // Only items still stored get a signature; a key, once given, stays.
-                let mut sign = tx
-                    .prepare_cached(
-                        "INSERT INTO signatures (source, id, signature)
-                         SELECT source, id, ?3 FROM items WHERE source = ?1 AND id = ?2
-                         ON CONFLICT (source, id) DO UPDATE SET signature = excluded.signature",
-                    )
-                    .map_err(e)?;
-                let mut key = tx
-                    .prepare_cached(
-                        "INSERT INTO cluster_keys (source, id, cluster)
-                         SELECT source, id, ?3 FROM items WHERE source = ?1 AND id = ?2
-                         ON CONFLICT (source, id) DO NOTHING",
-                    )
-                    .map_err(e)?;
-                for r in &rows {
-                    if let Some(sig) = &r.signature {
-                        sign.execute(params![r.source, r.id, sig]).map_err(e)?;
+            let tx = c.savepoint().map_err(|source| sql(path, source))?;
+            save_cluster_rows_in(&tx, path, &mut rows)?;
+            tx.commit().map_err(|source| sql(path, source))
+        })
+        .await
+    }
+
+    async fn save_cluster_batches(
+        &self,
+        mut batches: tokio::sync::mpsc::Receiver<ClusterBatch>,
+    ) -> Result<(), StoreError> {
+        self.with(move |c, path| {
+            let tx = c.savepoint().map_err(|source| sql(path, source))?;
+            // The sender makes each batch while the one before is written; without `Done`,
+            // the savepoint rolls back as it is dropped.
+            loop {
+                match batches.blocking_recv() {
+                    Some(ClusterBatch::Rows(mut rows)) => {
+                        save_cluster_rows_in(&tx, path, &mut rows)?;
                     }
-                    if let Some(k) = &r.cluster {
-                        key.execute(params![r.source, r.id, k]).map_err(e)?;
-                    }
+                    Some(ClusterBatch::Done) => break,
+                    None => return Err(StoreError::Task(UNFINISHED_BATCHES.into())),
                 }
             }
-            tx.commit().map_err(e)?;
-            Ok(())
+            tx.commit().map_err(|source| sql(path, source))
         })
         .await
     }
@@ -1386,6 +1389,42 @@ fn read_cluster_rows(
     drop(rows);
     drop(keys_rows);
     Ok(out)
+}
+
+/// Saves signatures and cluster keys ([`Store::save_cluster_rows`]) within the caller's
+/// transaction. In key order, the tables' pages are each visited once (stable: the rows of one
+/// item keep their order).
+fn save_cluster_rows_in(
+    c: &Connection,
+    path: &str,
+    rows: &mut [ClusterUpdate],
+) -> Result<(), StoreError> {
+    let e = |source| sql(path, source);
+    rows.sort_by(|a, b| (&a.source, &a.id).cmp(&(&b.source, &b.id)));
+    // Only items still stored get a signature; a key, once given, stays.
+    let mut sign = c
+        .prepare_cached(
+            "INSERT INTO signatures (source, id, signature)
+             SELECT source, id, ?3 FROM items WHERE source = ?1 AND id = ?2
+             ON CONFLICT (source, id) DO UPDATE SET signature = excluded.signature",
+        )
+        .map_err(e)?;
+    let mut key = c
+        .prepare_cached(
+            "INSERT INTO cluster_keys (source, id, cluster)
+             SELECT source, id, ?3 FROM items WHERE source = ?1 AND id = ?2
+             ON CONFLICT (source, id) DO NOTHING",
+        )
+        .map_err(e)?;
+    for r in rows.iter() {
+        if let Some(sig) = &r.signature {
+            sign.execute(params![r.source, r.id, sig]).map_err(e)?;
+        }
+        if let Some(k) = &r.cluster {
+            key.execute(params![r.source, r.id, k]).map_err(e)?;
+        }
+    }
+    Ok(())
 }
 
 /// Scans the signatures of `keys` (in key order: `order`) into `out` while the scan passes

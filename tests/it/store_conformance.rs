@@ -5,8 +5,8 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use feedloom::model::Item;
 use feedloom::store::{
-    AnyStore, Candidate, Claim, Claimed, ClusterKey, ClusterUpdate, ItemHead, ItemKeys, ItemQuery,
-    SourceState, Store, UpsertCounts,
+    AnyStore, Candidate, Claim, Claimed, ClusterBatch, ClusterKey, ClusterUpdate, ItemHead,
+    ItemKeys, ItemQuery, SourceState, Store, UpsertCounts,
 };
 
 /// Where a test's stores live.
@@ -93,6 +93,7 @@ conformance!(
     claim_leaves_sources_fetched_since_their_state_was_read,
     publish_lock_is_exclusive,
     cluster_keys_are_given_once_and_signatures_follow_content,
+    cluster_batches_are_saved_whole_or_not_at_all,
     signed_upserts_store_signatures_with_their_items,
     generation_counts_changes_to_items_only,
     upsert_keeps_items_said_unchanged_listed_unread_and_unwritten,
@@ -903,6 +904,49 @@ async fn upsert_timing() {
         }
         b.finish().await;
     }
+}
+
+/// Cluster keys handed over in batches are saved in one transaction: all of them once `Done`
+/// comes, none when the batches stop before it (a run stopped halfway).
+async fn cluster_batches_are_saved_whole_or_not_at_all(b: &Backend) {
+    async fn keyed(s: &AnyStore) -> usize {
+        let rows = s.cluster_rows().await.unwrap();
+        rows.iter().filter(|r| r.cluster.is_some()).count()
+    }
+    let s = b.open().await;
+    let items: Vec<Item> = ["1", "2", "3"]
+        .iter()
+        .map(|id| item(id, id, Some(t(10))))
+        .collect();
+    s.upsert_items("a", &items, &[], t(100)).await.unwrap();
+    let key = |id: &str| {
+        ClusterBatch::Rows(vec![ClusterUpdate {
+            source: "a".into(),
+            id: id.into(),
+            signature: Some(vec![1, 2]),
+            cluster: Some(format!("k{id}")),
+        }])
+    };
+    let (send, batches) = tokio::sync::mpsc::channel(4);
+    send.send(key("1")).await.unwrap();
+    send.send(key("2")).await.unwrap();
+    drop(send);
+    let err = s.save_cluster_batches(batches).await.unwrap_err();
+    assert!(err.to_string().contains("none of them was saved"), "{err}");
+    assert_eq!(keyed(&s).await, 0);
+    assert_eq!(
+        s.signatures(vec![("a".to_string(), "1".to_string())].into())
+            .await
+            .unwrap(),
+        [None]
+    );
+    let (send, batches) = tokio::sync::mpsc::channel(4);
+    for id in ["1", "2", "3"] {
+        send.send(key(id)).await.unwrap();
+    }
+    send.send(ClusterBatch::Done).await.unwrap();
+    s.save_cluster_batches(batches).await.unwrap();
+    assert_eq!(keyed(&s).await, 3);
 }
 
 async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) {
