@@ -358,13 +358,23 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection, &str) -> Result<T, StoreError> + Send + 'static,
     {
+        self.with_beside(rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY, f)
+            .await
+    }
+
+    /// Runs `f` on a connection of its own opened with `access` (read-only, or read-write for a
+    /// checkpoint), on the blocking pool, closed after it ([`SqliteStore::with_reader`]).
+    async fn with_beside<T, F>(&self, access: rusqlite::OpenFlags, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &str) -> Result<T, StoreError> + Send + 'static,
+    {
         let (path, file) = (self.path.clone(), self.file.clone());
         tokio::task::spawn_blocking(move || {
             let e = |source| sql(&path, source);
             let mut c = Connection::open_with_flags(
                 &*file,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                access | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(e)?;
             c.busy_timeout(std::time::Duration::from_secs(10))
@@ -1088,17 +1098,7 @@ impl Store for SqliteStore {
     }
 
     async fn checkpoint(&self) -> Result<(), StoreError> {
-        let (path, file) = (self.path.clone(), self.file.clone());
-        tokio::task::spawn_blocking(move || {
-            let e = |source| sql(&path, source);
-            let c = Connection::open_with_flags(
-                &*file,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .map_err(e)?;
-            c.busy_timeout(std::time::Duration::from_secs(10))
-                .map_err(e)?;
+        self.with_beside(rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE, |c, path| {
             // PASSIVE: copies the frames every reader's snapshot already holds (all of them
             // when no write is under way) and waits for nobody. This connection is not the
             // last one, so its close leaves the WAL to the store's.
@@ -1106,14 +1106,13 @@ impl Store for SqliteStore {
                 .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })
-                .map_err(e)?;
+                .map_err(|source| sql(path, source))?;
             if busy != 0 || copied < log {
-                tracing::debug!(path = %path, busy, log, copied, "checkpoint left frames in the WAL");
+                tracing::debug!(path, busy, log, copied, "checkpoint left frames in the WAL");
             }
             Ok(())
         })
         .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
     }
 
     async fn save_cluster_rows(&self, mut rows: Vec<ClusterUpdate>) -> Result<(), StoreError> {
