@@ -1,6 +1,7 @@
 //! Criterion benches of the CPU stages of a refresh, through the library's public API only:
 //! decode + parse (bytes → RawFeed), normalise (RawFeed → items), the two together (what a
-//! fetched 200 costs before the store), sanitise (HTML → safe HTML), language detection, and
+//! fetched 200 costs before the store), the same document parsed again with its items known
+//! (what an unchanged item costs in an update), sanitise (HTML → safe HTML), language detection, and
 //! rendering a 500-item merged feed in every format.
 //!
 //! ```text
@@ -121,6 +122,36 @@ fn bench_parse_normalise(c: &mut Criterion) {
                 .unwrap()
             })
         });
+    }
+    g.finish();
+}
+
+/// A document sent again, every item as before (`pipeline::parse_source_reusing` with what
+/// the first reading left): what each unchanged document of an update costs. Its items are
+/// read light and reused, not normalised again.
+fn bench_parse_again(c: &mut Criterion) {
+    let detector = detector();
+    let limits = parse::Limits::default();
+    let mut g = c.benchmark_group("parse_again");
+    for path in FIXTURES {
+        let bytes = read(path);
+        let again = |prev| {
+            pipeline::parse_source_reusing(
+                black_box(&bytes),
+                None,
+                Some(location()),
+                None,
+                &detector,
+                None,
+                &limits,
+                now(),
+                prev,
+            )
+            .unwrap()
+        };
+        let first = again(None);
+        g.throughput(Throughput::Bytes(bytes.len() as u64));
+        g.bench_function(name(path), |b| b.iter(|| again(Some(&first.reuse))));
     }
     g.finish();
 }
@@ -258,6 +289,7 @@ criterion_group!(
     bench_parse,
     bench_normalise,
     bench_parse_normalise,
+    bench_parse_again,
     bench_sanitise,
     bench_language,
     bench_render

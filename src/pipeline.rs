@@ -152,7 +152,6 @@ pub fn parse_source_reusing(
 ) -> Result<normalize::Normalized, ParseError> {
     let deadline = std::time::Instant::now() + limits.max_time;
     let decoded = decode::decode(body, content_type);
-    let raw = parse::parse_within(&decoded.text, limits, deadline)?;
     let rules = Rules {
         location,
         encoding: decoded.encoding,
@@ -168,7 +167,37 @@ pub fn parse_source_reusing(
         max_items,
         deadline: Some(deadline),
     };
-    Ok(normalize::normalize_reusing(raw, &rules, now, prev))
+    read_reusing(&decoded.text, &rules, limits, now, prev, true)
+}
+
+/// Reads and normalises decoded text, reusing `prev`. With `light`, the items the last
+/// document had are read light (their bodies skipped), and should one of them have to be
+/// normalised after all, the document is read again in full.
+fn read_reusing(
+    text: &str,
+    rules: &Rules<'_>,
+    limits: &parse::Limits,
+    now: DateTime<Utc>,
+    prev: Option<&normalize::Reuse>,
+    light: bool,
+) -> Result<normalize::Normalized, ParseError> {
+    let deadline = rules
+        .deadline
+        .unwrap_or_else(|| std::time::Instant::now() + limits.max_time);
+    let known = prev
+        .filter(|_| light)
+        .map(normalize::Reuse::hashes)
+        .unwrap_or_default();
+    let knows = |hash: u64| known.contains(&hash);
+    let skip = (!known.is_empty()).then_some(&knows as parse::xml::Knows<'_>);
+    let raw = parse::parse_skipping(text, limits, deadline, skip)?;
+    if let Ok(out) = normalize::normalize_reusing(raw, rules, now, prev) {
+        return Ok(out);
+    }
+    tracing::debug!("an item read light is to be normalised: reading the document in full");
+    let raw = parse::parse_within(text, limits, deadline)?;
+    Ok(normalize::normalize_reusing(raw, rules, now, prev)
+        .expect("a document read in full has no item read light"))
 }
 
 /// Permits for parsing and normalising documents: one per core.
@@ -2085,6 +2114,93 @@ pub async fn export_opml<S: Store>(ctx: &Ctx<S>) -> Result<Vec<u8>, StoreError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reading light the items a document had before changes nothing: the items, the ids
+    /// reused and what is remembered are what reading the document whole gives, whatever
+    /// changed in between: items changed, added, dropped or sent twice, ids that shift, items
+    /// without a guid (links count), another address (another context).
+    #[test]
+    fn reading_known_items_light_gives_what_reading_them_whole_gives() {
+        let item = |guid: &str, text: &str| {
+            let guid = if guid.is_empty() {
+                String::new()
+            } else {
+                format!("<guid isPermaLink=\"false\">{guid}</guid>")
+            };
+            format!(
+                "<item><title>Story {text}</title>{guid}<link>/s/{text}</link>\
+                 <pubDate>Mon, 30 Nov 2026 0{}:00:00 +0000</pubDate>\
+                 <description>&lt;p&gt;The story of {text}, told at length.&lt;/p&gt;</description>\
+                 <content:encoded><![CDATA[<p>The story of {text}, told at length.</p><p>More about {text}.</p>]]></content:encoded></item>",
+                text.len() % 10
+            )
+        };
+        let doc = |items: &[String]| {
+            format!(
+                "<?xml version=\"1.0\"?><rss version=\"2.0\" \
+                 xmlns:content=\"http://purl.org/rss/1.0/modules/content/\"><channel>\
+                 <title>T</title><link>http://ex.org/</link>{}</channel></rss>",
+                items.concat()
+            )
+        };
+        let (a, b, c, d) = (
+            item("a", "alpha"),
+            item("b", "beta"),
+            item("c", "gamma"),
+            item("d", "delta"),
+        );
+        let first = doc(&[a.clone(), b.clone(), c.clone(), d.clone()]);
+        let nexts = [
+            // The same again.
+            first.clone(),
+            // One new, one changed, one dropped.
+            doc(&[
+                item("e", "epsilon"),
+                a.clone(),
+                b.clone(),
+                item("c", "gamma2"),
+            ]),
+            // One sent twice (its copies get numbered ids).
+            doc(&[a.clone(), a.clone(), b.clone()]),
+            // A new item with the guid of an old one: ids shift.
+            doc(&[item("a", "other"), a.clone(), c.clone()]),
+            // An item without a guid: links count.
+            doc(&[item("", "nameless"), a.clone(), b.clone()]),
+        ];
+        let detector = Detector::new(&[]);
+        let now = Utc::now();
+        let limits = parse::Limits::default();
+        let rules_at = |at: &str| Rules {
+            location: Some(Url::parse(at).unwrap()),
+            detector: Some(&detector),
+            ..Rules::default()
+        };
+        let rules = rules_at("http://ex.org/feed.xml");
+        let prev = read_reusing(&first, &rules, &limits, now, None, true).unwrap();
+        assert_eq!(prev.items.len(), 4);
+        for (n, next) in nexts.iter().enumerate() {
+            for rules in [&rules, &rules_at("http://ex.org/moved.xml")] {
+                let whole = read_reusing(next, rules, &limits, now, Some(&prev.reuse), false);
+                let light = read_reusing(next, rules, &limits, now, Some(&prev.reuse), true);
+                assert_eq!(light.unwrap(), whole.unwrap(), "document {n}");
+            }
+        }
+        // The same document again: every item is read light and reused.
+        let known = prev.reuse.hashes();
+        let knows = |h: u64| known.contains(&h);
+        let deadline = std::time::Instant::now() + limits.max_time;
+        let raw = parse::parse_skipping(&first, &limits, deadline, Some(&knows)).unwrap();
+        assert!(raw.items.iter().all(|i| i.light && i.content.is_none()));
+        let again = read_reusing(&first, &rules, &limits, now, Some(&prev.reuse), true).unwrap();
+        assert!(again.items.is_empty());
+        assert_eq!(again.unchanged.len(), 4);
+        // A changed item is normalised again.
+        let changed =
+            read_reusing(&nexts[1], &rules, &limits, now, Some(&prev.reuse), true).unwrap();
+        let fresh: Vec<&str> = changed.items.iter().map(|i| i.id.as_str()).collect();
+        assert_eq!(fresh, ["e", "c"]);
+        assert_eq!(changed.unchanged, ["a", "b"]);
+    }
 
     /// New items tied on arrival and date are taken in the order of their published ids, as
     /// strings: of "a"/"z" and "a-b"/"a", "urn:feedloom:a-b:a" comes first ('-' sorts before

@@ -56,9 +56,11 @@ pub const SUMMARY_CHARS: usize = 300;
 /// Longest title kept, in characters.
 pub const TITLE_CHARS: usize = 1000;
 
-/// Normalises one parsed document.
+/// Normalises one parsed document (read whole: by [`crate::parse::parse`] or
+/// [`crate::parse::parse_within`], or built by hand).
 pub fn normalize(raw: RawFeed, rules: &Rules<'_>, now: DateTime<Utc>) -> Parsed {
-    let out = normalize_reusing(raw, rules, now, None);
+    let out = normalize_reusing(raw, rules, now, None)
+        .expect("only a document read light has items to read again");
     debug_assert!(out.unchanged.is_empty());
     Parsed {
         feed: out.feed,
@@ -67,16 +69,17 @@ pub fn normalize(raw: RawFeed, rules: &Rules<'_>, now: DateTime<Utc>) -> Parsed 
 }
 
 /// Bumped whenever normalising gives different items for the same input in a way the crate
-/// version and the build would not show (they are part of [`Reuse::context`] too).
-pub const NORMALIZE_VERSION: u32 = 1;
+/// version and the build would not show (they are part of [`Reuse::context`] too), or
+/// [`Reuse`] knows items by other hashes (2: XML items by their bytes).
+pub const NORMALIZE_VERSION: u32 = 2;
 
 /// What normalising a source's last document left for the next one: the items it normalised,
-/// by a hash of the raw item, so that an item sent again unchanged is not normalised again
+/// by a hash of the raw item (`reuse_hash`: of an XML item, its bytes), so that an item sent again unchanged is not normalised again
 /// ([`normalize_reusing`]). Kept per source in the store (`SourceState::normalized`), and only
 /// once the items it names are stored.
 ///
 /// Compact, as it is read and written with the source's state on every fetch, 304s included:
-/// an item whose id is its guid (the common case) takes 8 bytes, its raw hash; only the others
+/// an item whose id is its guid (the common case) takes 8 bytes, its hash; only the others
 /// keep their id.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -85,18 +88,24 @@ pub struct Reuse {
     /// source's rules, the document's address, encoding and feed-level facts, the detection
     /// languages, this build ([`context_hash`]). Another context reuses nothing.
     pub context: u64,
-    /// The raw hashes ([`raw_hash`]) of the items whose id is their guid, 8 bytes each
+    /// The hashes ([`reuse_hash`]) of the items whose id is their guid, 8 bytes each
     /// (little-endian), in base64. Their links are not kept: a document where some item has
     /// no guid of its own (its id may come from its link) normalises them again.
     #[serde(skip_serializing_if = "String::is_empty")]
     guids: String,
-    /// The other items: raw hash → (id, link), the link being 0 when there is none, 1 when it
+    /// The other items: hash → (id, link), the link being 0 when there is none, 1 when it
     /// is the id, else its hash ([`link_hash`]).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     other: BTreeMap<u64, (String, u64)>,
 }
 
 impl Reuse {
+    /// The hashes of the items it holds, to read those items light
+    /// ([`crate::parse::parse_skipping`]).
+    pub fn hashes(&self) -> HashSet<u64> {
+        self.known().into_keys().collect()
+    }
+
     /// How many items it holds.
     pub fn len(&self) -> usize {
         self.guids.len() * 3 / 4 / 8 + self.other.len()
@@ -249,7 +258,19 @@ fn build_id() -> &'static str {
     })
 }
 
-/// The hash of an item as the source wrote it (the first half of what decides reuse).
+/// What knows an item normalised before when a document has it again unchanged (the raw half
+/// of what decides reuse): the hash of an XML item's bytes ([`RawItem::span`]), else
+/// [`raw_hash`].
+fn reuse_hash(it: &RawItem) -> u64 {
+    it.span.unwrap_or_else(|| raw_hash(it))
+}
+
+/// An item read light ([`RawItem::light`]) is to be normalised: the document is to be read
+/// again in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadAgain;
+
+/// The hash of an item as the source wrote it (what knows a JSON Feed item again).
 pub fn raw_hash(it: &RawItem) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = xxhash_rust::xxh3::Xxh3Default::new();
@@ -313,12 +334,15 @@ impl Slot<'_> {
 /// out is not remembered. Not reused, nor remembered: a raw item the document has twice (its
 /// copies get numbered ids), and one whose date was in the future (clamped to `now`, it would
 /// come out differently later).
+///
+/// An item read light is never normalised: when one has to be (it is not reused after all),
+/// the answer is [`ReadAgain`], and the caller reads the document in full and asks again.
 pub fn normalize_reusing(
     raw: RawFeed,
     rules: &Rules<'_>,
     now: DateTime<Utc>,
     prev: Option<&Reuse>,
-) -> Normalized {
+) -> Result<Normalized, ReadAgain> {
     let context = context_hash(&raw, rules);
     let known = prev
         .filter(|p| p.context == context)
@@ -357,14 +381,24 @@ pub fn normalize_reusing(
         ttl_minutes: raw.ttl_minutes.filter(|m| *m > 0),
     };
     let raw_items = newest(raw.items, rules, now);
-    let hashes: Vec<u64> = raw_items.iter().map(raw_hash).collect();
+    let hashes: Vec<u64> = raw_items.iter().map(reuse_hash).collect();
     let mut copies: HashMap<u64, usize> = HashMap::with_capacity(hashes.len());
     for h in &hashes {
         *copies.entry(*h).or_default() += 1;
     }
     let single = |n: usize| copies[&hashes[n]] == 1;
-    let normalise =
-        |it: &RawItem| item(it, item_base.as_ref(), feed_language.as_deref(), rules, now);
+    let normalise = |it: &RawItem| {
+        if it.light {
+            return Err(ReadAgain);
+        }
+        Ok(item(
+            it,
+            item_base.as_ref(),
+            feed_language.as_deref(),
+            rules,
+            now,
+        ))
+    };
     let mut slots: Vec<Slot<'_>> = Vec::with_capacity(raw_items.len());
     let mut fresh = 0;
     for (n, it) in raw_items.iter().enumerate() {
@@ -385,7 +419,7 @@ pub fn normalize_reusing(
             );
             break;
         }
-        slots.push(Slot::Fresh(normalise(it)));
+        slots.push(Slot::Fresh(normalise(it)?));
         fresh += 1;
     }
     let raw_items = &raw_items[..slots.len()];
@@ -408,7 +442,7 @@ pub fn normalize_reusing(
             if let Slot::Known(k) = slot
                 && k.link == Link::Unknown
             {
-                *slot = Slot::Fresh(normalise(&raw_items[n]));
+                *slot = Slot::Fresh(normalise(&raw_items[n])?);
             }
         }
     }
@@ -419,7 +453,7 @@ pub fn normalize_reusing(
             if let Slot::Known(k) = slot
                 && ids[n].as_deref() != k.id(&raw_items[n])
             {
-                *slot = Slot::Fresh(normalise(&raw_items[n]));
+                *slot = Slot::Fresh(normalise(&raw_items[n])?);
                 again = true;
             }
         }
@@ -447,12 +481,12 @@ pub fn normalize_reusing(
             }
         }
     }
-    Normalized {
+    Ok(Normalized {
         feed,
         items,
         unchanged,
         reuse: Reuse::new(context, remember),
-    }
+    })
 }
 
 /// The raw items to normalise: all of them, or the newest `rules.max_items`, in document order.
@@ -888,6 +922,16 @@ mod tests {
     use super::*;
     use crate::parse::RawItem;
 
+    /// [`normalize_reusing`] of a document read whole (no item light).
+    fn reusing(
+        raw: RawFeed,
+        rules: &Rules<'_>,
+        now: DateTime<Utc>,
+        prev: Option<&Reuse>,
+    ) -> Normalized {
+        normalize_reusing(raw, rules, now, prev).unwrap()
+    }
+
     fn now() -> DateTime<Utc> {
         "2025-06-01T00:00:00Z".parse().unwrap()
     }
@@ -1036,7 +1080,7 @@ mod tests {
         let a = story("a", "Alpha", "2025-05-01T00:00:00Z");
         let b = story("b", "Beta", "2025-05-02T00:00:00Z");
         let c = story("c", "Gamma", "2025-05-03T00:00:00Z");
-        let first = normalize_reusing(doc(vec![a.clone(), b.clone()]), &rules, now(), None);
+        let first = reusing(doc(vec![a.clone(), b.clone()]), &rules, now(), None);
         assert_eq!(first.items.len(), 2);
         assert!(first.unchanged.is_empty());
         assert_eq!(first.reuse.len(), 2);
@@ -1044,7 +1088,7 @@ mod tests {
         let mut b2 = b.clone();
         b2.content = Some("<p>Beta, edited.</p>".into());
         let next = doc(vec![c.clone(), b2.clone(), a.clone()]);
-        let second = normalize_reusing(next.clone(), &rules, now(), Some(&first.reuse));
+        let second = reusing(next.clone(), &rules, now(), Some(&first.reuse));
         assert_eq!(second.unchanged, ["a"]);
         let fresh: Vec<&str> = second.items.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(fresh, ["c", "b"]);
@@ -1057,7 +1101,7 @@ mod tests {
         assert_eq!(second.reuse.context, first.reuse.context);
 
         // The same document again: nothing to normalise.
-        let third = normalize_reusing(doc(vec![c, b2, a]), &rules, now(), Some(&second.reuse));
+        let third = reusing(doc(vec![c, b2, a]), &rules, now(), Some(&second.reuse));
         assert!(third.items.is_empty());
         assert_eq!(third.unchanged, ["c", "b", "a"]);
         assert_eq!(third.reuse, second.reuse);
@@ -1066,13 +1110,13 @@ mod tests {
     #[test]
     fn another_context_reuses_nothing() {
         let items = vec![story("a", "Alpha", "2025-05-01T00:00:00Z")];
-        let first = normalize_reusing(doc(items.clone()), &Rules::default(), now(), None);
+        let first = reusing(doc(items.clone()), &Rules::default(), now(), None);
         let patterns = [Regex::new("^Share this$").unwrap()];
         let stripping = Rules {
             strip_patterns: &patterns,
             ..Rules::default()
         };
-        let other = normalize_reusing(doc(items.clone()), &stripping, now(), Some(&first.reuse));
+        let other = reusing(doc(items.clone()), &stripping, now(), Some(&first.reuse));
         assert!(other.unchanged.is_empty());
         assert!(
             !other.items[0]
@@ -1084,25 +1128,25 @@ mod tests {
         // Feed-level facts the items depend on: the feed's language, its address.
         let mut english = doc(items.clone());
         english.language = Some("de".into());
-        let other = normalize_reusing(english, &Rules::default(), now(), Some(&first.reuse));
+        let other = reusing(english, &Rules::default(), now(), Some(&first.reuse));
         assert!(other.unchanged.is_empty());
         let moved = Rules {
             location: Url::parse("https://elsewhere.example/feed").ok(),
             ..Rules::default()
         };
-        let other = normalize_reusing(doc(items.clone()), &moved, now(), Some(&first.reuse));
+        let other = reusing(doc(items.clone()), &moved, now(), Some(&first.reuse));
         assert!(other.unchanged.is_empty());
         let detector = language::Detector::new(&["en".into(), "de".into()]);
         let detecting = Rules {
             detector: Some(&detector),
             ..Rules::default()
         };
-        let other = normalize_reusing(doc(items.clone()), &detecting, now(), Some(&first.reuse));
+        let other = reusing(doc(items.clone()), &detecting, now(), Some(&first.reuse));
         assert!(other.unchanged.is_empty());
         // The feed's lastBuildDate is not something items depend on.
         let mut rebuilt = doc(items);
         rebuilt.updated = Some("2025-05-09T00:00:00Z".into());
-        let same = normalize_reusing(rebuilt, &Rules::default(), now(), Some(&first.reuse));
+        let same = reusing(rebuilt, &Rules::default(), now(), Some(&first.reuse));
         assert_eq!(same.unchanged, ["a"]);
     }
 
@@ -1110,13 +1154,13 @@ mod tests {
     fn a_reused_item_whose_id_changes_is_normalised_again() {
         let rules = Rules::default();
         let a = story("g", "Alpha", "2025-05-01T00:00:00Z");
-        let first = normalize_reusing(doc(vec![a.clone()]), &rules, now(), None);
+        let first = reusing(doc(vec![a.clone()]), &rules, now(), None);
         assert_eq!(first.items[0].id, "g");
         // Another item with the same guid: neither guid is unique, ids come from links.
         let mut b = story("g", "Beta", "2025-05-02T00:00:00Z");
         b.link = Some("https://ex.org/beta".into());
         let next = doc(vec![a, b]);
-        let second = normalize_reusing(next.clone(), &rules, now(), Some(&first.reuse));
+        let second = reusing(next.clone(), &rules, now(), Some(&first.reuse));
         assert!(second.unchanged.is_empty());
         let ids: Vec<&str> = second.items.iter().map(|i| i.id.as_str()).collect();
         assert_eq!(ids, ["https://ex.org/g", "https://ex.org/beta"]);
@@ -1130,7 +1174,7 @@ mod tests {
         let mut twice = a.clone();
         twice.guid = None;
         let future = story("f", "Later", "2031-01-01T00:00:00Z");
-        let first = normalize_reusing(
+        let first = reusing(
             doc(vec![
                 twice.clone(),
                 twice.clone(),
@@ -1145,7 +1189,7 @@ mod tests {
         assert_eq!(first.reuse.len(), 1, "only the one plain item");
         // Items without a guid of their own make links count, and the reused item's link was
         // not kept (its id is its guid): it is normalised again, as are the others.
-        let second = normalize_reusing(
+        let second = reusing(
             doc(vec![twice.clone(), twice, future.clone(), a.clone()]),
             &rules,
             now(),
@@ -1153,7 +1197,7 @@ mod tests {
         );
         assert!(second.unchanged.is_empty());
         assert_eq!(second.items.len(), 4);
-        let third = normalize_reusing(doc(vec![future, a]), &rules, now(), Some(&first.reuse));
+        let third = reusing(doc(vec![future, a]), &rules, now(), Some(&first.reuse));
         assert_eq!(third.unchanged, ["a"]);
         assert_eq!(third.items.len(), 1, "the future item is normalised again");
     }
@@ -1171,7 +1215,7 @@ mod tests {
         };
         let mut no_link = plain(3);
         no_link.link = None;
-        let first = normalize_reusing(
+        let first = reusing(
             doc(vec![plain(1), plain(2), no_link.clone()]),
             &rules,
             now(),
@@ -1179,7 +1223,7 @@ mod tests {
         );
         assert_eq!(first.reuse.len(), 3);
         let next = doc(vec![plain(4), plain(1), plain(2), no_link]);
-        let second = normalize_reusing(next.clone(), &rules, now(), Some(&first.reuse));
+        let second = reusing(next.clone(), &rules, now(), Some(&first.reuse));
         assert_eq!(second.unchanged.len(), 3);
         assert_eq!(second.unchanged[0], "https://ex.org/p1");
         assert!(second.unchanged[2].starts_with("urn:feedloom:hash:"));
@@ -1190,7 +1234,7 @@ mod tests {
         // A new item with the same link as a reused one: both ids change, both are normalised.
         let mut twin = plain(9);
         twin.link = Some("https://ex.org/p1".into());
-        let third = normalize_reusing(
+        let third = reusing(
             doc(vec![twin.clone(), plain(1)]),
             &rules,
             now(),
@@ -1218,7 +1262,7 @@ mod tests {
             max_items: Some(3),
             ..Rules::default()
         };
-        let first = normalize_reusing(doc(items[..5].to_vec()), &three, now(), None);
+        let first = reusing(doc(items[..5].to_vec()), &three, now(), None);
         let ids = |o: &Normalized| {
             let mut v: Vec<String> = o
                 .items
@@ -1230,7 +1274,7 @@ mod tests {
             v
         };
         assert_eq!(ids(&first), ["s3", "s4", "s5"]);
-        let second = normalize_reusing(doc(items.clone()), &three, now(), Some(&first.reuse));
+        let second = reusing(doc(items.clone()), &three, now(), Some(&first.reuse));
         assert_eq!(
             ids(&second),
             ["s7", "s8", "s9"],
@@ -1244,9 +1288,9 @@ mod tests {
             deadline: Some(std::time::Instant::now()),
             ..Rules::default()
         };
-        let third = normalize_reusing(doc(items[6..].to_vec()), &late, now(), Some(&second.reuse));
+        let third = reusing(doc(items[6..].to_vec()), &late, now(), Some(&second.reuse));
         assert_eq!(third.unchanged, ["s7", "s8", "s9"]);
-        let fourth = normalize_reusing(doc(items[..2].to_vec()), &late, now(), Some(&third.reuse));
+        let fourth = reusing(doc(items[..2].to_vec()), &late, now(), Some(&third.reuse));
         assert!(fourth.items.is_empty() && fourth.unchanged.is_empty());
         assert!(fourth.reuse.is_empty());
     }

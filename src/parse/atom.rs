@@ -171,6 +171,8 @@ impl Atom {
                         .flat_map(|g| g.all(Ns::Media, "thumbnail")),
                 )
                 .find_map(|t| non_empty(t.attr("url")).map(|u| t.resolve(&u))),
+            span: e.span,
+            light: e.light,
         }
     }
 }

@@ -134,6 +134,7 @@ pub fn parse(text: &str) -> Result<RawFeed, ParseError> {
                     .collect(),
                 base: None,
                 image: non_empty(it.image.as_ref()).or_else(|| non_empty(it.banner_image.as_ref())),
+                ..RawItem::default()
             }
         })
         .collect();

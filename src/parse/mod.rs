@@ -80,6 +80,12 @@ pub struct RawItem {
     pub base: Option<String>,
     /// An image the source names for the item (JSON `image`, `media:thumbnail`).
     pub image: Option<String>,
+    /// The hash of an XML item's bytes in its document ([`xml::Element::span`]): what reuse
+    /// knows it by (`normalize::normalize_reusing`).
+    pub span: Option<u64>,
+    /// Read light ([`xml::read_skipping`]): only its guid and dates are read. An item reuse
+    /// knows by its span, to be reused, never normalised.
+    pub light: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -235,6 +241,17 @@ pub fn parse(text: &str) -> Result<RawFeed, ParseError> {
 /// XML that breaks midway still gives what was read before the break (complete items only,
 /// with a warning); it is an error only when nothing usable came before it.
 pub fn parse_within(text: &str, limits: &Limits, deadline: Instant) -> Result<RawFeed, ParseError> {
+    parse_skipping(text, limits, deadline, None)
+}
+
+/// [`parse_within`], reading light the XML items whose span hash `known` knows
+/// ([`xml::read_skipping`]).
+pub fn parse_skipping(
+    text: &str,
+    limits: &Limits,
+    deadline: Instant,
+    known: Option<xml::Knows<'_>>,
+) -> Result<RawFeed, ParseError> {
     let trimmed = text.trim_start_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
     if trimmed.starts_with('{') {
         let mut feed = json_feed::parse(trimmed)?;
@@ -248,7 +265,7 @@ pub fn parse_within(text: &str, limits: &Limits, deadline: Instant) -> Result<Ra
         }
         return Ok(feed);
     }
-    let doc = xml::read_within(trimmed, limits, deadline);
+    let doc = xml::read_skipping(trimmed, limits, deadline, known);
     let Some(root) = doc.root else {
         return Err(match doc.error {
             Some(e) => ParseError::Xml {

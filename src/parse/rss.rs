@@ -213,6 +213,8 @@ fn item(it: &Element) -> RawItem {
         base: non_empty(content_el.or(summary_el).and_then(|e| e.base.clone()))
             .or_else(|| non_empty(it.base.as_ref())),
         image: media_image(&groups),
+        span: it.span,
+        light: it.light,
     }
 }
 

@@ -127,6 +127,13 @@ pub struct Element {
     pub lang: Option<Arc<str>>,
     /// False when the document ended or broke before this element's end tag.
     pub complete: bool,
+    /// For an item (`<item>`, `<entry>` under the root or `<channel>`): the hash of its bytes
+    /// in the document, seeded with the start tags around it (`Spans`). The same hash is
+    /// the same item read the same way.
+    pub span: Option<u64>,
+    /// An item read light: only the children its id and dates come from (see
+    /// [`read_skipping`]).
+    pub light: bool,
 }
 
 /// Where and why reading stopped early.
@@ -366,10 +373,31 @@ fn line_of(text: &str, byte: u64) -> usize {
         + 1
 }
 
+/// Which item span hashes are known ([`read_skipping`]).
+pub type Knows<'a> = &'a dyn Fn(u64) -> bool;
+
 /// Reads a document into a tree, stopping (not failing) at the first unrecoverable error, at
 /// `deadline` or at `limits.max_elements`; deeper elements than `limits.max_depth` are skipped
 /// and text runs cut at `limits.max_field_bytes` (both logged).
 pub fn read_within(text: &str, limits: &Limits, deadline: Instant) -> Document {
+    read_skipping(text, limits, deadline, None)
+}
+
+/// [`read_within`], reading light the items whose span hash `known` knows: of such an item
+/// only the children its id and dates come from are built (`is_identity`), and it is marked
+/// [`Element::light`]. Most of a changed document's bytes are items it sent before, which
+/// reuse does not normalise again; an update built their whole trees (half of parsing its
+/// changed documents) only to find them unchanged.
+///
+/// An item is first read light from a copy of the reader; when its hash is not known, or
+/// anything is out of the ordinary (an error, the end of the document, a limit, an end tag
+/// that closes an element around it), it is read again in full from where it starts.
+pub fn read_skipping(
+    text: &str,
+    limits: &Limits,
+    deadline: Instant,
+    known: Option<Knows<'_>>,
+) -> Document {
     let mut reader = NsReader::from_str(text);
     {
         let cfg = reader.config_mut();
@@ -385,7 +413,9 @@ pub fn read_within(text: &str, limits: &Limits, deadline: Instant) -> Document {
     let mut events = 0usize;
     let mut too_deep = 0usize;
     let mut text_cut = false;
+    let mut spans = Spans::new(limits);
     loop {
+        let before = reader.buffer_position() as usize;
         let event = reader.read_event();
         events += 1;
         if events.is_multiple_of(1024) && Instant::now() >= deadline {
@@ -424,10 +454,41 @@ pub fn read_within(text: &str, limits: &Limits, deadline: Instant) -> Document {
                     let _ = reader.read_to_end(e.name());
                     continue;
                 }
+                let after = reader.buffer_position() as usize;
+                if let Some(seed) = spans.opened(&el, &stack, bytes_at(text, before, after)) {
+                    let trying = known.is_some() && spans.worth_trying();
+                    let light = known.filter(|_| trying).and_then(|known| {
+                        let mut light =
+                            read_light(&reader, text, &el, &stack, limits, deadline, elements)?;
+                        let hash = span_hash(text, before, light.end, seed);
+                        known(hash).then(|| {
+                            light.el.span = Some(hash);
+                            light.el.light = true;
+                            light
+                        })
+                    });
+                    spans.tried(trying, light.is_some());
+                    if let Some(light) = light {
+                        reader = light.reader;
+                        elements += light.elements;
+                        events += light.events;
+                        text_cut |= light.text_cut;
+                        close(&mut stack, &mut root, light.el);
+                        continue;
+                    }
+                    spans.item = Some((stack.len(), before, seed));
+                }
                 stack.push(el);
             }
             Ok(Event::Empty(e)) => {
-                let el = open(&reader, &e, stack.last());
+                let mut el = open(&reader, &e, stack.last());
+                let after = reader.buffer_position() as usize;
+                if let Some(seed) = spans.opened(&el, &stack, bytes_at(text, before, after)) {
+                    let hash = span_hash(text, before, after, seed);
+                    el.span = Some(hash);
+                    // (Nothing to skip, but known all the same.)
+                    el.light = known.is_some_and(|known| known(hash));
+                }
                 close(&mut stack, &mut root, el);
             }
             Ok(Event::End(e)) => {
@@ -435,32 +496,21 @@ pub fn read_within(text: &str, limits: &Limits, deadline: Instant) -> Document {
                 let local = String::from_utf8_lossy(name.as_ref());
                 if let Some(pos) = stack.iter().rposition(|el| el.local == local) {
                     while stack.len() > pos {
-                        let el = stack.pop().expect("stack holds more than pos elements");
+                        let mut el = stack.pop().expect("stack holds more than pos elements");
+                        if let Some((at, start, seed)) = spans.item
+                            && at == stack.len()
+                        {
+                            let end = reader.buffer_position() as usize;
+                            el.span = Some(span_hash(text, start, end, seed));
+                            spans.item = None;
+                        }
                         close(&mut stack, &mut root, el);
                     }
                 }
             }
-            Ok(Event::Text(t)) => {
+            Ok(ref event @ (Event::Text(_) | Event::CData(_) | Event::GeneralRef(_))) => {
                 if let Some(top) = stack.last_mut() {
-                    text_cut |= push_text(top, &as_text(text, &t), limits.max_field_bytes);
-                }
-            }
-            Ok(Event::CData(t)) => {
-                if let Some(top) = stack.last_mut() {
-                    text_cut |= push_text(top, &as_text(text, &t), limits.max_field_bytes);
-                }
-            }
-            Ok(Event::GeneralRef(r)) => {
-                if let Some(top) = stack.last_mut() {
-                    let name = String::from_utf8_lossy(&r);
-                    match entity(&name) {
-                        Some(t) => text_cut |= push_text(top, &t, limits.max_field_bytes),
-                        // A reference to a character XML forbids (&#0;) is dropped.
-                        None if name.starts_with('#') => {}
-                        None => {
-                            text_cut |= push_text(top, &format!("&{name};"), limits.max_field_bytes)
-                        }
-                    }
+                    text_cut |= push_event(top, event, text, limits.max_field_bytes);
                 }
             }
             Ok(Event::Eof) => break,
@@ -505,6 +555,228 @@ pub fn read_within(text: &str, limits: &Limits, deadline: Instant) -> Document {
         }
     }
     Document { root, error }
+}
+
+/// What an item's span hash is seeded with: the limits the document is read within, and the
+/// start tags of the elements around the item (the root and, in RSS 2.0, `<channel>`), whose
+/// namespace declarations, `xml:base` and `xml:lang` change how the item reads.
+struct Spans {
+    /// The seed from the limits.
+    limits: u64,
+    /// The seed under the element open at each of the first two depths.
+    seeds: [u64; 2],
+    /// The item being read in full, whose span is taken when it closes: its place in the
+    /// stack, where it starts, its seed.
+    item: Option<(usize, usize, u64)>,
+    /// Items tried light, and found known.
+    tried: usize,
+    found: usize,
+}
+
+/// Items a document's light reads may miss before one is found known: past that, its items
+/// are all read in full at once (a feed that changes every item on every fetch, a date in
+/// each, would otherwise be read twice).
+const LIGHT_MISSES: usize = 16;
+
+impl Spans {
+    fn new(limits: &Limits) -> Spans {
+        let seed = xxhash_rust::xxh3::xxh3_64(
+            format!("{}|{}", limits.max_depth, limits.max_field_bytes).as_bytes(),
+        );
+        Spans {
+            limits: seed,
+            seeds: [seed; 2],
+            item: None,
+            tried: 0,
+            found: 0,
+        }
+    }
+
+    /// Whether an item is still worth reading light first ([`LIGHT_MISSES`]).
+    fn worth_trying(&self) -> bool {
+        self.found > 0 || self.tried < LIGHT_MISSES
+    }
+
+    fn tried(&mut self, tried: bool, found: bool) {
+        self.tried += usize::from(tried);
+        self.found += usize::from(found);
+    }
+
+    /// Notes an element opened under `stack` with start tag `tag`; when it is an item (and no
+    /// item is being read), the seed of its span.
+    fn opened(&mut self, el: &Element, stack: &[Element], tag: &[u8]) -> Option<u64> {
+        let depth = stack.len();
+        if depth < 2 {
+            let under = if depth == 0 {
+                self.limits
+            } else {
+                self.seeds[0]
+            };
+            let seed = xxhash_rust::xxh3::xxh3_64_with_seed(tag, under);
+            self.seeds[depth] = seed;
+        }
+        let item = matches!(el.local.as_str(), "item" | "entry")
+            && match depth {
+                1 => true,
+                2 => stack[1].local == "channel",
+                _ => false,
+            };
+        (item && self.item.is_none()).then(|| self.seeds[depth - 1])
+    }
+}
+
+/// The bytes of the document from `start` to `end` (a start tag, an item).
+fn bytes_at(text: &str, start: usize, end: usize) -> &[u8] {
+    text.as_bytes().get(start..end).unwrap_or_default()
+}
+
+fn span_hash(text: &str, start: usize, end: usize, seed: u64) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(bytes_at(text, start, end), seed)
+}
+
+/// Children of an item that a light read builds: those its id and dates come from (RSS
+/// `guid`, `pubDate`, `dc:date`, `dcterms:issued`/`created`/`modified`; Atom `id`,
+/// `published`, `updated`, `issued`, `created`, `modified`). Reuse needs no more of an item it
+/// knows.
+fn is_identity(local: &str) -> bool {
+    matches!(
+        local,
+        "guid"
+            | "id"
+            | "pubDate"
+            | "date"
+            | "issued"
+            | "created"
+            | "published"
+            | "modified"
+            | "updated"
+    )
+}
+
+/// An item read light: its element, the reader past it, where it ends, and what reading it
+/// counted.
+struct Light<'t> {
+    el: Element,
+    reader: NsReader<&'t [u8]>,
+    end: usize,
+    elements: usize,
+    events: usize,
+    text_cut: bool,
+}
+
+/// Reads the item `item` just opened (under `around`) light, from a copy of `reader`: its
+/// structure as [`read_skipping`] reads it (mismatched end tags included), but building only
+/// its [`is_identity`] children. `None` when the full read is to read it: at an error, the end
+/// of the document, a limit, or an end tag that closes an element around the item.
+///
+/// Where the item ends is only a candidate until its hash is found known: the same bytes
+/// (with the same tags around them) were read in full before and ended there.
+fn read_light<'t>(
+    reader: &NsReader<&'t [u8]>,
+    text: &'t str,
+    item: &Element,
+    around: &[Element],
+    limits: &Limits,
+    deadline: Instant,
+    elements_before: usize,
+) -> Option<Light<'t>> {
+    let mut reader = reader.clone();
+    // The elements open in the item (the item first): their names, and whether each is built
+    // (the item, an identity child and everything in it); the built ones.
+    let mut inside: Vec<(Cow<'t, str>, bool)> = vec![(Cow::Owned(item.local.clone()), true)];
+    let mut built: Vec<Element> = vec![item.clone()];
+    let (mut elements, mut events, mut text_cut) = (0usize, 0usize, false);
+    loop {
+        let event = reader.read_event();
+        events += 1;
+        if events.is_multiple_of(1024) && Instant::now() >= deadline {
+            return None;
+        }
+        if let Ok(Event::Start(_) | Event::Empty(_)) = &event {
+            elements += 1;
+            if elements_before + elements > limits.max_elements {
+                return None;
+            }
+        }
+        match event {
+            Ok(Event::Start(ref e) | Event::Empty(ref e)) => {
+                let empty = matches!(event, Ok(Event::Empty(_)));
+                if !empty && around.len() + inside.len() >= limits.max_depth {
+                    return None;
+                }
+                let local = as_text(text, e.local_name().into_inner());
+                let build = match inside.len() {
+                    1 => is_identity(&local),
+                    _ => inside.last().is_some_and(|(_, b)| *b),
+                };
+                let el = build.then(|| open(&reader, e, built.last()));
+                match (el, empty) {
+                    (Some(el), true) => close(&mut built, &mut None, el),
+                    (Some(el), false) => built.push(el),
+                    (None, _) => {}
+                }
+                if !empty {
+                    inside.push((local, build));
+                }
+            }
+            Ok(Event::End(e)) => {
+                let local = as_text(text, e.local_name().into_inner());
+                match inside.iter().rposition(|(name, _)| *name == local) {
+                    Some(pos) => {
+                        while inside.len() > pos {
+                            let (_, was_built) = inside.pop().expect("more than pos are open");
+                            if !was_built {
+                                continue;
+                            }
+                            let el = built.pop().expect("a built element is on the stack");
+                            if built.is_empty() {
+                                let end = reader.buffer_position() as usize;
+                                return Some(Light {
+                                    el,
+                                    reader,
+                                    end,
+                                    elements,
+                                    events,
+                                    text_cut,
+                                });
+                            }
+                            close(&mut built, &mut None, el);
+                        }
+                    }
+                    None if around.iter().any(|a| *a.local == *local) => return None,
+                    None => {}
+                }
+            }
+            Ok(ref event @ (Event::Text(_) | Event::CData(_) | Event::GeneralRef(_))) => {
+                if inside.len() > 1
+                    && inside.last().is_some_and(|(_, b)| *b)
+                    && let Some(top) = built.last_mut()
+                {
+                    text_cut |= push_event(top, event, text, limits.max_field_bytes);
+                }
+            }
+            Ok(Event::Eof) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Appends what a text event gives (text, CDATA, a reference) to `el`; whether any was cut.
+fn push_event(el: &mut Element, event: &Event<'_>, text: &str, max: usize) -> bool {
+    match event {
+        Event::Text(t) => push_text(el, &as_text(text, t), max),
+        Event::CData(t) => push_text(el, &as_text(text, t), max),
+        Event::GeneralRef(r) => {
+            let name = String::from_utf8_lossy(r);
+            match entity(&name) {
+                Some(t) => push_text(el, &t, max),
+                // A reference to a character XML forbids (&#0;) is dropped.
+                None if name.starts_with('#') => false,
+                None => push_text(el, &format!("&{name};"), max),
+            }
+        }
+        _ => false,
+    }
 }
 
 /// `bytes` as text: the part of `text` it is (a reader over `text` lends its events' bytes
@@ -615,6 +887,8 @@ fn open(reader: &NsReader<&[u8]>, e: &BytesStart<'_>, parent: Option<&Element>) 
         base,
         lang,
         complete: true,
+        span: None,
+        light: false,
     }
 }
 
@@ -722,5 +996,196 @@ mod tests {
         let ch = r.first(Ns::Rss, "channel").unwrap();
         assert_eq!(ch.first(Ns::Rss, "title").unwrap().text(), "t");
         assert!(ch.first(Ns::Rss, "item").is_some());
+    }
+
+    /// The items of a tree: `<item>`/`<entry>` children of the root or of `<channel>`.
+    fn items_of(root: &Element) -> Vec<&Element> {
+        let mut out: Vec<&Element> = root
+            .elements()
+            .filter(|e| matches!(e.local.as_str(), "item" | "entry"))
+            .collect();
+        if let Some(ch) = root.first(Ns::Rss, "channel") {
+            out.extend(ch.elements().filter(|e| e.local == "item"));
+        }
+        out
+    }
+
+    fn spans(text: &str) -> Vec<Option<u64>> {
+        items_of(&root(text)).iter().map(|i| i.span).collect()
+    }
+
+    /// Reads `text` with the items whose span is in `known` read light.
+    fn read_knowing(text: &str, known: &std::collections::HashSet<u64>) -> Document {
+        let limits = Limits::default();
+        let knows = |h: u64| known.contains(&h);
+        read_skipping(
+            text,
+            &limits,
+            Instant::now() + limits.max_time,
+            Some(&knows),
+        )
+    }
+
+    /// `el` with the items whose span is in `known` as a light read gives them: only their
+    /// identity children.
+    fn stripped(mut el: Element, known: &std::collections::HashSet<u64>, depth: usize) -> Element {
+        if el.span.is_some_and(|s| known.contains(&s)) {
+            el.light = true;
+            el.children
+                .retain(|n| matches!(n, Node::Element(e) if is_identity(&e.local)));
+        } else if depth < 2 {
+            for n in &mut el.children {
+                if let Node::Element(e) = n {
+                    *e = stripped(e.clone(), known, depth + 1);
+                }
+            }
+        }
+        el
+    }
+
+    const RSS: &str = r#"<?xml version="1.0"?>
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"
+     xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:media="http://search.yahoo.com/mrss/">
+<channel xml:base="http://ex.org/news/" xml:lang="ru">
+  <title>Новости</title><link>/</link>
+  <item><title>One &amp; two</title><link>a/1</link><guid isPermaLink="false">g1</guid>
+    <pubDate>Mon, 30 Nov 2026 09:00:00 +0000</pubDate><dc:creator>Анна</dc:creator>
+    <description>&lt;p&gt;Lead &amp;nbsp;text&lt;/p&gt; &mdash; more</description>
+    <content:encoded><![CDATA[<p>Body <b>bold</b></p>]]></content:encoded>
+    <media:content url="i/1.jpg" medium="image"/><category>World</category></item>
+  <item><title>Two</title><guid>http://ex.org/news/2</guid><dc:date>2026-11-29T10:00:00Z</dc:date>
+    <description xml:base="http://other.org/">Plain text&#x41;</description></item>
+  <item><title>Three</title><link>a/3</link><xhtml:body xmlns:xhtml="http://www.w3.org/1999/xhtml"><xhtml:p>Text <xhtml:a href="x">link</xhtml:a></xhtml:p></xhtml:body></item>
+  <item/>
+</channel>
+</rss>"#;
+
+    const ATOM: &str = r#"<feed xmlns="http://www.w3.org/2005/Atom" xml:base="http://ex.org/">
+<title>T</title>
+<entry><id>urn:1</id><title type="html">&lt;b&gt;A&lt;/b&gt;</title><updated>2026-11-30T00:00:00Z</updated>
+  <summary>Short</summary><content type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml"><p>Long <em>body</em></p></div></content></entry>
+<entry><id>urn:2</id><link href="b"/><content type="html">&lt;p&gt;x&lt;/p&gt;</content></entry>
+</feed>"#;
+
+    const RDF: &str = r#"<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/">
+<channel rdf:about="http://ex.org/"><title>R</title></channel>
+<item rdf:about="http://ex.org/1"><title>One</title><link>http://ex.org/1</link><description>D1</description></item>
+<item rdf:about="http://ex.org/2"><title>Two</title><description>D2</description></item>
+</rdf:RDF>"#;
+
+    /// Read light, an item is what the full read gives without the text of its summary and
+    /// content; everything else in the document is as the full read gives it, whichever items
+    /// are known.
+    #[test]
+    fn an_item_read_light_is_the_full_item_without_its_body_text() {
+        for doc in [RSS, ATOM, RDF] {
+            let full = read(doc);
+            let all: Vec<u64> = items_of(full.root.as_ref().unwrap())
+                .iter()
+                .map(|i| i.span.expect("every item has a span"))
+                .collect();
+            assert!(all.len() >= 2, "{doc}");
+            let subsets: Vec<std::collections::HashSet<u64>> = vec![
+                all.iter().copied().collect(),
+                all.iter().copied().step_by(2).collect(),
+                all.iter().copied().skip(1).collect(),
+                [1, 2, 3].into_iter().collect(),
+            ];
+            for known in subsets {
+                let light = read_knowing(doc, &known);
+                assert_eq!(light.error, full.error);
+                let want = stripped(full.root.clone().unwrap(), &known, 0);
+                assert_eq!(light.root.as_ref(), Some(&want), "{doc}\n{known:?}");
+                let lights = items_of(light.root.as_ref().unwrap())
+                    .iter()
+                    .filter(|i| i.light)
+                    .count();
+                assert_eq!(lights, known.iter().filter(|k| all.contains(k)).count());
+            }
+        }
+        // The id and the dates are what is kept.
+        let known = spans(RSS).into_iter().flatten().collect();
+        let light = read_knowing(RSS, &known).root.unwrap();
+        let items = items_of(&light);
+        let names =
+            |i: &Element| -> Vec<String> { i.elements().map(|e| e.local.clone()).collect() };
+        assert_eq!(names(items[0]), ["guid", "pubDate"]);
+        assert_eq!(items[0].first(Ns::Rss, "guid").unwrap().text(), "g1");
+        assert_eq!(names(items[1]), ["guid", "date"]);
+    }
+
+    /// An item's span is its bytes with the start tags around it: the same in another
+    /// document of other items, another when a byte of it changes or when a declaration
+    /// around it does.
+    #[test]
+    fn an_items_span_is_its_bytes_and_the_tags_around_it() {
+        let doc = |items: &str, root: &str| {
+            format!("<rss{root}><channel><title>x</title>{items}</channel></rss>")
+        };
+        let a = "<item><guid>a</guid><description>one</description></item>";
+        let b = "<item><guid>b</guid></item>";
+        let c = "<item><guid>c</guid></item>";
+        let first = spans(&doc(&format!("{a}{b}"), ""));
+        let second = spans(&doc(&format!("{c}\n{a}"), ""));
+        assert!(first.iter().all(Option::is_some));
+        assert_eq!(first[0], second[1]);
+        assert_ne!(first[0], first[1]);
+        let changed = spans(&doc(&format!("{}{b}", a.replace("one", "onE")), ""));
+        assert_ne!(changed[0], first[0]);
+        assert_eq!(changed[1], first[1]);
+        let declared = spans(&doc(&format!("{a}{b}"), " xmlns:dc=\"x\""));
+        assert_ne!(declared[0], first[0]);
+        // The channel's title is not around the items: a changed one keeps their spans.
+        let retitled = doc(&format!("{a}{b}"), "").replace("<title>x</title>", "<title>y</title>");
+        assert_eq!(spans(&retitled), first);
+    }
+
+    /// An item that an end tag of an element around it closes, or that the document ends
+    /// in, is read in full even when its span is known.
+    #[test]
+    fn an_item_cut_short_is_read_in_full() {
+        let broken = "<rss><channel><item><guid>a</guid><description>d</description></channel><item><guid>b</guid></item></rss>";
+        let full = read(broken);
+        let known = items_of(full.root.as_ref().unwrap())
+            .iter()
+            .filter_map(|i| i.span)
+            .collect();
+        let light = read_knowing(broken, &known).root.unwrap();
+        let items = items_of(&light);
+        assert!(items[0].light && !items[1].light);
+        let lit = [items[0].span.unwrap()].into_iter().collect();
+        assert_eq!(light, stripped(full.root.unwrap(), &lit, 0));
+        let cut = "<rss><channel><item><guid>a</guid></item><item><guid>b</guid><description>d";
+        let full = read(cut);
+        let known = items_of(full.root.as_ref().unwrap())
+            .iter()
+            .filter_map(|i| i.span)
+            .collect::<std::collections::HashSet<u64>>();
+        let light = read_knowing(cut, &known);
+        assert_eq!(light.root, Some(stripped(full.root.unwrap(), &known, 0)));
+        assert_eq!(light.error, full.error);
+    }
+
+    /// A document whose items a light read keeps missing is read in full after
+    /// [`LIGHT_MISSES`] of them; one where it finds an item known goes on trying.
+    #[test]
+    fn light_reads_stop_after_many_misses() {
+        let doc = |new: usize| {
+            let items: String = (0..new)
+                .map(|n| format!("<item><guid>n{n}</guid></item>"))
+                .chain(std::iter::once("<item><guid>old</guid></item>".to_string()))
+                .collect();
+            format!("<rss><channel>{items}</channel></rss>")
+        };
+        for (new, light) in [(3, true), (LIGHT_MISSES - 1, true), (LIGHT_MISSES, false)] {
+            let text = doc(new);
+            let old = *spans(&text).last().unwrap();
+            let known = old.into_iter().collect();
+            let read = read_knowing(&text, &known).root.unwrap();
+            let items = items_of(&read);
+            assert_eq!(items.len(), new + 1);
+            assert_eq!(items[new].light, light, "{new} new items");
+            assert!(items[..new].iter().all(|i| !i.light));
+        }
     }
 }
