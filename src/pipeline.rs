@@ -1091,9 +1091,15 @@ async fn cluster_all<S: Store>(
         assign_ms = started.elapsed().as_millis() as u64,
         "clustered"
     );
+    let saving = Instant::now();
     save_keys(ctx, &rows, assigned, &mut clusters, KEYS_AT_ONCE).await?;
     clusters.take_keys(&mut rows[..in_window]);
-    Ok(Some((clusters.finish(), rows)))
+    let clusters = clusters.finish();
+    debug!(
+        ms = saving.elapsed().as_millis() as u64,
+        "cluster keys saved and mapped"
+    );
+    Ok(Some((clusters, rows)))
 }
 
 /// Saves the cluster keys `assigned` gives (row, the row whose key names its cluster), and adds
@@ -1915,6 +1921,7 @@ pub async fn publish_all<S: Store>(
             .map(since_of)
             .reduce(|a, b| a.zip(b).map(|(a, b)| a.min(b)))
             .flatten();
+        let began = Instant::now();
         let all_heads = match rows {
             Some(rows) => {
                 let mut heads: Vec<ItemHead> = rows
@@ -1943,7 +1950,10 @@ pub async fn publish_all<S: Store>(
                     .await?
             }
         };
+        let heads_ms = began.elapsed().as_millis() as u64;
+        let (mut select_ms, mut render_ms) = (0, 0);
         for feed in &ctx.config.feeds {
+            let selecting = Instant::now();
             let in_feed: select::SourceSet<'_> = feed.sources.iter().map(String::as_str).collect();
             let since = since_of(feed);
             let heads: Vec<&ItemHead> = all_heads
@@ -1965,6 +1975,8 @@ pub async fn publish_all<S: Store>(
                 }
             }
             let items = ctx.store.items_by_keys(&kept).await?;
+            select_ms += selecting.elapsed().as_millis() as u64;
+            let rendering = Instant::now();
             let mut prev_archive = None;
             if feed.archive_pages > 0 && feed.formats.contains(&crate::config::Format::Atom) {
                 // Archive pages hold the newest `archive_pages` months of what is beyond the limit.
@@ -2001,7 +2013,12 @@ pub async fn publish_all<S: Store>(
                 feed,
                 items.into_iter().take(publish::html::LATEST).collect(),
             ));
+            render_ms += rendering.elapsed().as_millis() as u64;
         }
+        debug!(
+            heads_ms,
+            select_ms, render_ms, "feeds selected and rendered"
+        );
         let html = publish::html::render(&index, &pctx);
         write_output(&settings.output_dir, "index.html", Ok(html), &mut report);
         let opml = render_opml(&ctx.config, &pctx.sources);
