@@ -1093,10 +1093,12 @@ async fn cluster_all<S: Store>(
     );
     let saving = Instant::now();
     save_keys(ctx, &rows, assigned, &mut clusters, KEYS_AT_ONCE).await?;
+    let save_ms = saving.elapsed().as_millis() as u64;
     clusters.take_keys(&mut rows[..in_window]);
     let clusters = clusters.finish();
     debug!(
-        ms = saving.elapsed().as_millis() as u64,
+        save_ms,
+        map_ms = saving.elapsed().as_millis() as u64 - save_ms,
         "cluster keys saved and mapped"
     );
     Ok(Some((clusters, rows)))

@@ -131,7 +131,14 @@ pub fn push_output_id(out: &mut String, source: &str, id: &str) {
     out.push_str("urn:feedloom:");
     out.push_str(source);
     out.push(':');
-    for b in id.bytes() {
+    // Most ids need no escape: taken whole up to the first byte that does (an ASCII prefix,
+    // so a character boundary). Clustering writes the id of every item in the window.
+    let kept = id
+        .bytes()
+        .position(|b| !KEPT[usize::from(b)])
+        .unwrap_or(id.len());
+    out.push_str(&id[..kept]);
+    for b in id[kept..].bytes() {
         match id_escape(b) {
             None => out.push(b as char),
             Some(e) => out.extend(e.iter().map(|c| *c as char)),
@@ -139,10 +146,44 @@ pub fn push_output_id(out: &mut String, source: &str, id: &str) {
     }
 }
 
+/// The bytes [`output_id`] keeps as they are in an id: ASCII letters and digits and
+/// `-._~:/@!$&'()*+,;=`; the others are percent-encoded. (A table: the bytes of every id in
+/// clustering's window pass through it.)
+const KEPT: [bool; 256] = {
+    let mut kept = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        kept[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b':'
+                    | b'/'
+                    | b'@'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        b += 1;
+    }
+    kept
+};
+
 /// How [`output_id`] writes a byte of an id: as it is (`None`), or percent-encoded.
 fn id_escape(b: u8) -> Option<[u8; 3]> {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    if b.is_ascii_alphanumeric() || b"-._~:/@!$&'()*+,;=".contains(&b) {
+    if KEPT[usize::from(b)] {
         None
     } else {
         Some([b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]])
@@ -432,6 +473,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<bool, PublishError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn output_ids_keep_the_unreserved_and_sub_delims() {
+        for b in 0..=255u8 {
+            let kept = b.is_ascii_alphanumeric() || b"-._~:/@!$&'()*+,;=".contains(&b);
+            assert_eq!(KEPT[usize::from(b)], kept, "byte {b}");
+        }
+        assert_eq!(output_id("s", "a b/é"), "urn:feedloom:s:a%20b/%C3%A9");
+    }
 
     #[test]
     fn output_ids_are_absolute_and_escaped() {
