@@ -399,6 +399,20 @@ pub fn normalize_reusing(
             now,
         ))
     };
+    // A light item that has to be normalised is found before anything is normalised, where
+    // it can be: a copy, another context, links that count (only ids that shift are found
+    // later), so that the new items are not normalised twice.
+    if raw_items.iter().any(|it| it.light) {
+        let links = links_count(&raw_items);
+        for (n, it) in raw_items.iter().enumerate() {
+            let reused = known
+                .get(&hashes[n])
+                .is_some_and(|k| single(n) && !(links && k.link == Link::Unknown));
+            if it.light && !reused {
+                return Err(ReadAgain);
+            }
+        }
+    }
     let mut slots: Vec<Slot<'_>> = Vec::with_capacity(raw_items.len());
     let mut fresh = 0;
     for (n, it) in raw_items.iter().enumerate() {
@@ -428,16 +442,7 @@ pub fn normalize_reusing(
     // are assigned again (each round normalises at least one more item). When some item has
     // no guid of its own, links count, and reused items whose link was not kept are
     // normalised again first.
-    let mut guid_count: HashMap<&str, usize> = HashMap::new();
-    for r in raw_items {
-        if let Some(g) = r.guid.as_deref() {
-            *guid_count.entry(g).or_default() += 1;
-        }
-    }
-    let links_count = raw_items
-        .iter()
-        .any(|r| r.guid.as_deref().is_none_or(|g| guid_count[g] > 1));
-    if links_count {
+    if links_count(raw_items) {
         for (n, slot) in slots.iter_mut().enumerate() {
             if let Slot::Known(k) = slot
                 && k.link == Link::Unknown
@@ -487,6 +492,19 @@ pub fn normalize_reusing(
         unchanged,
         reuse: Reuse::new(context, remember),
     })
+}
+
+/// Whether links count in giving ids: some item has no guid of its own (none, or one another
+/// item has too).
+fn links_count(raw: &[RawItem]) -> bool {
+    let mut guid_count: HashMap<&str, usize> = HashMap::new();
+    for r in raw {
+        if let Some(g) = r.guid.as_deref() {
+            *guid_count.entry(g).or_default() += 1;
+        }
+    }
+    raw.iter()
+        .any(|r| r.guid.as_deref().is_none_or(|g| guid_count[g] > 1))
 }
 
 /// The raw items to normalise: all of them, or the newest `rules.max_items`, in document order.

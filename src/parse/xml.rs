@@ -458,8 +458,9 @@ pub fn read_skipping(
                 if let Some(seed) = spans.opened(&el, &stack, bytes_at(text, before, after)) {
                     let trying = known.is_some() && spans.worth_trying();
                     let light = known.filter(|_| trying).and_then(|known| {
+                        let counts = (elements, events);
                         let mut light =
-                            read_light(&reader, text, &el, &stack, limits, deadline, elements)?;
+                            read_light(&reader, text, &el, &stack, limits, deadline, counts)?;
                         let hash = span_hash(text, before, light.end, seed);
                         known(hash).then(|| {
                             light.el.span = Some(hash);
@@ -507,6 +508,7 @@ pub fn read_skipping(
                         close(&mut stack, &mut root, el);
                     }
                 }
+                in_step(&mut reader, stack.len());
             }
             Ok(ref event @ (Event::Text(_) | Event::CData(_) | Event::GeneralRef(_))) => {
                 if let Some(top) = stack.last_mut() {
@@ -557,6 +559,17 @@ pub fn read_skipping(
     Document { root, error }
 }
 
+/// Puts quick-xml's namespace scopes in step with the elements open (`depth` of them) after an
+/// end tag: it closes one scope per end tag, where a mismatched one closes several elements or
+/// none. Out of step, the prefixes an element reads would depend on stray end tags anywhere
+/// before it (and an item's span would not say how it reads), and unclosed elements would
+/// pile up scopes past quick-xml's count of them.
+fn in_step(reader: &mut NsReader<&[u8]>, depth: usize) {
+    // The end tag's own scope is closed at the next read: one more than is left open.
+    let level = u16::try_from(depth + 1).unwrap_or(u16::MAX);
+    reader.resolver_mut().set_level(level);
+}
+
 /// What an item's span hash is seeded with: the limits the document is read within, and the
 /// start tags of the elements around the item (the root and, in RSS 2.0, `<channel>`), whose
 /// namespace declarations, `xml:base` and `xml:lang` change how the item reads.
@@ -571,7 +584,17 @@ struct Spans {
     /// Items tried light, and found known.
     tried: usize,
     found: usize,
+    /// Bytes of the start tag open at each of the first two depths, and of those around the
+    /// last item opened (where the namespaces in force are declared: a light read copies them
+    /// with the reader).
+    tags: [usize; 2],
+    around: usize,
 }
+
+/// Bytes of start tags around the items past which items are not read light: a light read
+/// copies the reader, with every namespace declaration in force (a hostile root could declare
+/// megabytes, copied once per item).
+const LIGHT_TAGS: usize = 4096;
 
 /// Items a document's light reads may miss before one is found known: past that, its items
 /// are all read in full at once (a feed that changes every item on every fetch, a date in
@@ -589,12 +612,16 @@ impl Spans {
             item: None,
             tried: 0,
             found: 0,
+            tags: [0; 2],
+            around: 0,
         }
     }
 
-    /// Whether an item is still worth reading light first ([`LIGHT_MISSES`]).
+    /// Whether an item is still worth reading light first: not past [`LIGHT_MISSES`], and the
+    /// namespaces in force (declared on the tags around it) small enough to copy with the
+    /// reader ([`LIGHT_TAGS`]).
     fn worth_trying(&self) -> bool {
-        self.found > 0 || self.tried < LIGHT_MISSES
+        (self.found > 0 || self.tried < LIGHT_MISSES) && self.around <= LIGHT_TAGS
     }
 
     fn tried(&mut self, tried: bool, found: bool) {
@@ -603,25 +630,30 @@ impl Spans {
     }
 
     /// Notes an element opened under `stack` with start tag `tag`; when it is an item (and no
-    /// item is being read), the seed of its span.
+    /// item is being read), the seed of its span. The seeds are those of the elements around
+    /// items; an item's own tag is in its span.
     fn opened(&mut self, el: &Element, stack: &[Element], tag: &[u8]) -> Option<u64> {
         let depth = stack.len();
-        if depth < 2 {
-            let under = if depth == 0 {
-                self.limits
-            } else {
-                self.seeds[0]
-            };
-            let seed = xxhash_rust::xxh3::xxh3_64_with_seed(tag, under);
-            self.seeds[depth] = seed;
-        }
         let item = matches!(el.local.as_str(), "item" | "entry")
             && match depth {
                 1 => true,
                 2 => stack[1].local == "channel",
                 _ => false,
             };
-        (item && self.item.is_none()).then(|| self.seeds[depth - 1])
+        if item {
+            self.around = self.tags[0] + if depth == 2 { self.tags[1] } else { 0 };
+            return self.item.is_none().then(|| self.seeds[depth - 1]);
+        }
+        if depth < 2 {
+            let under = if depth == 0 {
+                self.limits
+            } else {
+                self.seeds[0]
+            };
+            self.seeds[depth] = xxhash_rust::xxh3::xxh3_64_with_seed(tag, under);
+            self.tags[depth] = tag.len();
+        }
+        None
     }
 }
 
@@ -678,7 +710,7 @@ fn read_light<'t>(
     around: &[Element],
     limits: &Limits,
     deadline: Instant,
-    elements_before: usize,
+    (elements_before, events_before): (usize, usize),
 ) -> Option<Light<'t>> {
     let mut reader = reader.clone();
     // The elements open in the item (the item first): their names, and whether each is built
@@ -689,7 +721,9 @@ fn read_light<'t>(
     loop {
         let event = reader.read_event();
         events += 1;
-        if events.is_multiple_of(1024) && Instant::now() >= deadline {
+        // Counted with the document's events, so the deadline is looked at as often as in a
+        // full read (given up at it, the full read reports it).
+        if (events_before + events).is_multiple_of(1024) && Instant::now() >= deadline {
             return None;
         }
         if let Ok(Event::Start(_) | Event::Empty(_)) = &event {
@@ -730,6 +764,7 @@ fn read_light<'t>(
                             }
                             let el = built.pop().expect("a built element is on the stack");
                             if built.is_empty() {
+                                in_step(&mut reader, around.len());
                                 let end = reader.buffer_position() as usize;
                                 return Some(Light {
                                     el,
@@ -746,6 +781,7 @@ fn read_light<'t>(
                     None if around.iter().any(|a| *a.local == *local) => return None,
                     None => {}
                 }
+                in_step(&mut reader, around.len() + inside.len());
             }
             Ok(ref event @ (Event::Text(_) | Event::CData(_) | Event::GeneralRef(_))) => {
                 if inside.len() > 1
@@ -1186,6 +1222,208 @@ mod tests {
             assert_eq!(items.len(), new + 1);
             assert_eq!(items[new].light, light, "{new} new items");
             assert!(items[..new].iter().all(|i| !i.light));
+        }
+    }
+
+    /// End tags that close no element, or several, leave quick-xml's namespace scopes as the
+    /// elements open say: an item reads the same after a stray end tag as without it (its span
+    /// is the same), and a binding declared in an item ends with it.
+    #[test]
+    fn namespaces_follow_the_elements_open() {
+        let root = r#"<rss version="2.0" xmlns:c="http://purl.org/rss/1.0/modules/content/">"#;
+        let item = "<item><guid>g</guid><c:encoded>Body</c:encoded></item>";
+        let stray = format!("{root}<channel><title>T</x></y></title>{item}</channel></rss>");
+        let clean = format!("{root}<channel><title>T</title>{item}</channel></rss>");
+        let content = |doc: &str| {
+            let r = root_of(doc);
+            let it = items_of(&r)[0].clone();
+            (it.span, it.first(Ns::Content, "encoded").map(Element::text))
+        };
+        assert_eq!(content(&stray), content(&clean));
+        assert_eq!(content(&clean).1.as_deref(), Some("Body"));
+        // An element left open in an item closes with it, and so do the item's bindings.
+        let binding = r#"<item xmlns:c="http://purl.org/rss/1.0/modules/content/"><guid>z</guid>"#;
+        let open = format!("<rss><channel>{binding}<br></item>{item}</channel></rss>");
+        let closed = format!("<rss><channel>{binding}<br/></item>{item}</channel></rss>");
+        let second = |doc: &str| {
+            let r = root_of(doc);
+            let it = items_of(&r)[1].clone();
+            (it.span, it.first(Ns::Content, "encoded").is_some())
+        };
+        assert_eq!(second(&open), second(&closed));
+        assert!(!second(&open).1);
+        // Unclosed elements do not pile up scopes (quick-xml counts them in 16 bits).
+        let many = format!(
+            "<rss><channel>{}<item><guid>x</guid></item></channel></rss>",
+            "<a><b></a>".repeat(70_000)
+        );
+        let limits = Limits {
+            max_elements: 1_000_000,
+            ..Limits::default()
+        };
+        let doc = read_within(&many, &limits, Instant::now() + limits.max_time);
+        assert_eq!(doc.error, None);
+        assert_eq!(items_of(doc.root.as_ref().unwrap()).len(), 1);
+    }
+
+    fn root_of(doc: &str) -> Element {
+        read(doc).root.unwrap()
+    }
+
+    /// A light read looks at the deadline as often as a full read: a document read light past
+    /// its deadline stops as it does read in full.
+    #[test]
+    fn light_reads_keep_the_deadline() {
+        for lead in ["", "<!--c-->"] {
+            let text = format!("<rss>{lead}{}</rss>", "<item></item>".repeat(3000));
+            let known: std::collections::HashSet<u64> =
+                spans(&text).into_iter().flatten().collect();
+            let knows = |h: u64| known.contains(&h);
+            let limits = Limits::default();
+            let whole = read_within(&text, &limits, Instant::now());
+            let light = read_skipping(&text, &limits, Instant::now(), Some(&knows));
+            let timed_out = |d: &Document| {
+                d.error
+                    .as_ref()
+                    .is_some_and(|e| e.message.contains("parse_timeout"))
+            };
+            assert!(timed_out(&whole) && timed_out(&light), "{lead}");
+            assert!(items_of(light.root.as_ref().unwrap()).len() < 3000);
+        }
+    }
+
+    /// Items under tags declaring more than [`LIGHT_TAGS`] bytes of namespaces are read in
+    /// full: a light read copies the declarations in force with the reader.
+    #[test]
+    fn items_under_large_declarations_are_read_in_full() {
+        for (size, light) in [(100, true), (LIGHT_TAGS, false)] {
+            let ns = "x".repeat(size);
+            let text = format!(
+                "<rss xmlns:a=\"{ns}\"><channel><item><guid>g</guid></item></channel></rss>"
+            );
+            let known = spans(&text).into_iter().flatten().collect();
+            let read = read_knowing(&text, &known).root.unwrap();
+            assert_eq!(items_of(&read)[0].light, light, "{size}");
+        }
+    }
+
+    /// Pieces of hostile feeds, for documents made at random.
+    const PIECES: &[&str] = &[
+        "<rss>",
+        "<channel>",
+        "</channel>",
+        "<item>",
+        "</item>",
+        "<item/>",
+        "<entry>",
+        "</entry>",
+        "<guid>",
+        "</guid>",
+        "<pubDate>",
+        "</pubDate>",
+        "<a>",
+        "</a>",
+        "<a/>",
+        "x",
+        "yy",
+        "&amp;",
+        "&nbsp;",
+        "&#0;",
+        "&zz;",
+        "<![CDATA[</item>]]>",
+        "<!--</item>-->",
+        "<?pi </item>?>",
+        "</rss>",
+        "<b xmlns:c='http://purl.org/rss/1.0/modules/content/'>",
+        "</b>",
+        "<c:encoded>",
+        "</c:encoded>",
+        "<dc:date>",
+        "</dc:date>",
+        "<id>",
+        "</id>",
+        "</x>",
+        "<item xml:base='http://a/'>",
+        "<channel xml:lang='en'>",
+        "<",
+        "&",
+        "<!DOCTYPE x>",
+        "\n",
+        "<guid>abcdefgh</guid>",
+        "<feed>",
+        "</feed>",
+        "<guid/>",
+        "<item a='1'>",
+        "</guid >",
+        "<entry xmlns='http://www.w3.org/2005/Atom'>",
+        "</item\n>",
+        "<date>",
+        "</date>",
+        "<guid>g</guid>",
+    ];
+
+    const ROOTS: &[&str] = &[
+        "",
+        "<rss>",
+        "<rss version='2.0' xmlns:c='http://purl.org/rss/1.0/modules/content/'>",
+        "<feed xmlns='http://www.w3.org/2005/Atom'>",
+        "<rdf:RDF xmlns:rdf='http://www.w3.org/1999/02/22-rdf-syntax-ns#' xmlns='http://purl.org/rss/1.0/'>",
+        "<rss><channel>",
+    ];
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Whatever the document and whichever of its items are known, reading light gives the
+        /// full read's tree with the light items cut to their identity children, and the same
+        /// error.
+        #[test]
+        fn any_document_reads_light_as_in_full(
+            root in 0..ROOTS.len(),
+            pieces in proptest::collection::vec(0..PIECES.len(), 0..40),
+            pick in proptest::collection::vec(proptest::bool::ANY, 0..12),
+            bounds in 0..4usize,
+        ) {
+            let mut text = ROOTS[root].to_string();
+            for p in pieces {
+                text.push_str(PIECES[p]);
+            }
+            let limits = match bounds {
+                0 => Limits::default(),
+                1 => Limits { max_depth: 4, ..Limits::default() },
+                2 => Limits { max_elements: 12, ..Limits::default() },
+                _ => Limits { max_field_bytes: 3, max_depth: 3, max_elements: 20, ..Limits::default() },
+            };
+            let far = Instant::now() + std::time::Duration::from_secs(60);
+            let full = read_within(&text, &limits, far);
+            let Some(full_root) = full.root.clone() else {
+                return Ok(());
+            };
+            fn spans_in(el: &Element, out: &mut Vec<u64>) {
+                out.extend(el.span);
+                el.elements().for_each(|e| spans_in(e, out));
+            }
+            let mut all = Vec::new();
+            spans_in(&full_root, &mut all);
+            let known: std::collections::HashSet<u64> = all
+                .iter()
+                .enumerate()
+                .filter(|(n, _)| pick.get(*n).copied().unwrap_or(true))
+                .map(|(_, s)| *s)
+                .collect();
+            let knows = |h: u64| known.contains(&h);
+            let light = read_skipping(&text, &limits, far, Some(&knows));
+            proptest::prop_assert_eq!(&light.error, &full.error);
+            let light_root = light.root.unwrap();
+            fn lit_in(el: &Element, out: &mut std::collections::HashSet<u64>) {
+                if el.light {
+                    out.extend(el.span);
+                }
+                el.elements().for_each(|e| lit_in(e, out));
+            }
+            let mut lit = std::collections::HashSet::new();
+            lit_in(&light_root, &mut lit);
+            proptest::prop_assert!(lit.is_subset(&known));
+            proptest::prop_assert_eq!(light_root, stripped(full_root, &lit, 0));
         }
     }
 }
