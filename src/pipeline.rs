@@ -171,7 +171,7 @@ pub fn parse_source_reusing(
 }
 
 /// Reads and normalises decoded text, reusing `prev`. With `light`, the items the last
-/// document had are read light (their bodies skipped), and should one of them have to be
+/// document had are read light (only their guid and dates), and should one of them have to be
 /// normalised after all, the document is read again in full.
 fn read_reusing(
     text: &str,
