@@ -404,11 +404,11 @@ pub fn normalize_reusing(
     // later), so that the new items are not normalised twice.
     if raw_items.iter().any(|it| it.light) {
         let links = links_count(&raw_items);
-        for (n, it) in raw_items.iter().enumerate() {
+        for (n, _) in raw_items.iter().enumerate().filter(|(_, it)| it.light) {
             let reused = known
                 .get(&hashes[n])
                 .is_some_and(|k| single(n) && !(links && k.link == Link::Unknown));
-            if it.light && !reused {
+            if !reused {
                 return Err(ReadAgain);
             }
         }
