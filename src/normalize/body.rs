@@ -1209,8 +1209,7 @@ fn keep(b: &Block, strip: &[Regex], r: Reader) -> bool {
         tracing::debug!(rule = %format!("strip_patterns: {p}"), text = %b.text, "removed");
         return false;
     }
-    let links = r.link_text(&b.html);
-    if let Some(rule) = boilerplate::matches(&b.text, &links) {
+    if let Some(rule) = boilerplate::matches(&b.text, || r.link_text(&b.html)) {
         tracing::debug!(rule, text = %b.text, "removed boilerplate");
         return false;
     }

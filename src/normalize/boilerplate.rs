@@ -20,6 +20,7 @@ struct Rule {
     tail: Tail,
 }
 
+#[derive(Clone, Copy)]
 enum Tail {
     /// Nothing but punctuation, links or network names.
     LinksOnly,
@@ -31,47 +32,57 @@ enum Tail {
     Nothing,
 }
 
-fn rule(name: &'static str, phrases: &str, tail: Tail) -> Rule {
-    Rule {
-        name,
-        start: Regex::new(&format!(r"(?i)^(?:{phrases})(?:$|[\s:.!…,\-–—|/(])"))
-            .expect("built-in boilerplate rules are valid regexes"),
-        tail,
-    }
-}
-
-static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
-    vec![
-        rule(
-            "share",
-            "поделиться|поделитесь|поделись|поділитися|поділіться|бөлісу|бөлісіңіз|падзяліцца|\
+/// Each rule's name, phrases (a regex alternation) and what may follow them.
+const PHRASES: [(&str, &str, Tail); 4] = [
+    (
+        "share",
+        "поделиться|поделитесь|поделись|поділитися|поділіться|бөлісу|бөлісіңіз|падзяліцца|\
              share(?: this(?: article| story| post| page)?| on)?|teilen|diesen artikel teilen|\
              partager|partagez|compartir|comparte|compártelo",
-            Tail::LinksOnly,
-        ),
-        rule(
-            "read-also",
-            "читайте также|читайте еще|читайте ещё|смотрите также|читать далее|читать полностью|\
+        Tail::LinksOnly,
+    ),
+    (
+        "read-also",
+        "читайте также|читайте еще|читайте ещё|смотрите также|читать далее|читать полностью|\
              подробнее|читайте також|дивіться також|читати далі|детальніше|сондай-ақ оқыңыз|\
              толығырақ|чытайце таксама|read more|read also|see also|related(?: articles| stories)?|\
              continue reading|lesen sie auch|mehr zum thema|weiterlesen|lire aussi|à lire aussi|\
              lire la suite|lee también|leer más|te puede interesar|más información",
-            Tail::Headline,
-        ),
-        rule(
-            "subscribe",
-            "подписывайтесь|подпишитесь|подписаться на|присоединяйтесь к нам|читайте нас в|\
+        Tail::Headline,
+    ),
+    (
+        "subscribe",
+        "подписывайтесь|подпишитесь|подписаться на|присоединяйтесь к нам|читайте нас в|\
              следите за нами|підписуйтесь|підписуйтеся|приєднуйтесь|жазылыңыз|падпісвайцеся|\
              subscribe to|follow us|sign up for our|join us on|abonnieren sie|folgen sie uns|\
              abonnez-vous|suivez-nous|suscríbete|síguenos",
-            Tail::ShortSentence,
-        ),
-        rule(
-            "ad-label",
-            "реклама|на правах рекламы|реклама\\.|advertisement|sponsored|anzeige|publicité|publicidad",
-            Tail::Nothing,
-        ),
-    ]
+        Tail::ShortSentence,
+    ),
+    (
+        "ad-label",
+        "реклама|на правах рекламы|реклама\\.|advertisement|sponsored|anzeige|publicité|publicidad",
+        Tail::Nothing,
+    ),
+];
+
+static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
+    PHRASES
+        .iter()
+        .map(|(name, phrases, tail)| Rule {
+            name,
+            start: Regex::new(&format!(r"(?i)^(?:{phrases})(?:$|[\s:.!…,\-–—|/(])"))
+                .expect("built-in boilerplate rules are valid regexes"),
+            tail: *tail,
+        })
+        .collect()
+});
+
+/// Matches where any rule's phrase or the feed footer could start a block: one look at a
+/// block that starts otherwise (almost every one) instead of one a rule.
+static ANY_START: LazyLock<Regex> = LazyLock::new(|| {
+    let phrases: Vec<&str> = PHRASES.iter().map(|(_, p, _)| *p).collect();
+    Regex::new(&format!(r"(?i)^(?:the post |{})", phrases.join("|")))
+        .expect("built-in boilerplate rules are valid regexes")
 });
 
 static FEED_FOOTER: LazyLock<Regex> = LazyLock::new(|| {
@@ -135,11 +146,14 @@ fn split_tail<'a>(text: &'a str, start: &Regex) -> (&'a str, &'a str) {
 }
 
 /// The name of the rule a block of text (with `links`, the text of its links) falls under.
-pub fn matches(text: &str, links: &str) -> Option<&'static str> {
+pub fn matches(text: &str, links: impl FnOnce() -> String) -> Option<&'static str> {
     let text = text.trim();
-    if text.is_empty() {
+    if text.is_empty() || !ANY_START.is_match(text) {
         return None;
     }
+    // The links' text is read only for a block that starts with a phrase.
+    let mut make_links = Some(links);
+    let mut links_text: Option<String> = None;
     if FEED_FOOTER.is_match(text) {
         return Some("feed-footer");
     }
@@ -148,9 +162,11 @@ pub fn matches(text: &str, links: &str) -> Option<&'static str> {
             continue;
         }
         let (head, tail) = split_tail(text, &r.start);
-        let links_only = tail.is_empty()
-            || only_networks(tail)
-            || (!links.is_empty() && links.chars().count() + 3 >= tail.chars().count());
+        let links_only = tail.is_empty() || only_networks(tail) || {
+            let links = links_text
+                .get_or_insert_with(|| make_links.take().map_or_else(String::new, |f| f()));
+            !links.is_empty() && links.chars().count() + 3 >= tail.chars().count()
+        };
         let ok = match r.tail {
             Tail::Nothing => tail.is_empty(),
             Tail::LinksOnly => links_only,
@@ -191,6 +207,11 @@ pub fn is_credit(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`super::matches`] with the links' text at hand.
+    fn matches(text: &str, links: &str) -> Option<&'static str> {
+        super::matches(text, || links.to_string())
+    }
 
     #[test]
     fn share_widgets_and_ctas() {
