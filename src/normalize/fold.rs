@@ -51,6 +51,44 @@ pub fn fold(s: &str) -> String {
     out
 }
 
+/// The characters [`push_folded`] appends for `c`, as an iterator (no buffer).
+pub enum Folded {
+    One(Option<char>),
+    Many(std::char::ToLowercase),
+}
+
+impl Iterator for Folded {
+    type Item = char;
+
+    #[inline]
+    fn next(&mut self) -> Option<char> {
+        match self {
+            Folded::One(c) => c.take(),
+            Folded::Many(it) => it.next().map(|l| if l == 'ё' { 'е' } else { l }),
+        }
+    }
+}
+
+/// `c` folded for comparisons (what [`push_folded`] appends).
+#[inline]
+pub fn folded(c: char) -> Folded {
+    Folded::One(Some(match c {
+        'ς' => 'σ',
+        'A'..='Z' => c.to_ascii_lowercase(),
+        '\0'..='\x7f' => c,
+        'Ё' | 'ё' => 'е',
+        'А'..='Я' => shifted(c, 0x20),
+        '\u{400}'..='\u{40f}' => shifted(c, 0x50),
+        'а'..='я' | '\u{450}'..='\u{45f}' => c,
+        _ => return Folded::Many(c.to_lowercase()),
+    }))
+}
+
+/// The word characters ([`is_word_char`]) of `fold(s)`, in order, made as they are read.
+pub fn folded_words(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.chars().flat_map(folded).filter(|c| is_word_char(*c))
+}
+
 /// Gives the characters of `fold(s)` to `f`, in order, while it returns true (without building
 /// the folded text); false when `f` stopped it.
 pub fn each_folded(s: &str, mut f: impl FnMut(char) -> bool) -> bool {
@@ -100,6 +138,15 @@ mod tests {
                 "is_word_char(U+{:04X})",
                 c as u32
             );
+        }
+    }
+
+    #[test]
+    fn folded_gives_what_push_folded_appends() {
+        for c in ('\0'..='\u{2fff}').chain(['\u{1e9e}', 'İ', '\u{10400}', '\u{1f600}']) {
+            let mut pushed = String::new();
+            push_folded(&mut pushed, c);
+            assert_eq!(folded(c).collect::<String>(), pushed, "U+{:04X}", c as u32);
         }
     }
 

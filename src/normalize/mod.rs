@@ -576,57 +576,37 @@ fn is_excerpt(summary: &str, body: Option<&str>) -> bool {
     let Some(body) = body else {
         return false;
     };
-    let squash = |s: &str| -> String {
-        let mut out = String::with_capacity(s.len());
-        fold::each_folded(s, |c| {
-            if fold::is_word_char(c) {
-                out.push(c);
-            }
-            true
-        });
-        out
-    };
-    let s = squash(summary);
-    if s.is_empty() {
+    // Both texts' word characters, folded, read side by side as far as they agree: most
+    // summaries that are not excerpts part from the body within a few words.
+    let mut s = fold::folded_words(summary).peekable();
+    if s.peek().is_none() {
         return false;
     }
-    // An excerpt's last word may be cut ("логистики и…"): drop it before comparing.
-    let cut = summary
+    let mut b = fold::folded_words(body);
+    let mut common = 0;
+    loop {
+        match (s.next(), b.next()) {
+            (None, _) => return true,
+            (Some(x), Some(y)) if x == y => common += 1,
+            _ => break,
+        }
+    }
+    // An excerpt's last word may be cut ("логистики и…"): without it, at least 20 characters
+    // that start the body make an excerpt too.
+    summary
         .trim_end()
         .trim_end_matches(['…', '.', ']', '['])
         .rsplit_once(char::is_whitespace)
-        .map_or(s.clone(), |(head, _)| squash(head));
-    // Only the start of the body is compared: squash that much of it (up to white space, so
-    // that case folding sees the same context as in the whole), or all of it if that is short.
-    let need = s.chars().count().max(cut.chars().count());
-    let head = body_head(body, need + 1);
-    let mut b = squash(head);
-    if head.len() < body.len() && b.chars().count() < need {
-        b = squash(body);
-    }
-    b.starts_with(&s) || (cut.chars().count() >= 20 && b.starts_with(&cut))
-}
-
-/// The start of `body` holding at least `alnum` alphanumeric characters, cut before white
-/// space; all of it when it is shorter.
-fn body_head(body: &str, alnum: usize) -> &str {
-    let mut seen = 0;
-    for (i, c) in body.char_indices() {
-        if seen >= alnum && c.is_whitespace() {
-            return &body[..i];
-        }
-        if fold::is_word_char(c) {
-            seen += 1;
-        }
-    }
-    body
+        .is_some_and(|(head, _)| {
+            let cut = fold::folded_words(head).count();
+            cut >= 20 && common >= cut
+        })
 }
 
 /// Cuts `s` to at most `max` user-perceived characters (grapheme clusters), at a word boundary
 /// when there is one in the second half, adding "…" when cut. Never splits a grapheme.
 pub fn truncate(s: &str, max: usize) -> String {
-    use unicode_segmentation::UnicodeSegmentation;
-    let Some((end, _)) = s.grapheme_indices(true).nth(max) else {
+    let Some(end) = grapheme_start(s, max) else {
         return s.to_string();
     };
     let cut = &s[..end];
@@ -639,6 +619,34 @@ pub fn truncate(s: &str, max: usize) -> String {
         .unwrap_or(end);
     let head = cut[..at].trim_end_matches(|c: char| c.is_whitespace() || ",;:-–—".contains(c));
     format!("{head}…")
+}
+
+/// Where grapheme cluster `n` (from 0) of `s` starts; `None` when `s` has no more than `n`.
+/// Text made only of characters that are clusters of their own (most of what feeds carry) is
+/// counted by characters; any other is segmented.
+fn grapheme_start(s: &str, n: usize) -> Option<usize> {
+    for (k, (i, c)) in s.char_indices().enumerate() {
+        if !stands_alone(c) {
+            use unicode_segmentation::UnicodeSegmentation;
+            return s.grapheme_indices(true).nth(n).map(|(i, _)| i);
+        }
+        if k == n {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// Whether `c` is a grapheme cluster of its own whatever stands next to it, when its
+/// neighbours are such characters too (UAX #29: no rule but the last applies between two of
+/// them). ASCII but CR, Latin-1 and the Latin extensions to the spacing modifiers, Cyrillic
+/// but its combining marks, and the dashes, quotes and marks of general punctuation.
+fn stands_alone(c: char) -> bool {
+    matches!(c,
+        '\0'..='\x0c' | '\x0e'..='\x7f'
+        | '\u{a0}'..='\u{2ff}'
+        | '\u{400}'..='\u{482}' | '\u{48a}'..='\u{52f}'
+        | '\u{2010}'..='\u{2027}' | '\u{2030}'..='\u{205e}')
 }
 
 /// `ru`, `en-us`, `pt-br`: lowercase BCP 47 from what sources write (`ru-RU`, `en_US`, `RU`).
@@ -1365,6 +1373,116 @@ mod properties {
             content: Some(body),
             content_is_html: is_html,
             ..RawItem::default()
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// Counting characters that stand alone finds the clusters segmenting finds.
+        #[test]
+        fn grapheme_starts_are_the_segmenters(
+            parts in proptest::collection::vec(prop_oneof![
+                Just("a"), Just("Я"), Just("é"), Just("e\u{301}"), Just("\r\n"), Just("\r"),
+                Just("\n"), Just("—"), Just("…"), Just("\u{483}"), Just("\u{200d}"),
+                Just("\u{1f469}\u{200d}\u{1f4bb}"), Just("\u{1f1f7}\u{1f1fa}"), Just("한"),
+                Just("\u{1100}\u{1161}"), Just("\u{94d}"), Just("क"), Just("\u{ad}"), Just(" "),
+                Just("\u{2ff}"), Just("\u{300}"), Just("\u{52f}"), Just("\u{2027}"),
+                Just("\u{2028}"), Just("\u{205e}"), Just("\u{205f}"), Just("\u{200b}"),
+            ], 0..40),
+            n in 0usize..45,
+        ) {
+            use unicode_segmentation::UnicodeSegmentation;
+            let s = parts.concat();
+            let by_segmenter = s.grapheme_indices(true).nth(n).map(|(i, _)| i);
+            prop_assert_eq!(grapheme_start(&s, n), by_segmenter, "{:?} at {}", s, n);
+        }
+    }
+
+    /// `is_excerpt` as it was written first: both texts squashed whole, then compared.
+    fn is_excerpt_by_squashing(summary: &str, body: Option<&str>) -> bool {
+        let Some(body) = body else {
+            return false;
+        };
+        let squash = |s: &str| -> String {
+            let mut out = String::new();
+            for c in fold::fold(s).chars() {
+                if fold::is_word_char(c) {
+                    out.push(c);
+                }
+            }
+            out
+        };
+        let s = squash(summary);
+        if s.is_empty() {
+            return false;
+        }
+        let cut = summary
+            .trim_end()
+            .trim_end_matches(['…', '.', ']', '['])
+            .rsplit_once(char::is_whitespace)
+            .map_or(s.clone(), |(head, _)| squash(head));
+        let b = squash(body);
+        b.starts_with(&s) || (cut.chars().count() >= 20 && b.starts_with(&cut))
+    }
+
+    /// Words texts are made of: the same word in other cases, a cut word, punctuation, a
+    /// letter that folds to two, Greek sigmas.
+    fn text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("Визит"),
+                Just("визит"),
+                Just("ВИЗИТ"),
+                Just("лидера"),
+                Just("Лидер"),
+                Just("Ёлка"),
+                Just("елка"),
+                Just("İstanbul"),
+                Just("i̇stanbul"),
+                Just("ΟΔΟΣ"),
+                Just("οδος"),
+                Just("Straße"),
+                Just("—"),
+                Just("…"),
+                Just("[...]"),
+                Just("."),
+                Just(" "),
+                Just("\n"),
+                Just("long-enough-words-here"),
+                Just("a"),
+                Just("Ab"),
+                Just("abc"),
+                Just("Я"),
+            ],
+            0..24,
+        )
+        .prop_map(|w| w.join(" "))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(600))]
+
+        /// Read side by side, a summary is an excerpt of a body exactly when it was one with
+        /// both squashed whole.
+        #[test]
+        fn excerpts_read_side_by_side_as_squashed_whole(
+            body in text(),
+            cut in 0usize..200,
+            tail in text(),
+            other in prop_oneof![Just(None), text().prop_map(Some)],
+        ) {
+            // A summary that starts the body (cut anywhere, even inside a word) and goes on
+            // with other words, or another text.
+            let start: String = body.chars().take(cut).collect();
+            let summary = other.unwrap_or_else(|| format!("{start}{tail}"));
+            for summary in [summary.as_str(), start.as_str()] {
+                prop_assert_eq!(
+                    is_excerpt(summary, Some(&body)),
+                    is_excerpt_by_squashing(summary, Some(&body)),
+                    "summary {:?}, body {:?}", summary, body
+                );
+            }
         }
     }
 
