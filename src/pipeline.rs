@@ -1903,6 +1903,7 @@ pub async fn publish_all<S: Store>(
         };
         let priorities = priorities(&ctx.config);
         let mut report = PublishReport::default();
+        let mut writes = Writes::default();
         let mut index = Vec::with_capacity(ctx.config.feeds.len());
         let since_of = |feed: &OutputFeed| {
             feed.max_age
@@ -1998,18 +1999,18 @@ pub async fn publish_all<S: Store>(
                 match publish::archive_pages(feed, &beyond, &pctx) {
                     Ok((pages, newest)) => {
                         for (file, bytes) in pages {
-                            write_output(&settings.output_dir, &file, Ok(bytes), &mut report);
+                            writes.add(&settings.output_dir, &file, Ok(bytes));
                         }
                         prev_archive = newest;
                     }
-                    Err(e) => write_output(&settings.output_dir, &feed.name, Err(e), &mut report),
+                    Err(e) => writes.add(&settings.output_dir, &feed.name, Err(e)),
                 }
             }
             for format in &feed.formats {
                 let file = format!("{}.{}", feed.name, format.extension());
                 let rendered =
                     publish::render(feed, &items, &pctx, *format, prev_archive.as_deref());
-                write_output(&settings.output_dir, &file, rendered, &mut report);
+                writes.add(&settings.output_dir, &file, rendered);
             }
             index.push((
                 feed,
@@ -2022,9 +2023,10 @@ pub async fn publish_all<S: Store>(
             select_ms, render_ms, "feeds selected and rendered"
         );
         let html = publish::html::render(&index, &pctx);
-        write_output(&settings.output_dir, "index.html", Ok(html), &mut report);
+        writes.add(&settings.output_dir, "index.html", Ok(html));
         let opml = render_opml(&ctx.config, &pctx.sources);
-        write_output(&settings.output_dir, "sources.opml", Ok(opml), &mut report);
+        writes.add(&settings.output_dir, "sources.opml", Ok(opml));
+        writes.finish(&mut report).await;
         if report.failed.is_empty() {
             // Only a complete publish is remembered; a failed one is tried again next time.
             if let Err(e) = publish::write_atomic(&marker, format!("{fingerprint}\n").as_bytes()) {
@@ -2093,20 +2095,74 @@ fn expected_outputs(config: &Config) -> Vec<std::path::PathBuf> {
 }
 
 /// Writes one rendered output (when its bytes changed) and notes the outcome.
-fn write_output(
-    dir: &std::path::Path,
-    file: &str,
-    rendered: Result<Vec<u8>, PublishError>,
-    report: &mut PublishReport,
-) {
-    let path = dir.join(file);
-    let name = path.display().to_string();
-    match rendered.and_then(|bytes| publish::write_atomic(&path, &bytes)) {
-        Ok(true) => report.written.push(name),
-        Ok(false) => report.unchanged.push(name),
-        Err(e) => {
-            warn!(output = %name, error = %e, "publish failed");
-            report.failed.push(e.to_string());
+/// A publish's outputs, each written (with its fsync) on the blocking pool while the next one is
+/// rendered: written one after another, their fsyncs were a third of rendering and writing an
+/// update's outputs. The report takes them in the order they were made, and a file made twice
+/// (a feed named like another's archive page) is written in that order too.
+#[derive(Default)]
+struct Writes(Vec<(std::path::PathBuf, Write)>);
+
+enum Write {
+    Started(tokio::task::JoinHandle<Result<bool, PublishError>>),
+    /// Waits for the write of the same file started before it.
+    After(Vec<u8>),
+    NotRendered(PublishError),
+}
+
+impl Writes {
+    /// Starts writing `file` in `dir` (or records why it was not rendered).
+    fn add(&mut self, dir: &std::path::Path, file: &str, rendered: Result<Vec<u8>, PublishError>) {
+        let path = dir.join(file);
+        let write = match rendered {
+            Err(e) => Write::NotRendered(e),
+            Ok(bytes) if self.0.iter().any(|(p, _)| *p == path) => Write::After(bytes),
+            Ok(bytes) => {
+                let at = path.clone();
+                Write::Started(tokio::task::spawn_blocking(move || {
+                    publish::write_atomic(&at, &bytes)
+                }))
+            }
+        };
+        self.0.push((path, write));
+    }
+
+    /// Waits for every write and reports each.
+    async fn finish(self, report: &mut PublishReport) {
+        for (path, write) in self.0 {
+            let task = match write {
+                Write::Started(task) => task,
+                Write::After(bytes) => {
+                    let at = path.clone();
+                    tokio::task::spawn_blocking(move || publish::write_atomic(&at, &bytes))
+                }
+                Write::NotRendered(e) => {
+                    Self::report(report, &path, Err(e));
+                    continue;
+                }
+            };
+            let done = task.await.unwrap_or_else(|e| {
+                Err(PublishError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            });
+            Self::report(report, &path, done);
+        }
+    }
+
+    fn report(
+        report: &mut PublishReport,
+        path: &std::path::Path,
+        done: Result<bool, PublishError>,
+    ) {
+        let name = path.display().to_string();
+        match done {
+            Ok(true) => report.written.push(name),
+            Ok(false) => report.unchanged.push(name),
+            Err(e) => {
+                warn!(output = %name, error = %e, "publish failed");
+                report.failed.push(e.to_string());
+            }
         }
     }
 }
@@ -2379,6 +2435,48 @@ mod tests {
                 .unwrap();
         }
         ctx
+    }
+
+    /// Outputs written beside each other are reported in the order they were made; a file made
+    /// twice keeps the second bytes; one not rendered is a failure and writes nothing.
+    #[tokio::test]
+    async fn outputs_are_written_and_reported_in_the_order_made() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("same.txt"), b"unchanged").unwrap();
+        let mut writes = Writes::default();
+        for n in 0..8 {
+            writes.add(dir.path(), &format!("f{n}.txt"), Ok(vec![b'a' + n; 100_000]));
+        }
+        writes.add(dir.path(), "twice.txt", Ok(b"first".to_vec()));
+        writes.add(
+            dir.path(),
+            "broken.txt",
+            Err(PublishError::Render {
+                feed: "broken".into(),
+                format: "txt",
+                message: "no".into(),
+            }),
+        );
+        writes.add(dir.path(), "twice.txt", Ok(b"second".to_vec()));
+        writes.add(dir.path(), "same.txt", Ok(b"unchanged".to_vec()));
+        let mut report = PublishReport::default();
+        writes.finish(&mut report).await;
+        let names = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|p| p.rsplit('/').next().unwrap().to_string())
+                .collect()
+        };
+        let mut want: Vec<String> = (0..8).map(|n| format!("f{n}.txt")).collect();
+        want.extend(["twice.txt".into(), "twice.txt".into()]);
+        assert_eq!(names(&report.written), want);
+        assert_eq!(names(&report.unchanged), ["same.txt"]);
+        assert_eq!(report.failed.len(), 1);
+        for n in 0..8u8 {
+            let got = std::fs::read(dir.path().join(format!("f{n}.txt"))).unwrap();
+            assert_eq!(got, vec![b'a' + n; 100_000]);
+        }
+        assert_eq!(std::fs::read(dir.path().join("twice.txt")).unwrap(), b"second");
+        assert!(!dir.path().join("broken.txt").exists());
     }
 
     /// A first run's clustering in two blocks of signatures gives what it gives in one: on three

@@ -598,8 +598,11 @@ fn is_excerpt(summary: &str, body: Option<&str>) -> bool {
         .trim_end_matches(['…', '.', ']', '['])
         .rsplit_once(char::is_whitespace)
         .is_some_and(|(head, _)| {
-            let cut = fold::folded_words(head).count();
-            cut >= 20 && common >= cut
+            // Counted only as far as the texts agree: a longer cut is no excerpt.
+            common >= 20 && {
+                let cut = fold::folded_words(head).take(common + 1).count();
+                (20..=common).contains(&cut)
+            }
         })
 }
 
