@@ -601,8 +601,16 @@ struct StateRow {
 }
 
 /// The columns of [`StateRow`] read with a source's name (`sources` joined with its fetch row).
-const STATE_ROWS: &str = "SELECT s.name, s.state, f.fetched_at, f.succeeded_at, f.status
-     FROM sources s LEFT JOIN source_fetches f ON f.name = s.name";
+/// Every source's state row (a macro, so that [`STATE_ROW`] is built from it at compile time).
+macro_rules! state_rows {
+    () => {
+        "SELECT s.name, s.state, f.fetched_at, f.succeeded_at, f.status
+     FROM sources s LEFT JOIN source_fetches f ON f.name = s.name"
+    };
+}
+const STATE_ROWS: &str = state_rows!();
+/// One source's state row.
+const STATE_ROW: &str = concat!(state_rows!(), " WHERE s.name = ?1");
 
 impl StateRow {
     /// The row of a source's state, split: the fetch times that fit in nanoseconds go to
@@ -676,7 +684,7 @@ fn state_rows<T>(
 /// The stored state of `source`, if any.
 fn read_state(c: &Connection, path: &str, source: &str) -> Result<Option<SourceState>, StoreError> {
     let row = c
-        .prepare_cached(&format!("{STATE_ROWS} WHERE s.name = ?1"))
+        .prepare_cached(STATE_ROW)
         .and_then(|mut st| st.query_row([source], StateRow::read).optional())
         .map_err(|e| sql(path, e))?;
     row.map(|r| r.state(path)).transpose()
