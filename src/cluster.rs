@@ -896,7 +896,10 @@ impl Candidates {
     /// The word of `key` and its two bits in it.
     fn slot(&self, key: u64) -> (usize, u64) {
         let h = splitmix(key);
-        ((h >> self.shift) as usize, 1 << (h & 63) | 1 << ((h >> 6) & 63))
+        (
+            (h >> self.shift) as usize,
+            1 << (h & 63) | 1 << ((h >> 6) & 63),
+        )
     }
 
     fn probe(&mut self, key: u64, pos: u32) {

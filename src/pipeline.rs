@@ -1008,77 +1008,82 @@ async fn cluster_all<S: Store>(
     // Where new members are many against the old ones (a first run), every member in the
     // window is compared (`Candidates`' table of the new members would outweigh the old
     // signatures), without holding all their signatures.
-    let (assigned, mut rows, signed, compared, new_ms, probe_ms, read_ms, started) =
-        if new.len() * CANDIDATES_RATIO > old.len() {
-            drop((old, new));
-            let (assigned, rows, signed, read_ms, started) =
-                assign_streamed(ctx, rows, in_window, threshold, window, HELD_AT_ONCE).await?;
-            (
-                assigned,
-                rows,
-                signed,
-                in_window,
-                0,
-                0,
-                rows_ms + read_ms,
-                started,
-            )
-        } else {
-            // Each member's exact keys, made when asked for: held for the window they were 32
-            // bytes a row (19 MB at N = 10,000, where the window is every row), and made again
-            // cost 20 ms.
-            let exact = |n: usize| cluster::exact_keys_of(rows[n].link_key, &rows[n].id);
-            // The new members' signatures (signed at ingest; whatever is missing is signed
-            // now). By place in `new` (ascending positions).
-            let mut new_sigs: Vec<Option<cluster::Signature>> = vec![None; new.len()];
-            let at = |n: usize| new.binary_search(&n).expect("a new member");
-            let mut signed =
-                signatures_of(ctx, &rows, &new, true, |n, sig| new_sigs[at(n)] = sig).await?;
-            // The old members are only candidates for the new ones: each is read, probed
-            // against the new members' band values and let go, so a run never holds the
-            // window's signatures (at N = 10,000 sources 600,000 of them, 400 MB), only those
-            // of the old members `assign` could compare a new one with (read again, then).
-            let new_ms = began.elapsed().as_millis() as u64 - rows_ms;
-            let mut candidates = cluster::Candidates::new(
-                new.iter()
-                    .zip(&new_sigs)
-                    .map(|(n, s)| (s.as_ref(), exact(*n))),
-            );
-            signed += signatures_of(ctx, &rows, &old, true, |n, sig| {
-                candidates.offer(n as u32, sig.as_ref(), exact(n));
-            })
-            .await?;
-            let kept: Vec<usize> = candidates.kept().into_iter().map(|n| n as usize).collect();
-            let probe_ms = began.elapsed().as_millis() as u64 - rows_ms - new_ms;
-            let mut old_sigs: HashMap<usize, cluster::Signature> =
-                HashMap::with_capacity(kept.len());
-            signatures_of(ctx, &rows, &kept, false, |n, sig| {
-                if let Some(sig) = sig {
-                    old_sigs.insert(n, sig);
-                }
-            })
-            .await?;
-            let read_ms = began.elapsed().as_millis() as u64;
-            let started = Instant::now();
-            let compared = kept.len() + new.len();
-            let members = Members {
-                rows,
-                kept,
-                old_sigs,
-                new,
-                new_sigs,
-            };
-            let (assigned, rows) = tokio::task::spawn_blocking(move || {
-                let assigned = assign_clusters(&members, threshold, window);
-                // The signatures go here, before the keys are made and saved.
-                (assigned, members.rows)
-            })
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?;
-            (
-                assigned, rows, signed, compared, new_ms, probe_ms, read_ms, started,
-            )
+    let Compared {
+        assigned,
+        mut rows,
+        signed,
+        compared,
+        new_ms,
+        probe_ms,
+        read_ms,
+        started,
+    } = if new.len() * CANDIDATES_RATIO > old.len() {
+        drop((old, new));
+        let mut c = assign_streamed(ctx, rows, in_window, threshold, window, HELD_AT_ONCE).await?;
+        c.read_ms += rows_ms;
+        c
+    } else {
+        // Each member's exact keys, made when asked for: held for the window they were 32
+        // bytes a row (19 MB at N = 10,000, where the window is every row), and made again
+        // cost 20 ms.
+        let exact = |n: usize| cluster::exact_keys_of(rows[n].link_key, &rows[n].id);
+        // The new members' signatures (signed at ingest; whatever is missing is signed
+        // now). By place in `new` (ascending positions).
+        let mut new_sigs: Vec<Option<cluster::Signature>> = vec![None; new.len()];
+        let at = |n: usize| new.binary_search(&n).expect("a new member");
+        let mut signed =
+            signatures_of(ctx, &rows, &new, true, |n, sig| new_sigs[at(n)] = sig).await?;
+        // The old members are only candidates for the new ones: each is read, probed
+        // against the new members' band values and let go, so a run never holds the
+        // window's signatures (at N = 10,000 sources 600,000 of them, 400 MB), only those
+        // of the old members `assign` could compare a new one with (read again, then).
+        let new_ms = began.elapsed().as_millis() as u64 - rows_ms;
+        let mut candidates = cluster::Candidates::new(
+            new.iter()
+                .zip(&new_sigs)
+                .map(|(n, s)| (s.as_ref(), exact(*n))),
+        );
+        signed += signatures_of(ctx, &rows, &old, true, |n, sig| {
+            candidates.offer(n as u32, sig.as_ref(), exact(n));
+        })
+        .await?;
+        let kept: Vec<usize> = candidates.kept().into_iter().map(|n| n as usize).collect();
+        let probe_ms = began.elapsed().as_millis() as u64 - rows_ms - new_ms;
+        let mut old_sigs: HashMap<usize, cluster::Signature> = HashMap::with_capacity(kept.len());
+        signatures_of(ctx, &rows, &kept, false, |n, sig| {
+            if let Some(sig) = sig {
+                old_sigs.insert(n, sig);
+            }
+        })
+        .await?;
+        let read_ms = began.elapsed().as_millis() as u64;
+        let started = Instant::now();
+        let compared = kept.len() + new.len();
+        let members = Members {
+            rows,
+            kept,
+            old_sigs,
+            new,
+            new_sigs,
         };
+        let (assigned, rows) = tokio::task::spawn_blocking(move || {
+            let assigned = assign_clusters(&members, threshold, window);
+            // The signatures go here, before the keys are made and saved.
+            (assigned, members.rows)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?;
+        Compared {
+            assigned,
+            rows,
+            signed,
+            compared,
+            new_ms,
+            probe_ms,
+            read_ms,
+            started,
+        }
+    };
     debug!(
         items = window_items,
         compared,
@@ -1438,6 +1443,23 @@ fn cmp_rows(a: &ClusterRow, b: &ClusterRow) -> std::cmp::Ordering {
     publish::cmp_output_ids((&a.source, &a.id), (&b.source, &b.id))
 }
 
+/// What comparing a window gave: each new member's row with the row whose key names its cluster,
+/// the rows handed back, and what the `clustered` debug line reports.
+struct Compared {
+    assigned: Vec<(usize, usize)>,
+    rows: Vec<ClusterRow>,
+    /// Items signed on the way (stored without a signature).
+    signed: usize,
+    /// Members compared.
+    compared: usize,
+    /// Reading the new members' signatures, probing the old ones' and reading all they need.
+    new_ms: u64,
+    probe_ms: u64,
+    read_ms: u64,
+    /// When assigning began.
+    started: Instant,
+}
+
 /// [`assign_clusters`] over the first `n` rows (the window), every one compared, without
 /// holding all their signatures: at a first run every member is new, and their signatures
 /// were the largest part of the run's peak memory (320 bytes a member, 19 MB at N = 1,000
@@ -1455,7 +1477,7 @@ async fn assign_streamed<S: Store>(
     threshold: f64,
     window: chrono::Duration,
     held_at_once: usize,
-) -> Result<(Vec<(usize, usize)>, Vec<ClusterRow>, usize, u64, Instant), StoreError> {
+) -> Result<Compared, StoreError> {
     let began = Instant::now();
     let task = |e: tokio::task::JoinError| StoreError::Task(e.to_string());
     // The members (without signatures) and their order; a member's place is its row.
@@ -1595,7 +1617,16 @@ async fn assign_streamed<S: Store>(
     })
     .await
     .map_err(task)?;
-    Ok((assigned, rows, signed, read_ms, started))
+    Ok(Compared {
+        assigned,
+        rows,
+        signed,
+        compared: n,
+        new_ms: 0,
+        probe_ms: 0,
+        read_ms,
+        started,
+    })
 }
 
 /// Signatures a first run's clustering holds at once before it compares in two blocks (20 MB).
@@ -2445,7 +2476,11 @@ mod tests {
         std::fs::write(dir.path().join("same.txt"), b"unchanged").unwrap();
         let mut writes = Writes::default();
         for n in 0..8 {
-            writes.add(dir.path(), &format!("f{n}.txt"), Ok(vec![b'a' + n; 100_000]));
+            writes.add(
+                dir.path(),
+                &format!("f{n}.txt"),
+                Ok(vec![b'a' + n; 100_000]),
+            );
         }
         writes.add(dir.path(), "twice.txt", Ok(b"first".to_vec()));
         writes.add(
@@ -2475,7 +2510,10 @@ mod tests {
             let got = std::fs::read(dir.path().join(format!("f{n}.txt"))).unwrap();
             assert_eq!(got, vec![b'a' + n; 100_000]);
         }
-        assert_eq!(std::fs::read(dir.path().join("twice.txt")).unwrap(), b"second");
+        assert_eq!(
+            std::fs::read(dir.path().join("twice.txt")).unwrap(),
+            b"second"
+        );
         assert!(!dir.path().join("broken.txt").exists());
     }
 
@@ -2489,13 +2527,14 @@ mod tests {
         let n = rows.len();
         assert_eq!(n, 180);
         let window = chrono::Duration::days(3);
-        let (one, rows, ..) = assign_streamed(&ctx, rows, n, 0.2, window, usize::MAX)
+        let one = assign_streamed(&ctx, rows, n, 0.2, window, usize::MAX)
             .await
             .unwrap();
-        let (two, ..) = assign_streamed(&ctx, rows, n, 0.2, window, 1)
+        let two = assign_streamed(&ctx, one.rows, n, 0.2, window, 1)
             .await
             .unwrap();
-        assert_eq!(one, two);
+        let one = one.assigned;
+        assert_eq!(one, two.assigned);
         // Each story is one cluster of its nine items, across sources and blocks.
         let roots: HashSet<usize> = one.iter().map(|(_, root)| *root).collect();
         assert_eq!(roots.len(), 20);
@@ -2512,9 +2551,10 @@ mod tests {
             let rows = ctx.store.cluster_rows().await.unwrap();
             let n = rows.len();
             let window = chrono::Duration::days(3);
-            let (assigned, rows, ..) = assign_streamed(&ctx, rows, n, 0.2, window, usize::MAX)
-                .await
-                .unwrap();
+            let Compared { assigned, rows, .. } =
+                assign_streamed(&ctx, rows, n, 0.2, window, usize::MAX)
+                    .await
+                    .unwrap();
             assert_eq!(assigned.len(), 180);
             let mut map = ClusterMap::default();
             save_keys(&ctx, &rows, assigned, &mut map, at_once)
