@@ -1008,16 +1008,7 @@ async fn cluster_all<S: Store>(
     // Where new members are many against the old ones (a first run), every member in the
     // window is compared (`Candidates`' table of the new members would outweigh the old
     // signatures), without holding all their signatures.
-    let Compared {
-        assigned,
-        mut rows,
-        signed,
-        compared,
-        new_ms,
-        probe_ms,
-        read_ms,
-        started,
-    } = if new.len() * CANDIDATES_RATIO > old.len() {
+    let c = if new.len() * CANDIDATES_RATIO > old.len() {
         drop((old, new));
         let mut c = assign_streamed(ctx, rows, in_window, threshold, window, HELD_AT_ONCE).await?;
         c.read_ms += rows_ms;
@@ -1086,18 +1077,19 @@ async fn cluster_all<S: Store>(
     };
     debug!(
         items = window_items,
-        compared,
-        signed,
-        keyed = assigned.len(),
-        read_ms,
+        compared = c.compared,
+        signed = c.signed,
+        keyed = c.assigned.len(),
+        read_ms = c.read_ms,
         rows_ms,
-        new_ms,
-        probe_ms,
-        assign_ms = started.elapsed().as_millis() as u64,
+        new_ms = c.new_ms,
+        probe_ms = c.probe_ms,
+        assign_ms = c.started.elapsed().as_millis() as u64,
         "clustered"
     );
+    let mut rows = c.rows;
     let saving = Instant::now();
-    save_keys(ctx, &rows, assigned, &mut clusters, KEYS_AT_ONCE).await?;
+    save_keys(ctx, &rows, c.assigned, &mut clusters, KEYS_AT_ONCE).await?;
     let save_ms = saving.elapsed().as_millis() as u64;
     clusters.take_keys(&mut rows[..in_window]);
     let clusters = clusters.finish();
