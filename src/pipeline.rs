@@ -1978,77 +1978,94 @@ pub async fn publish_all<S: Store>(
         };
         let heads_ms = began.elapsed().as_millis() as u64;
         let (mut select_ms, mut render_ms) = (0, 0);
-        for feed in &ctx.config.feeds {
-            let selecting = Instant::now();
-            let in_feed: select::SourceSet<'_> = feed.sources.iter().map(String::as_str).collect();
-            let since = since_of(feed);
-            let heads: Vec<&ItemHead> = all_heads
-                .iter()
-                .filter(|h| in_feed.contains(&*h.source) && since.is_none_or(|s| h.sort_date >= s))
-                .collect();
-            let decided = decide_feed(ctx, feed, &heads, &priorities, &clusters, now).await?;
-            if feed.dedupe == Dedupe::Similar {
-                let merged = merged_items(ctx, &decided, &clusters, &pctx.sources).await?;
-                pctx.merged.insert(feed.name.clone(), merged);
-            }
-            let mut kept = Vec::new();
-            let mut beyond = Vec::new();
-            for (h, decision) in decided {
-                match decision {
-                    select::Decision::Kept => kept.push((h.source.to_string(), h.id.clone())),
-                    select::Decision::Limit => beyond.push(h),
-                    _ => {}
-                }
-            }
-            let items = ctx.store.items_by_keys(&kept).await?;
-            select_ms += selecting.elapsed().as_millis() as u64;
-            let rendering = Instant::now();
-            let mut prev_archive = None;
-            if feed.archive_pages > 0 && feed.formats.contains(&crate::config::Format::Atom) {
-                // Archive pages hold the newest `archive_pages` months of what is beyond the limit.
-                let mut months: Vec<String> = Vec::new();
-                let beyond: Vec<(String, String)> = beyond
-                    .into_iter()
+        // Whatever happens to the selection, the writes already started are waited for before
+        // this returns: none may go on after the publish lock is let go.
+        let selected = async {
+            for feed in &ctx.config.feeds {
+                let selecting = Instant::now();
+                let in_feed: select::SourceSet<'_> =
+                    feed.sources.iter().map(String::as_str).collect();
+                let since = since_of(feed);
+                let heads: Vec<&ItemHead> = all_heads
+                    .iter()
                     .filter(|h| {
-                        let month = h.sort_date.format("%Y-%m").to_string();
-                        if !months.contains(&month) {
-                            months.push(month.clone());
-                        }
-                        months.iter().position(|m| *m == month) < Some(feed.archive_pages)
+                        in_feed.contains(&*h.source) && since.is_none_or(|s| h.sort_date >= s)
                     })
-                    .map(|h| (h.source.to_string(), h.id.clone()))
                     .collect();
-                let beyond = ctx.store.items_by_keys(&beyond).await?;
-                match publish::archive_pages(feed, &beyond, &pctx) {
-                    Ok((pages, newest)) => {
-                        for (file, bytes) in pages {
-                            writes.add(&settings.output_dir, &file, Ok(bytes));
-                        }
-                        prev_archive = newest;
-                    }
-                    Err(e) => writes.add(&settings.output_dir, &feed.name, Err(e)),
+                let decided = decide_feed(ctx, feed, &heads, &priorities, &clusters, now).await?;
+                if feed.dedupe == Dedupe::Similar {
+                    let merged = merged_items(ctx, &decided, &clusters, &pctx.sources).await?;
+                    pctx.merged.insert(feed.name.clone(), merged);
                 }
+                let mut kept = Vec::new();
+                let mut beyond = Vec::new();
+                for (h, decision) in decided {
+                    match decision {
+                        select::Decision::Kept => kept.push((h.source.to_string(), h.id.clone())),
+                        select::Decision::Limit => beyond.push(h),
+                        _ => {}
+                    }
+                }
+                let items = ctx.store.items_by_keys(&kept).await?;
+                select_ms += selecting.elapsed().as_millis() as u64;
+                let rendering = Instant::now();
+                let mut prev_archive = None;
+                if feed.archive_pages > 0 && feed.formats.contains(&crate::config::Format::Atom) {
+                    // Archive pages hold the newest `archive_pages` months of what is beyond the limit.
+                    let mut months: Vec<String> = Vec::new();
+                    let beyond: Vec<(String, String)> = beyond
+                        .into_iter()
+                        .filter(|h| {
+                            let month = h.sort_date.format("%Y-%m").to_string();
+                            if !months.contains(&month) {
+                                months.push(month.clone());
+                            }
+                            months.iter().position(|m| *m == month) < Some(feed.archive_pages)
+                        })
+                        .map(|h| (h.source.to_string(), h.id.clone()))
+                        .collect();
+                    let beyond = ctx.store.items_by_keys(&beyond).await?;
+                    match publish::archive_pages(feed, &beyond, &pctx) {
+                        Ok((pages, newest)) => {
+                            for (file, bytes) in pages {
+                                writes.add(&settings.output_dir, &file, Ok(bytes)).await;
+                            }
+                            prev_archive = newest;
+                        }
+                        Err(e) => writes.add(&settings.output_dir, &feed.name, Err(e)).await,
+                    }
+                }
+                for format in &feed.formats {
+                    let file = format!("{}.{}", feed.name, format.extension());
+                    let rendered =
+                        publish::render(feed, &items, &pctx, *format, prev_archive.as_deref());
+                    writes.add(&settings.output_dir, &file, rendered).await;
+                }
+                index.push((
+                    feed,
+                    items.into_iter().take(publish::html::LATEST).collect(),
+                ));
+                render_ms += rendering.elapsed().as_millis() as u64;
             }
-            for format in &feed.formats {
-                let file = format!("{}.{}", feed.name, format.extension());
-                let rendered =
-                    publish::render(feed, &items, &pctx, *format, prev_archive.as_deref());
-                writes.add(&settings.output_dir, &file, rendered);
-            }
-            index.push((
-                feed,
-                items.into_iter().take(publish::html::LATEST).collect(),
-            ));
-            render_ms += rendering.elapsed().as_millis() as u64;
+            Ok::<_, StoreError>(())
+        }
+        .await;
+        if let Err(e) = selected {
+            writes.finish(&mut report).await;
+            return Err(e);
         }
         debug!(
             heads_ms,
             select_ms, render_ms, "feeds selected and rendered"
         );
         let html = publish::html::render(&index, &pctx);
-        writes.add(&settings.output_dir, "index.html", Ok(html));
+        writes
+            .add(&settings.output_dir, "index.html", Ok(html))
+            .await;
         let opml = render_opml(&ctx.config, &pctx.sources);
-        writes.add(&settings.output_dir, "sources.opml", Ok(opml));
+        writes
+            .add(&settings.output_dir, "sources.opml", Ok(opml))
+            .await;
         writes.finish(&mut report).await;
         if report.failed.is_empty() {
             // Only a complete publish is remembered; a failed one is tried again next time.
@@ -2120,26 +2137,60 @@ fn expected_outputs(config: &Config) -> Vec<std::path::PathBuf> {
 /// Writes one rendered output (when its bytes changed) and notes the outcome.
 /// A publish's outputs, each written (with its fsync) on the blocking pool while the next one is
 /// rendered: written one after another, their fsyncs were a third of rendering and writing an
-/// update's outputs. The report takes them in the order they were made, and a file made twice
-/// (a feed named like another's archive page) is written in that order too.
+/// update's outputs. At most [`WRITES_AT_ONCE`] are under way. The report takes them in the
+/// order they were made, and a file made twice (a feed named like another's archive page, or
+/// like another feed but for case, which some file systems ignore) is written in that order too.
+/// [`Writes::finish`] must be awaited before the publish lock goes, also when publishing fails.
 #[derive(Default)]
 struct Writes(Vec<(std::path::PathBuf, Write)>);
 
+/// Outputs written at once: enough for the fsyncs to overlap, few enough to leave the blocking
+/// pool to the store.
+const WRITES_AT_ONCE: usize = 8;
+
 enum Write {
     Started(tokio::task::JoinHandle<Result<bool, PublishError>>),
+    Done(Result<bool, PublishError>),
     /// Waits for the write of the same file started before it.
     After(Vec<u8>),
     NotRendered(PublishError),
 }
 
 impl Writes {
-    /// Starts writing `file` in `dir` (or records why it was not rendered).
-    fn add(&mut self, dir: &std::path::Path, file: &str, rendered: Result<Vec<u8>, PublishError>) {
+    /// Starts writing `file` in `dir` (or records why it was not rendered), once fewer than
+    /// [`WRITES_AT_ONCE`] writes are under way.
+    async fn add(
+        &mut self,
+        dir: &std::path::Path,
+        file: &str,
+        rendered: Result<Vec<u8>, PublishError>,
+    ) {
         let path = dir.join(file);
         let write = match rendered {
             Err(e) => Write::NotRendered(e),
-            Ok(bytes) if self.0.iter().any(|(p, _)| *p == path) => Write::After(bytes),
+            Ok(bytes)
+                if self
+                    .0
+                    .iter()
+                    .any(|(p, _)| p.as_os_str().eq_ignore_ascii_case(path.as_os_str())) =>
+            {
+                Write::After(bytes)
+            }
             Ok(bytes) => {
+                let under_way = self
+                    .0
+                    .iter()
+                    .filter(|(_, w)| matches!(w, Write::Started(_)))
+                    .count();
+                if under_way >= WRITES_AT_ONCE
+                    && let Some((at, w)) = self
+                        .0
+                        .iter_mut()
+                        .find(|(_, w)| matches!(w, Write::Started(_)))
+                    && let Write::Started(task) = std::mem::replace(w, Write::Done(Ok(false)))
+                {
+                    *w = Write::Done(joined(task.await, at));
+                }
                 let at = path.clone();
                 Write::Started(tokio::task::spawn_blocking(move || {
                     publish::write_atomic(&at, &bytes)
@@ -2152,23 +2203,17 @@ impl Writes {
     /// Waits for every write and reports each.
     async fn finish(self, report: &mut PublishReport) {
         for (path, write) in self.0 {
-            let task = match write {
-                Write::Started(task) => task,
+            let done = match write {
+                Write::Started(task) => joined(task.await, &path),
+                Write::Done(done) => done,
                 Write::After(bytes) => {
                     let at = path.clone();
-                    tokio::task::spawn_blocking(move || publish::write_atomic(&at, &bytes))
+                    let task =
+                        tokio::task::spawn_blocking(move || publish::write_atomic(&at, &bytes));
+                    joined(task.await, &path)
                 }
-                Write::NotRendered(e) => {
-                    Self::report(report, &path, Err(e));
-                    continue;
-                }
+                Write::NotRendered(e) => Err(e),
             };
-            let done = task.await.unwrap_or_else(|e| {
-                Err(PublishError::Io {
-                    path: path.clone(),
-                    source: std::io::Error::other(e.to_string()),
-                })
-            });
             Self::report(report, &path, done);
         }
     }
@@ -2188,6 +2233,19 @@ impl Writes {
             }
         }
     }
+}
+
+/// A write's outcome, a panic in it counted as a failure to write `path`.
+fn joined(
+    done: Result<Result<bool, PublishError>, tokio::task::JoinError>,
+    path: &std::path::Path,
+) -> Result<bool, PublishError> {
+    done.unwrap_or_else(|e| {
+        Err(PublishError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })
 }
 
 fn render_opml(config: &Config, infos: &HashMap<String, SourceInfo>) -> Vec<u8> {
@@ -2467,25 +2525,39 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("same.txt"), b"unchanged").unwrap();
         let mut writes = Writes::default();
-        for n in 0..8 {
-            writes.add(
-                dir.path(),
-                &format!("f{n}.txt"),
-                Ok(vec![b'a' + n; 100_000]),
-            );
+        for n in 0..20 {
+            writes
+                .add(
+                    dir.path(),
+                    &format!("f{n}.txt"),
+                    Ok(vec![b'a' + n; 100_000]),
+                )
+                .await;
         }
-        writes.add(dir.path(), "twice.txt", Ok(b"first".to_vec()));
-        writes.add(
-            dir.path(),
-            "broken.txt",
-            Err(PublishError::Render {
-                feed: "broken".into(),
-                format: "txt",
-                message: "no".into(),
-            }),
-        );
-        writes.add(dir.path(), "twice.txt", Ok(b"second".to_vec()));
-        writes.add(dir.path(), "same.txt", Ok(b"unchanged".to_vec()));
+        writes
+            .add(dir.path(), "twice.txt", Ok(b"first".to_vec()))
+            .await;
+        writes
+            .add(
+                dir.path(),
+                "broken.txt",
+                Err(PublishError::Render {
+                    feed: "broken".into(),
+                    format: "txt",
+                    message: "no".into(),
+                }),
+            )
+            .await;
+        writes
+            .add(dir.path(), "twice.txt", Ok(b"second".to_vec()))
+            .await;
+        writes
+            .add(dir.path(), "same.txt", Ok(b"unchanged".to_vec()))
+            .await;
+        // Another case of a name made before: written after it (here, another file).
+        writes
+            .add(dir.path(), "TWICE.txt", Ok(b"third".to_vec()))
+            .await;
         let mut report = PublishReport::default();
         writes.finish(&mut report).await;
         let names = |v: &[String]| -> Vec<String> {
@@ -2493,12 +2565,12 @@ mod tests {
                 .map(|p| p.rsplit('/').next().unwrap().to_string())
                 .collect()
         };
-        let mut want: Vec<String> = (0..8).map(|n| format!("f{n}.txt")).collect();
-        want.extend(["twice.txt".into(), "twice.txt".into()]);
+        let mut want: Vec<String> = (0..20).map(|n| format!("f{n}.txt")).collect();
+        want.extend(["twice.txt".into(), "twice.txt".into(), "TWICE.txt".into()]);
         assert_eq!(names(&report.written), want);
         assert_eq!(names(&report.unchanged), ["same.txt"]);
         assert_eq!(report.failed.len(), 1);
-        for n in 0..8u8 {
+        for n in 0..20u8 {
             let got = std::fs::read(dir.path().join(format!("f{n}.txt"))).unwrap();
             assert_eq!(got, vec![b'a' + n; 100_000]);
         }
@@ -2507,6 +2579,10 @@ mod tests {
             b"second"
         );
         assert!(!dir.path().join("broken.txt").exists());
+        assert_eq!(
+            std::fs::read(dir.path().join("TWICE.txt")).unwrap(),
+            b"third"
+        );
     }
 
     /// A first run's clustering in two blocks of signatures gives what it gives in one: on three
