@@ -254,6 +254,12 @@ fn lock(config: &Config) -> Result<Option<RunLock>> {
 }
 
 async fn open(config: Config) -> Result<Arc<Ctx<AnyStore>>> {
+    // The HTTP client (which reads the system's root certificates, about 10 ms) and the
+    // language detector are made on the blocking pool while the store opens.
+    let settings = config.settings.clone();
+    let made = tokio::task::spawn_blocking(move || {
+        Fetcher::new(&settings).map(|f| (f, Arc::new(Detector::new(&settings.languages))))
+    });
     // Every worker may be in a store call at once, plus a claim and a publish.
     let connections = config.settings.concurrency + 2;
     let store = AnyStore::open(&config.settings.database, connections).await?;
@@ -263,8 +269,7 @@ async fn open(config: Config) -> Result<Arc<Ctx<AnyStore>>> {
             config.settings.output_dir.display()
         )
     })?;
-    let fetcher = Fetcher::new(&config.settings)?;
-    let detector = Arc::new(Detector::new(&config.settings.languages));
+    let (fetcher, detector) = made.await.context("making the HTTP client")??;
     Ok(Arc::new(Ctx {
         config: Arc::new(config),
         store,
