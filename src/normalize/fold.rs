@@ -22,20 +22,25 @@ pub fn push_folded(out: &mut String, c: char) {
 /// it signs (stored signatures depend on it).
 #[inline]
 pub fn push_lowered(out: &mut String, c: char) {
-    match c {
-        'A'..='Z' => out.push(c.to_ascii_lowercase()),
-        '\0'..='\x7f' => out.push(c),
-        'Ё' | 'ё' => out.push('е'),
-        // А..Я → а..я, and Ѐ..Џ → ѐ..џ (but Ё, above).
-        'А'..='Я' => out.push(shifted(c, 0x20)),
-        '\u{400}'..='\u{40f}' => out.push(shifted(c, 0x50)),
-        'а'..='я' | '\u{450}'..='\u{45f}' => out.push(c),
-        _ => {
-            for l in c.to_lowercase() {
-                out.push(if l == 'ё' { 'е' } else { l });
-            }
-        }
+    match lowered(c) {
+        Folded::One(Some(l)) => out.push(l),
+        many => out.extend(many),
     }
+}
+
+/// `c` lowercased as [`push_lowered`] appends it.
+#[inline]
+fn lowered(c: char) -> Folded {
+    Folded::One(Some(match c {
+        'A'..='Z' => c.to_ascii_lowercase(),
+        '\0'..='\x7f' => c,
+        'Ё' | 'ё' => 'е',
+        // А..Я → а..я, and Ѐ..Џ → ѐ..џ (but Ё, above).
+        'А'..='Я' => shifted(c, 0x20),
+        '\u{400}'..='\u{40f}' => shifted(c, 0x50),
+        'а'..='я' | '\u{450}'..='\u{45f}' => c,
+        _ => return Folded::Many(c.to_lowercase()),
+    }))
 }
 
 fn shifted(c: char, by: u32) -> char {
@@ -51,7 +56,8 @@ pub fn fold(s: &str) -> String {
     out
 }
 
-/// The characters [`push_folded`] appends for `c`, as an iterator (no buffer).
+/// The characters a character folds or lowers to ([`folded`], [`push_lowered`]), as an
+/// iterator (no buffer).
 pub enum Folded {
     One(Option<char>),
     Many(std::char::ToLowercase),
@@ -72,16 +78,11 @@ impl Iterator for Folded {
 /// `c` folded for comparisons (what [`push_folded`] appends).
 #[inline]
 pub fn folded(c: char) -> Folded {
-    Folded::One(Some(match c {
-        'ς' => 'σ',
-        'A'..='Z' => c.to_ascii_lowercase(),
-        '\0'..='\x7f' => c,
-        'Ё' | 'ё' => 'е',
-        'А'..='Я' => shifted(c, 0x20),
-        '\u{400}'..='\u{40f}' => shifted(c, 0x50),
-        'а'..='я' | '\u{450}'..='\u{45f}' => c,
-        _ => return Folded::Many(c.to_lowercase()),
-    }))
+    if c == 'ς' {
+        Folded::One(Some('σ'))
+    } else {
+        lowered(c)
+    }
 }
 
 /// The word characters ([`is_word_char`]) of `fold(s)`, in order, made as they are read.
@@ -141,12 +142,29 @@ mod tests {
         }
     }
 
+    /// Every code point, against the standard library: lowered with ё as е, and folded with
+    /// ς as σ too.
     #[test]
-    fn folded_gives_what_push_folded_appends() {
+    fn every_character_lowers_and_folds_as_the_standard_library() {
         for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            let yo = |l: char| if l == 'ё' { 'е' } else { l };
+            let lowered: String = c.to_lowercase().map(yo).collect();
             let mut pushed = String::new();
+            push_lowered(&mut pushed, c);
+            assert_eq!(pushed, lowered, "lowered U+{:04X}", c as u32);
+            let by_std: String = c
+                .to_lowercase()
+                .map(|l| if l == 'ς' { 'σ' } else { yo(l) })
+                .collect();
+            assert_eq!(
+                folded(c).collect::<String>(),
+                by_std,
+                "folded U+{:04X}",
+                c as u32
+            );
+            pushed.clear();
             push_folded(&mut pushed, c);
-            assert_eq!(folded(c).collect::<String>(), pushed, "U+{:04X}", c as u32);
+            assert_eq!(pushed, by_std, "push_folded U+{:04X}", c as u32);
         }
     }
 
