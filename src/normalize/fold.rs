@@ -92,16 +92,8 @@ pub fn folded_words(s: &str) -> impl Iterator<Item = char> + '_ {
 
 /// Gives the characters of `fold(s)` to `f`, in order, while it returns true (without building
 /// the folded text); false when `f` stopped it.
-pub fn each_folded(s: &str, mut f: impl FnMut(char) -> bool) -> bool {
-    let mut folded = String::new();
-    for c in s.chars() {
-        folded.clear();
-        push_folded(&mut folded, c);
-        if !folded.chars().all(&mut f) {
-            return false;
-        }
-    }
-    true
+pub fn each_folded(s: &str, f: impl FnMut(char) -> bool) -> bool {
+    s.chars().flat_map(folded).all(f)
 }
 
 /// Whether `c` is alphanumeric (`char::is_alphanumeric`), with ASCII and Cyrillic letters
