@@ -152,8 +152,7 @@ pub fn matches(text: &str, links: impl FnOnce() -> String) -> Option<&'static st
         return None;
     }
     // The links' text is read only for a block that starts with a phrase.
-    let mut make_links = Some(links);
-    let mut links_text: Option<String> = None;
+    let links = std::cell::LazyCell::new(links);
     if FEED_FOOTER.is_match(text) {
         return Some("feed-footer");
     }
@@ -162,11 +161,9 @@ pub fn matches(text: &str, links: impl FnOnce() -> String) -> Option<&'static st
             continue;
         }
         let (head, tail) = split_tail(text, &r.start);
-        let links_only = tail.is_empty() || only_networks(tail) || {
-            let links = links_text
-                .get_or_insert_with(|| make_links.take().map_or_else(String::new, |f| f()));
-            !links.is_empty() && links.chars().count() + 3 >= tail.chars().count()
-        };
+        let links_only = tail.is_empty()
+            || only_networks(tail)
+            || (!links.is_empty() && links.chars().count() + 3 >= tail.chars().count());
         let ok = match r.tail {
             Tail::Nothing => tail.is_empty(),
             Tail::LinksOnly => links_only,
