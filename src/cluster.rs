@@ -18,6 +18,7 @@
 //! its first member's id and never changes as members join. [`Candidates`] finds, without holding
 //! their signatures, the members with a key that a new member can be compared with.
 
+pub mod bands;
 mod words;
 
 use std::collections::HashMap;
@@ -37,7 +38,7 @@ pub const HASHES: usize = 128;
 /// Values per LSH band: with 64 bands of 2, a pair at similarity 0.25 is a candidate with
 /// probability 0.98, at 0.3 with 0.998.
 pub const ROWS: usize = 2;
-const BANDS: usize = HASHES / ROWS;
+pub const BANDS: usize = HASHES / ROWS;
 /// Bands [`assign`] holds the values of at once.
 const BAND_GROUP: usize = 8;
 const _: () = assert!(BANDS.is_multiple_of(BAND_GROUP));
@@ -51,7 +52,7 @@ pub const MAX_WORDS: usize = 600;
 const MAX_TEXT: usize = 16 * 1024;
 /// Earlier members a member is compared with per band value it shares with them: a value
 /// hundreds of unrelated items share (boilerplate) adds no more, so the cost stays linear.
-const BUCKET_CAP: usize = 8;
+pub const BUCKET_CAP: usize = 8;
 
 /// Values in the signature of an item's head (title and lead).
 pub const HEAD_HASHES: usize = 32;
@@ -924,6 +925,15 @@ impl Candidates {
         }
     }
 
+    /// Whether the latest old members offered with band `b`'s value `value` are as many as
+    /// `assign` pairs a member with, all at `least` or later: then no member not offered yet
+    /// that is earlier than `least` would be kept for it.
+    pub fn settles(&self, b: usize, value: u32, least: u32) -> bool {
+        self.latest
+            .get(&((b as u64) << 32 | u64::from(value)))
+            .is_some_and(|l| l.len as usize == BUCKET_CAP && l.pos.iter().all(|p| *p >= least))
+    }
+
     /// The positions of the old members to give `assign`, ascending.
     pub fn kept(self) -> Vec<u32> {
         let mut kept: Vec<u32> = self
@@ -1199,6 +1209,42 @@ mod tests {
             seed = splitmix(seed);
             seed % m
         }
+    }
+
+    /// `settles` holds once the latest `BUCKET_CAP` members offered with a value all hold it at
+    /// `least` or later; not while fewer hold it (one offered member's signature no longer has
+    /// it, as a stale index entry names) or while one kept is earlier than `least`.
+    #[test]
+    fn settling_needs_the_latest_holders_from_the_least_on() {
+        let new = Signature {
+            full: std::array::from_fn(|i| i as u16),
+            head: [0; HEAD_HASHES],
+        };
+        // Holds band 0's values of `new` and nothing else of it.
+        let holder = |seed: u16| {
+            let mut s = Signature {
+                full: std::array::from_fn(|i| 1000 + seed * 200 + i as u16),
+                head: [0; HEAD_HASHES],
+            };
+            s.full[..ROWS].copy_from_slice(&new.full[..ROWS]);
+            s
+        };
+        let other = holder(99);
+        let mut stale = holder(98);
+        stale.full[0] = 7777;
+        let value = (band_key(&new, 0) >> 32) as u32;
+        let mut c = Candidates::new([(Some(&new), [None, None])]);
+        for pos in 101..=107 {
+            c.offer(pos, Some(&holder(pos as u16)), [None, None]);
+        }
+        c.offer(100, Some(&stale), [None, None]);
+        assert!(!c.settles(0, value, 100), "seven holders");
+        c.offer(50, Some(&other), [None, None]);
+        assert!(!c.settles(0, value, 100), "one kept before the least");
+        assert!(c.settles(0, value, 50));
+        c.offer(108, Some(&other), [None, None]);
+        assert!(c.settles(0, value, 100), "the latest eight from 100 on");
+        assert!(!c.settles(1, value, 0), "no member holds band 1's value");
     }
 
     /// `assign` over the old members `Candidates` keeps and the new ones gives the new members

@@ -26,6 +26,7 @@ use crate::store::{
     ItemQuery, SourceState, Store, StoreError, StoredItem, UpsertCounts,
 };
 
+mod bands;
 pub mod pages;
 
 /// What `refresh_source` and friends need.
@@ -969,6 +970,9 @@ async fn cluster_all<S: Store>(
         .unwrap_or(chrono::Duration::MAX)
         .min(chrono::Duration::days(3650));
     let began = Instant::now();
+    // The band index's state, read before the rows: what changes after it is in the log the
+    // next run reads.
+    let band = ctx.store.band_state(bands::LOG_LIMIT).await?;
     // Every item's key, read once; the signatures only of the items in the window.
     let mut rows = ctx.store.cluster_rows().await?;
     let rows_ms = began.elapsed().as_millis() as u64;
@@ -1010,7 +1014,16 @@ async fn cluster_all<S: Store>(
     // signatures), without holding all their signatures.
     let c = if new.len() * CANDIDATES_RATIO > old.len() {
         drop((old, new));
-        let mut c = assign_streamed(ctx, rows, in_window, threshold, window, HELD_AT_ONCE).await?;
+        let keep = match &band {
+            Some(state) => bands::Keep::Build {
+                builder: bands::Building::new(state, in_window),
+                since,
+                covered: state.last_seq,
+            },
+            None => bands::Keep::None,
+        };
+        let mut c =
+            assign_streamed(ctx, rows, in_window, threshold, window, HELD_AT_ONCE, keep).await?;
         c.read_ms += rows_ms;
         c
     } else {
@@ -1034,10 +1047,50 @@ async fn cluster_all<S: Store>(
                 .zip(&new_sigs)
                 .map(|(n, s)| (s.as_ref(), exact(*n))),
         );
-        signed += signatures_of(ctx, &rows, &old, true, |n, sig| {
-            candidates.offer(n as u32, sig.as_ref(), exact(n));
-        })
+        // The band index names the old members that can share a band value with a new one;
+        // without it, every one is read and probed.
+        let mut plan =
+            bands::plan(ctx, band.as_ref(), &rows, in_window, since, &old, &new_sigs).await?;
+        if plan.probe.is_some() {
+            for n in &old {
+                candidates.offer(*n as u32, None, exact(*n));
+            }
+        }
+        let mut delta = bands::Delta::default();
+        signed += signatures_of(
+            ctx,
+            &rows,
+            plan.probe.as_ref().unwrap_or(&old),
+            true,
+            |n, sig| {
+                if n < in_window && rows[n].cluster.is_some() {
+                    candidates.offer(n as u32, sig.as_ref(), exact(n));
+                }
+                if let Some(sig) = &sig {
+                    if plan.logged.binary_search(&n).is_ok() {
+                        delta.add(&rows[n], sig);
+                    }
+                    plan.keep.add(&rows[n], sig);
+                }
+            },
+        )
         .await?;
+        // Values of which only the latest holders were probed, and whose latest true holders
+        // were not all among them: the rest of their holders too.
+        let more = plan.unsettled(&candidates);
+        if !more.is_empty() {
+            debug!(more = more.len(), "band index: unsettled values");
+            signed += signatures_of(ctx, &rows, &more, true, |n, sig| {
+                candidates.offer(n as u32, sig.as_ref(), exact(n));
+            })
+            .await?;
+        }
+        for (n, sig) in new.iter().zip(&new_sigs) {
+            if let Some(sig) = sig {
+                plan.keep.add_new(&mut delta, &rows[*n], sig);
+            }
+        }
+        let update = plan.keep.update(delta).await;
         let kept: Vec<usize> = candidates.kept().into_iter().map(|n| n as usize).collect();
         let probe_ms = began.elapsed().as_millis() as u64 - rows_ms - new_ms;
         let mut old_sigs: HashMap<usize, cluster::Signature> = HashMap::with_capacity(kept.len());
@@ -1073,6 +1126,7 @@ async fn cluster_all<S: Store>(
             probe_ms,
             read_ms,
             started,
+            band: update,
         }
     };
     debug!(
@@ -1089,7 +1143,11 @@ async fn cluster_all<S: Store>(
     );
     let mut rows = c.rows;
     let saving = Instant::now();
-    save_keys(ctx, &rows, c.assigned, &mut clusters, KEYS_AT_ONCE).await?;
+    let built = c.band.as_ref().and_then(|u| u.built.then_some(u.token));
+    save_keys(ctx, &rows, c.assigned, &mut clusters, KEYS_AT_ONCE, c.band).await?;
+    if let (Some(state), Some(token)) = (&band, built) {
+        bands::sweep(state, token);
+    }
     let save_ms = saving.elapsed().as_millis() as u64;
     clusters.take_keys(&mut rows[..in_window]);
     let clusters = clusters.finish();
@@ -1114,8 +1172,9 @@ async fn save_keys<S: Store>(
     mut assigned: Vec<(usize, usize)>,
     clusters: &mut ClusterMap,
     at_once: usize,
+    band: Option<crate::store::BandUpdate>,
 ) -> Result<(), StoreError> {
-    if assigned.is_empty() {
+    if assigned.is_empty() && band.is_none() {
         return Ok(());
     }
     assigned.sort_unstable_by(|(a, _), (b, _)| {
@@ -1144,7 +1203,7 @@ async fn save_keys<S: Store>(
                 return;
             }
         }
-        let _ = send.send(ClusterBatch::Done).await;
+        let _ = send.send(ClusterBatch::Done(band)).await;
     };
     let ((), saved) = tokio::join!(make, ctx.store.save_cluster_batches(batches));
     saved
@@ -1450,6 +1509,8 @@ struct Compared {
     read_ms: u64,
     /// When assigning began.
     started: Instant,
+    /// What the band index is brought to, saved with the keys.
+    band: Option<crate::store::BandUpdate>,
 }
 
 /// [`assign_clusters`] over the first `n` rows (the window), every one compared, without
@@ -1469,6 +1530,7 @@ async fn assign_streamed<S: Store>(
     threshold: f64,
     window: chrono::Duration,
     held_at_once: usize,
+    mut keep: bands::Keep,
 ) -> Result<Compared, StoreError> {
     let began = Instant::now();
     let task = |e: tokio::task::JoinError| StoreError::Task(e.to_string());
@@ -1492,6 +1554,9 @@ async fn assign_streamed<S: Store>(
         signed += signatures_of(ctx, &rows, &members, pass == 0, |r, sig| {
             if let Some(sig) = sig {
                 values.add(pos_of[r] as usize, &sig);
+                if pass == 0 {
+                    keep.add(&rows[r], &sig);
+                }
             }
         })
         .await?;
@@ -1503,13 +1568,14 @@ async fn assign_streamed<S: Store>(
         .map_err(task)?;
     }
     drop(members);
-    let (pairs, compared, of, order) = tokio::task::spawn_blocking(move || {
+    // Every member in the window is in the file, which is finished while banding finishes.
+    let finish = tokio::task::spawn_blocking(move || {
         let pairs = banding.finish(&of, &order);
         let compared = pairs.compared(&of, &order, window);
         (pairs, compared, of, order)
-    })
-    .await
-    .map_err(task)?;
+    });
+    let (band, finished) = tokio::join!(keep.update(bands::Delta::default()), finish);
+    let (pairs, compared, of, order) = finished.map_err(task)?;
     // The members compared by their signatures are compared in one block of positions, or,
     // when they are more than `held_at_once` ([`HELD_AT_ONCE`]), in two, each holding the
     // signatures of half of them: first the pairs whose later member is in the first block
@@ -1618,6 +1684,7 @@ async fn assign_streamed<S: Store>(
         probe_ms: 0,
         read_ms,
         started,
+        band,
     })
 }
 
@@ -2465,6 +2532,49 @@ mod tests {
         assert_eq!(clusters.get(&select::item_key(alone.0, alone.1)), None);
     }
 
+    /// Every stored item's (source, id, cluster key), sorted; an item under its own id has that.
+    pub(super) async fn stored_keys(store: &impl Store) -> Vec<(String, String, String)> {
+        let mut keys: Vec<(String, String, String)> = store
+            .cluster_rows()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let key = match r.cluster.expect("every item has a key") {
+                    ClusterKey::Own => publish::output_id(&r.source, &r.id),
+                    ClusterKey::Joined(k) => k,
+                };
+                (r.source.to_string(), r.id, key)
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// An item that retells a story in English: titled by the core's first three words, its
+    /// body the core and then words of its own.
+    pub(super) fn story_item(
+        id: String,
+        core: &[String],
+        own: &[String],
+        published: DateTime<Utc>,
+    ) -> crate::model::Item {
+        crate::model::Item {
+            id,
+            title: format!("{} {} {}", core[0], core[1], core[2]),
+            link: None,
+            published: Some(published),
+            updated: None,
+            authors: vec![],
+            summary: None,
+            content_html: Some(format!("<p>{} {}</p>", core.join(" "), own.join(" "))),
+            categories: vec![],
+            language: Some("en".into()),
+            enclosures: vec![],
+            image: None,
+        }
+    }
+
     /// A store holding three sources that retell the same twenty stories (60 items each), each
     /// in its own words around a shared core: each story is one cluster of nine items.
     async fn twenty_stories(dir: &std::path::Path) -> Ctx<crate::store::AnyStore> {
@@ -2493,20 +2603,12 @@ mod tests {
                     let story = i % 20;
                     let core: Vec<String> = (0..40).map(|w| format!("s{story}w{w}")).collect();
                     let own: Vec<String> = (0..12).map(|w| format!("o{s}i{i}w{w}")).collect();
-                    crate::model::Item {
-                        id: format!("https://{source}.example/{i}"),
-                        title: format!("{} {} {}", core[0], core[1], core[2]),
-                        link: None,
-                        published: Some(now - chrono::Duration::minutes((i * 7 + s) as i64)),
-                        updated: None,
-                        authors: vec![],
-                        summary: None,
-                        content_html: Some(format!("<p>{} {}</p>", core.join(" "), own.join(" "))),
-                        categories: vec![],
-                        language: Some("en".into()),
-                        enclosures: vec![],
-                        image: None,
-                    }
+                    story_item(
+                        format!("https://{source}.example/{i}"),
+                        &core,
+                        &own,
+                        now - chrono::Duration::minutes((i * 7 + s) as i64),
+                    )
                 })
                 .collect();
             let sigs = signature_bytes(&items);
@@ -2595,10 +2697,10 @@ mod tests {
         let n = rows.len();
         assert_eq!(n, 180);
         let window = chrono::Duration::days(3);
-        let one = assign_streamed(&ctx, rows, n, 0.2, window, usize::MAX)
+        let one = assign_streamed(&ctx, rows, n, 0.2, window, usize::MAX, bands::Keep::None)
             .await
             .unwrap();
-        let two = assign_streamed(&ctx, one.rows, n, 0.2, window, 1)
+        let two = assign_streamed(&ctx, one.rows, n, 0.2, window, 1, bands::Keep::None)
             .await
             .unwrap();
         let one = one.assigned;
@@ -2620,33 +2722,21 @@ mod tests {
             let n = rows.len();
             let window = chrono::Duration::days(3);
             let Compared { assigned, rows, .. } =
-                assign_streamed(&ctx, rows, n, 0.2, window, usize::MAX)
+                assign_streamed(&ctx, rows, n, 0.2, window, usize::MAX, bands::Keep::None)
                     .await
                     .unwrap();
             assert_eq!(assigned.len(), 180);
             let mut map = ClusterMap::default();
-            save_keys(&ctx, &rows, assigned, &mut map, at_once)
+            save_keys(&ctx, &rows, assigned, &mut map, at_once, None)
                 .await
                 .unwrap();
             let clusters = map.finish();
-            let mut keys: Vec<(String, String, String)> = ctx
-                .store
-                .cluster_rows()
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|r| {
-                    let key = match r.cluster.expect("every item has a key") {
-                        ClusterKey::Own => publish::output_id(&r.source, &r.id),
-                        ClusterKey::Joined(k) => k,
-                    };
-                    // Every item in a cluster of nine is in the map, under its cluster's key.
-                    let item = select::item_key(&r.source, &r.id);
-                    assert_eq!(clusters.get(&item), Some(&key), "{} {}", r.source, r.id);
-                    (r.source.to_string(), r.id, key)
-                })
-                .collect();
-            keys.sort();
+            let keys = stored_keys(&ctx.store).await;
+            for (source, id, key) in &keys {
+                // Every item in a cluster of nine is in the map, under its cluster's key.
+                let item = select::item_key(source, id);
+                assert_eq!(clusters.get(&item), Some(key), "{source} {id}");
+            }
             let distinct: HashSet<&String> = keys.iter().map(|(.., k)| k).collect();
             assert_eq!(distinct.len(), 20);
             stored.push(keys);

@@ -374,11 +374,58 @@ pub struct ClusterUpdate {
 pub const UNFINISHED_BATCHES: &str =
     "the cluster keys stopped coming before the last batch: none of them was saved";
 
-/// What [`Store::save_cluster_batches`] is handed: rows to save, then `Done` once all are sent.
+/// What [`Store::save_cluster_batches`] is handed: rows to save, then `Done` once all are sent,
+/// with what the run brought the band index to (`None`: saving keys without it makes the store
+/// stop vouching for its index).
 #[derive(Debug)]
 pub enum ClusterBatch {
     Rows(Vec<ClusterUpdate>),
-    Done,
+    Done(Option<BandUpdate>),
+}
+
+/// What a store keeps of the band index (src/cluster/bands.rs: a file beside an SQLite
+/// database), read before the rows a clustering run reads, so that whatever changes after it is
+/// in the log the next run reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandState {
+    /// The database file the index's files are named beside.
+    pub base: std::path::PathBuf,
+    /// The last sequence number the log has given (0: none).
+    pub last_seq: i64,
+    /// The index the store vouches for; `None` when there is none (never built, or keys were
+    /// saved without bringing it up to date).
+    pub index: Option<BandIndexState>,
+}
+
+/// The index a store vouches for ([`BandState`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandIndexState {
+    /// Names its file ([`crate::cluster::bands::path_of`]).
+    pub token: u64,
+    /// Items dated before this are not in it.
+    pub since: DateTime<Utc>,
+    /// The items with a cluster key whose signature or date changed since it was brought up to
+    /// date (in the log past what it covers), as (source, id); `None` when more than the limit
+    /// asked for.
+    pub logged: Option<Vec<(String, String)>>,
+    /// Bytes of its delta entries ([`Store::band_deltas`]).
+    pub delta_bytes: u64,
+}
+
+/// What a clustering run brought the band index to, saved with its cluster keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BandUpdate {
+    /// The index file: the one the run found, or the one it built.
+    pub token: u64,
+    /// Whether the run built the file: the delta entries stored go. Otherwise the index must
+    /// still be the one the run read, or the store stops vouching for it.
+    pub built: bool,
+    /// The oldest date it covers now.
+    pub since: DateTime<Utc>,
+    /// Entries to add, as (band, sorted entries as bytes).
+    pub delta: Vec<(usize, Vec<u8>)>,
+    /// The last log entry the index now accounts for.
+    pub covered: i64,
 }
 
 /// The [`ClusterUpdate`]s that save `signatures` of `items` (by position; `None`s skipped).
@@ -531,12 +578,32 @@ pub trait Store: Send + Sync {
             while let Some(batch) = batches.recv().await {
                 match batch {
                     ClusterBatch::Rows(more) => rows.extend(more),
-                    ClusterBatch::Done if rows.is_empty() => return Ok(()),
-                    ClusterBatch::Done => return self.save_cluster_rows(rows).await,
+                    ClusterBatch::Done(_) if rows.is_empty() => return Ok(()),
+                    ClusterBatch::Done(_) => return self.save_cluster_rows(rows).await,
                 }
             }
             Err(StoreError::Task(UNFINISHED_BATCHES.into()))
         }
+    }
+
+    /// The band index's state ([`BandState`]), with at most `log_limit` logged items; `None` for
+    /// a store that keeps no band index (then clustering reads every old signature).
+    fn band_state(
+        &self,
+        log_limit: usize,
+    ) -> impl Future<Output = Result<Option<BandState>, StoreError>> + Send {
+        let _ = log_limit;
+        async { Ok(None) }
+    }
+
+    /// The band index's delta entries of band `band`: runs of sorted entries, as bytes (read a
+    /// band at a time: all of them can be tens of megabytes).
+    fn band_deltas(
+        &self,
+        band: usize,
+    ) -> impl Future<Output = Result<Vec<Vec<u8>>, StoreError>> + Send {
+        let _ = band;
+        async { Ok(Vec::new()) }
     }
 
     /// Folds the store's log of recent writes back into its file, beside its other calls (SQLite:
@@ -746,6 +813,14 @@ impl Store for AnyStore {
 
     async fn checkpoint(&self) -> Result<(), StoreError> {
         dispatch!(self, s => s.checkpoint().await)
+    }
+
+    async fn band_state(&self, log_limit: usize) -> Result<Option<BandState>, StoreError> {
+        dispatch!(self, s => s.band_state(log_limit).await)
+    }
+
+    async fn band_deltas(&self, band: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        dispatch!(self, s => s.band_deltas(band).await)
     }
 
     async fn prune(

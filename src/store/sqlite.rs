@@ -19,8 +19,9 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP, UNFINISHED_BATCHES};
 use super::{
-    Claim, Claimed, ClusterBatch, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemKeys,
-    ItemQuery, SourceFeed, SourceState, Store, StoreError, StoredItem, UpsertCounts,
+    BandIndexState, BandState, BandUpdate, Claim, Claimed, ClusterBatch, ClusterKey, ClusterRow,
+    ClusterUpdate, ItemHead, ItemKeys, ItemQuery, SourceFeed, SourceState, Store, StoreError,
+    StoredItem, UpsertCounts,
 };
 use crate::model::Item;
 use crate::select;
@@ -34,6 +35,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0006_drop_items_by_date.sql"),
     include_str!("migrations/sqlite/0007_heads_by_source.sql"),
     include_str!("migrations/sqlite/0008_source_fetches.sql"),
+    include_str!("migrations/sqlite/0009_band_index.sql"),
 ];
 
 #[derive(Clone)]
@@ -1126,8 +1128,86 @@ impl Store for SqliteStore {
     async fn save_cluster_rows(&self, mut rows: Vec<ClusterUpdate>) -> Result<(), StoreError> {
         self.with(move |c, path| {
             let tx = c.savepoint().map_err(|source| sql(path, source))?;
-            save_cluster_rows_in(&tx, path, &mut rows)?;
+            if save_cluster_rows_in(&tx, path, &mut rows)? {
+                save_band_update(&tx, path, None)?;
+            }
             tx.commit().map_err(|source| sql(path, source))
+        })
+        .await
+    }
+
+    async fn band_state(&self, log_limit: usize) -> Result<Option<BandState>, StoreError> {
+        let base = self.file.to_path_buf();
+        if base.as_os_str().is_empty() || base.as_os_str() == ":memory:" {
+            return Ok(None);
+        }
+        self.with(move |c, path| {
+            let e = |source| sql(path, source);
+            let tx = c.savepoint().map_err(e)?;
+            let last_seq: i64 = tx
+                .query_row(
+                    "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'band_log'), 0)",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(e)?;
+            let state: Option<(i64, i64, i64)> = tx
+                .query_row(
+                    "SELECT token, since, covered FROM band_state WHERE one = 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(e)?;
+            let index = match state {
+                Some((token, since, covered)) => {
+                    let mut read = tx
+                        .prepare_cached(
+                            "SELECT source, id FROM band_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                        )
+                        .map_err(e)?;
+                    let logged: Vec<(String, String)> = read
+                        .query_map(params![covered, log_limit as i64 + 1], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
+                        .map_err(e)?
+                        .collect::<Result<_, _>>()
+                        .map_err(e)?;
+                    let delta_bytes: i64 = tx
+                        .query_row(
+                            "SELECT COALESCE(SUM(length(entries)), 0) FROM band_delta",
+                            [],
+                            |r| r.get(0),
+                        )
+                        .map_err(e)?;
+                    Some(BandIndexState {
+                        token: token as u64,
+                        since: DateTime::from_timestamp(since, 0).unwrap_or_default(),
+                        logged: (logged.len() <= log_limit).then_some(logged),
+                        delta_bytes: delta_bytes as u64,
+                    })
+                }
+                None => None,
+            };
+            Ok(Some(BandState {
+                base,
+                last_seq,
+                index,
+            }))
+        })
+        .await
+    }
+
+    async fn band_deltas(&self, band: usize) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.with(move |c, path| {
+            let e = |source| sql(path, source);
+            let mut read = c
+                .prepare_cached("SELECT entries FROM band_delta WHERE band = ?1 ORDER BY seq")
+                .map_err(e)?;
+            read.query_map([band as i64], |r| r.get(0))
+                .map_err(e)?
+                .collect::<Result<_, _>>()
+                .map_err(e)
         })
         .await
     }
@@ -1140,12 +1220,18 @@ impl Store for SqliteStore {
             let tx = c.savepoint().map_err(|source| sql(path, source))?;
             // The sender makes each batch while the one before is written; without `Done`,
             // the savepoint rolls back as it is dropped.
+            let mut keyed = false;
             loop {
                 match batches.blocking_recv() {
                     Some(ClusterBatch::Rows(mut rows)) => {
-                        save_cluster_rows_in(&tx, path, &mut rows)?;
+                        keyed |= save_cluster_rows_in(&tx, path, &mut rows)?;
                     }
-                    Some(ClusterBatch::Done) => break,
+                    Some(ClusterBatch::Done(update)) => {
+                        if keyed || update.is_some() {
+                            save_band_update(&tx, path, update)?;
+                        }
+                        break;
+                    }
                     None => return Err(StoreError::Task(UNFINISHED_BATCHES.into())),
                 }
             }
@@ -1398,14 +1484,64 @@ fn read_cluster_rows(
     Ok(out)
 }
 
+/// Brings the band index's state to `update` within the caller's transaction, or, without one
+/// (cluster keys were saved, and the index not brought up to date with them), stops vouching
+/// for it. An update of an index other than the one stored (its token) does the same.
+fn save_band_update(
+    c: &Connection,
+    path: &str,
+    update: Option<BandUpdate>,
+) -> Result<(), StoreError> {
+    let e = |source| sql(path, source);
+    let Some(u) = update else {
+        c.execute("DELETE FROM band_state", []).map_err(e)?;
+        return Ok(());
+    };
+    let token = u.token as i64;
+    // Whole seconds, rounded up: it covers every date from `u.since` on, so from these.
+    let since = u.since.timestamp() + i64::from(u.since.timestamp_subsec_nanos() > 0);
+    if u.built {
+        c.execute("DELETE FROM band_delta", []).map_err(e)?;
+        c.execute(
+            "INSERT INTO band_state (one, token, since, covered) VALUES (1, ?1, ?2, ?3)
+             ON CONFLICT (one) DO UPDATE SET
+                 token = excluded.token, since = excluded.since, covered = excluded.covered",
+            params![token, since, u.covered],
+        )
+        .map_err(e)?;
+    } else {
+        let same = c
+            .execute(
+                "UPDATE band_state SET covered = ?2, since = ?3 WHERE one = 1 AND token = ?1",
+                params![token, u.covered, since],
+            )
+            .map_err(e)?;
+        if same == 0 {
+            c.execute("DELETE FROM band_state", []).map_err(e)?;
+            return Ok(());
+        }
+    }
+    let mut add = c
+        .prepare_cached("INSERT INTO band_delta (band, entries) VALUES (?1, ?2)")
+        .map_err(e)?;
+    for (band, entries) in &u.delta {
+        if !entries.is_empty() {
+            add.execute(params![*band as i64, entries]).map_err(e)?;
+        }
+    }
+    c.execute("DELETE FROM band_log WHERE seq <= ?1", [u.covered])
+        .map_err(e)?;
+    Ok(())
+}
+
 /// Saves signatures and cluster keys ([`Store::save_cluster_rows`]) within the caller's
 /// transaction. In key order, the tables' pages are each visited once (stable: the rows of one
-/// item keep their order).
+/// item keep their order). Returns whether it was handed a cluster key.
 fn save_cluster_rows_in(
     c: &Connection,
     path: &str,
     rows: &mut [ClusterUpdate],
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let e = |source| sql(path, source);
     rows.sort_by(|a, b| (&a.source, &a.id).cmp(&(&b.source, &b.id)));
     // Only items still stored get a signature; a key, once given, stays.
@@ -1431,7 +1567,7 @@ fn save_cluster_rows_in(
             key.execute(params![r.source, r.id, k]).map_err(e)?;
         }
     }
-    Ok(())
+    Ok(rows.iter().any(|r| r.cluster.is_some()))
 }
 
 /// Scans the signatures of `keys` (in key order: `order`) into `out` while the scan passes
@@ -1850,6 +1986,96 @@ mod tests {
                 .unwrap();
             assert_eq!(left, 0, "{table}");
         }
+    }
+
+    /// The band index's log names items with a cluster key whose signature was dropped,
+    /// written or replaced, and no other; saving keys without bringing the index up to date
+    /// drops the state that vouches for it, and an update of another index than the stored one
+    /// does too.
+    #[tokio::test]
+    async fn the_band_log_names_keyed_items_that_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let now = Utc::now();
+        let items = [titled("a", None, None), titled("b", None, None)];
+        store.upsert_items("s", &items, &[], now).await.unwrap();
+        let logged = || -> Vec<String> {
+            let c = Connection::open(&path).unwrap();
+            let mut q = c.prepare("SELECT id FROM band_log ORDER BY seq").unwrap();
+            q.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let update = |id: &str, sig: Option<u8>, key: Option<&str>| ClusterUpdate {
+            source: "s".into(),
+            id: id.into(),
+            signature: sig.map(|b| vec![b; 4]),
+            cluster: key.map(str::to_owned),
+        };
+        // Signed before it has a key: nothing to log.
+        store
+            .save_cluster_rows(vec![update("a", Some(1), None)])
+            .await
+            .unwrap();
+        assert!(logged().is_empty());
+        let state = |token: u64| BandUpdate {
+            token,
+            built: true,
+            since: now,
+            delta: vec![(3, vec![0; 8])],
+            covered: 0,
+        };
+        let (send, batches) = tokio::sync::mpsc::channel(2);
+        send.send(ClusterBatch::Rows(vec![update("a", None, Some("k"))]))
+            .await
+            .unwrap();
+        send.send(ClusterBatch::Done(Some(state(9)))).await.unwrap();
+        store.save_cluster_batches(batches).await.unwrap();
+        let read = store.band_state(10).await.unwrap().unwrap();
+        let index = read.index.expect("vouched for");
+        assert_eq!((index.token, index.delta_bytes), (9, 8));
+        assert_eq!(store.band_deltas(3).await.unwrap(), [vec![0u8; 8]]);
+        // Signed again with the same values (not logged), with others, then changed (its
+        // signature dropped) while keyed: logged twice.
+        for sig in [1, 2] {
+            store
+                .save_cluster_rows(vec![update("a", Some(sig), None)])
+                .await
+                .unwrap();
+        }
+        let mut changed = items[0].clone();
+        changed.title = "changed".into();
+        store.upsert_items("s", &[changed], &[], now).await.unwrap();
+        assert_eq!(logged(), ["a", "a"]);
+        let read = store.band_state(1).await.unwrap().unwrap();
+        assert_eq!(read.index.unwrap().logged, None, "more than the limit");
+        // Deleted: not logged.
+        Connection::open(&path)
+            .unwrap()
+            .execute("DELETE FROM items WHERE id = 'a'", [])
+            .unwrap();
+        assert_eq!(logged(), ["a", "a"]);
+        // An update of another index stops the store vouching for one.
+        let (send, batches) = tokio::sync::mpsc::channel(2);
+        let mut other = state(10);
+        other.built = false;
+        send.send(ClusterBatch::Done(Some(other))).await.unwrap();
+        store.save_cluster_batches(batches).await.unwrap();
+        assert_eq!(store.band_state(10).await.unwrap().unwrap().index, None);
+        // Keys saved without an update: the same.
+        let (send, batches) = tokio::sync::mpsc::channel(2);
+        send.send(ClusterBatch::Done(Some(state(11))))
+            .await
+            .unwrap();
+        store.save_cluster_batches(batches).await.unwrap();
+        assert!(store.band_state(10).await.unwrap().unwrap().index.is_some());
+        store
+            .save_cluster_rows(vec![update("b", None, Some("k"))])
+            .await
+            .unwrap();
+        assert_eq!(store.band_state(10).await.unwrap().unwrap().index, None);
     }
 
     /// A checkpoint puts what the WAL holds into the database file itself while the store

@@ -944,7 +944,7 @@ async fn cluster_batches_are_saved_whole_or_not_at_all(b: &Backend) {
     for id in ["1", "2", "3"] {
         send.send(key(id)).await.unwrap();
     }
-    send.send(ClusterBatch::Done).await.unwrap();
+    send.send(ClusterBatch::Done(None)).await.unwrap();
     s.save_cluster_batches(batches).await.unwrap();
     assert_eq!(keyed(&s).await, 3);
 }
