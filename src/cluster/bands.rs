@@ -24,8 +24,9 @@ const MAGIC: [u8; 8] = *b"FLOOMBND";
 const VERSION: u32 = 1;
 /// Magic, version, band count, token, room per band, the bands' counts, the checksum.
 const HEADER: usize = 8 + 4 + 4 + 8 + 8 + 8 * BANDS + 8;
-/// Entries of a band held before they are written while a file is built (16 KB a band).
-const PENDING: usize = 2048;
+/// Entries of a band held before they are written while a file is built (2 KB a band: a first
+/// run builds the file at its peak of memory).
+const PENDING: usize = 256;
 
 /// The 32-bit hash of an item's key an entry names it by.
 pub fn item_hash(source: &str, id: &str) -> u32 {
