@@ -1143,10 +1143,11 @@ async fn cluster_all<S: Store>(
     );
     let mut rows = c.rows;
     let saving = Instant::now();
-    let built = c.band.as_ref().and_then(|u| u.built.then_some(u.token));
+    let token = c.band.as_ref().map(|u| u.token);
     save_keys(ctx, &rows, c.assigned, &mut clusters, KEYS_AT_ONCE, c.band).await?;
-    if let (Some(state), Some(token)) = (&band, built) {
-        bands::sweep(state, token);
+    // The store names the file now: any other (replaced, or left by a run that stopped) goes.
+    if let (Some(state), Some(token)) = (&band, token) {
+        bands::sweep(state, token).await;
     }
     let save_ms = saving.elapsed().as_millis() as u64;
     clusters.take_keys(&mut rows[..in_window]);

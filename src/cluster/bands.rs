@@ -24,9 +24,9 @@ const MAGIC: [u8; 8] = *b"FLOOMBND";
 const VERSION: u32 = 1;
 /// Magic, version, band count, token, room per band, the bands' counts, the checksum.
 const HEADER: usize = 8 + 4 + 4 + 8 + 8 + 8 * BANDS + 8;
-/// Entries of a band held before they are written while a file is built (2 KB a band: a first
-/// run builds the file at its peak of memory).
-const PENDING: usize = 256;
+/// Entries of a band held before they are written while a file is built (8 KB a band, 512 KB
+/// in all: a first run builds the file at its peak of memory, and on the runtime's thread).
+const PENDING: usize = 1024;
 
 /// The 32-bit hash of an item's key an entry names it by.
 pub fn item_hash(source: &str, id: &str) -> u32 {
@@ -60,7 +60,8 @@ fn sibling(base: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Removes the index files beside `base` other than the one of `keep` (those of indexes
-/// replaced, or written by a run that stopped before the store named them).
+/// replaced, or written by a run that stopped before the store named them), and a file left
+/// half built.
 pub fn sweep(base: &Path, keep: u64) -> io::Result<()> {
     let keep = path_of(base, keep);
     let Some(prefix) = sibling(base, "bands-")
@@ -80,7 +81,8 @@ pub fn sweep(base: &Path, keep: u64) -> io::Result<()> {
             .file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| n.starts_with(&prefix));
-        if ours && path.file_name() != keep.file_name() {
+        let half_built = path.file_name() == sibling(base, "bands.tmp").file_name();
+        if (ours || half_built) && path.file_name() != keep.file_name() {
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -150,6 +152,8 @@ pub struct Builder {
     counts: [usize; BANDS],
     pending: Vec<Vec<u64>>,
     bytes: Vec<u8>,
+    /// Whether `finish` named the file (else dropping it removes it).
+    named: bool,
 }
 
 impl Builder {
@@ -171,6 +175,7 @@ impl Builder {
             counts: [0; BANDS],
             pending: (0..BANDS).map(|_| Vec::with_capacity(PENDING)).collect(),
             bytes: Vec::with_capacity(PENDING * 8),
+            named: false,
         })
     }
 
@@ -237,7 +242,17 @@ impl Builder {
             .write_all(&header(token, self.room, &self.counts))?;
         self.file.sync_all()?;
         std::fs::rename(&self.tmp, path_of(&self.base, token))?;
+        self.named = true;
         Ok(token)
+    }
+}
+
+impl Drop for Builder {
+    /// A file not finished goes: it may hold hundreds of megabytes a failed build wrote.
+    fn drop(&mut self) {
+        if !self.named {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
     }
 }
 
@@ -391,6 +406,7 @@ mod tests {
         }
     }
 
+    /// A file that cannot hold what is added fails to finish, and leaves nothing behind.
     #[test]
     fn more_items_than_room_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
@@ -398,5 +414,10 @@ mod tests {
         b.add(1, &sig(1)).unwrap();
         b.add(2, &sig(2)).unwrap();
         assert!(b.finish().is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // A half-built file a crash left is swept.
+        std::fs::write(dir.path().join("db-bands.tmp"), b"x").unwrap();
+        sweep(&dir.path().join("db"), 1).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use tracing::{debug, warn};
 
 use crate::cluster::{self, Signature, bands};
-use crate::store::{BandIndexState, BandState, BandUpdate, ClusterRow, Store, StoreError};
+use crate::store::{BandState, BandUpdate, ClusterRow, Store, StoreError};
 
 use super::Ctx;
 
@@ -262,13 +262,32 @@ pub async fn plan<S: Store>(
     let Some(logged) = &index.logged else {
         return Ok(build("the log is long"));
     };
+    let (base, token) = (state.base.clone(), index.token);
+    let opened = tokio::task::spawn_blocking(move || bands::Index::open(&base, token))
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?;
+    let file = match opened {
+        Ok(Some(file)) => file,
+        Ok(None) => return Ok(build("its file is missing or not its own")),
+        Err(e) => {
+            warn!(error = %e, "band index: cannot read its file");
+            return Ok(build("its file cannot be read"));
+        }
+    };
+    // Delta entries are kept up to an eighth of the file (read whole by every lookup, and
+    // made in memory by the run that adds them).
+    let delta_limit = (file.bytes() / 8).max(DELTA_FLOOR);
+    if index.delta_bytes > delta_limit {
+        return Ok(build("the delta entries outgrew an eighth of the file"));
+    }
     // The rows the index covers (dated from its `since` on, a prefix), and those of the window
     // before them (a window reaching back past it: an item dated long ago): those are probed
-    // in full, and added.
+    // in full, and added, unless they are too many for the deltas.
     let covered = rows.partition_point(|r| r.date >= index.since);
     let keyed = |n: &usize| rows[*n].cluster.is_some();
     let gap: Vec<usize> = (covered..in_window).filter(keyed).collect();
-    if gap.len() > old.len() / 2 {
+    let item_bytes = (cluster::BANDS * 8) as u64;
+    if index.delta_bytes + (gap.len() + logged.len()) as u64 * item_bytes > delta_limit {
         return Ok(build("the window reaches far before the index"));
     }
     let began = std::time::Instant::now();
@@ -330,7 +349,7 @@ pub async fn plan<S: Store>(
         }
         found <= budget
     };
-    let looked = match lookup(ctx, &state.base, index, &queries, each_band).await? {
+    let looked = match lookup(ctx, file, index.delta_bytes, &queries, each_band).await? {
         Ok(looked) => looked,
         Err(e) => {
             warn!(error = %e, "band index: cannot read its file");
@@ -361,7 +380,6 @@ pub async fn plan<S: Store>(
         covered: state.last_seq,
     };
     match looked {
-        Looked::Stale(why) => return Ok(build(why)),
         Looked::Over => {
             // Every old member, and the logged ones outside the window (after them).
             let mut probe = old.to_vec();
@@ -402,8 +420,6 @@ enum Looked {
     Done,
     /// The caller stopped it (too many entries).
     Over,
-    /// The index cannot be used (why).
-    Stale(&'static str),
 }
 
 /// Looks the values `queries` (by band, sorted) up in the index's file and its delta entries, a
@@ -412,26 +428,12 @@ enum Looked {
 /// on. Fails with the store's errors; the file's are inside.
 async fn lookup<S: Store>(
     ctx: &Ctx<S>,
-    base: &std::path::Path,
-    state: &BandIndexState,
+    mut index: bands::Index,
+    delta_bytes: u64,
     queries: &[Vec<u32>],
     mut each_band: impl FnMut(usize, &mut Vec<u64>) -> bool,
 ) -> Result<std::io::Result<Looked>, StoreError> {
     let task = |e: tokio::task::JoinError| StoreError::Task(e.to_string());
-    let (base, token) = (base.to_path_buf(), state.token);
-    let opened = tokio::task::spawn_blocking(move || bands::Index::open(&base, token))
-        .await
-        .map_err(task)?;
-    let mut index = match opened {
-        Ok(Some(index)) => index,
-        Ok(None) => return Ok(Ok(Looked::Stale("its file is missing or not its own"))),
-        Err(e) => return Ok(Err(e)),
-    };
-    if state.delta_bytes > (index.bytes() / 8).max(DELTA_FLOOR) {
-        return Ok(Ok(Looked::Stale(
-            "the delta entries outgrew an eighth of the file",
-        )));
-    }
     let mut entries: Vec<u64> = Vec::new();
     let mut section = Vec::new();
     for (b, values) in queries.iter().enumerate() {
@@ -443,7 +445,7 @@ async fn lookup<S: Store>(
             (index, section, read)
         });
         let deltas = async {
-            if state.delta_bytes == 0 {
+            if delta_bytes == 0 {
                 Ok(Vec::new())
             } else {
                 ctx.store.band_deltas(b).await
@@ -467,10 +469,14 @@ async fn lookup<S: Store>(
     Ok(Ok(Looked::Done))
 }
 
-/// Removes the files of indexes other than `token`'s, once the store names its file.
-pub fn sweep(state: &BandState, token: u64) {
-    if let Err(e) = bands::sweep(&state.base, token) {
-        warn!(error = %e, "band index: cannot remove old files");
+/// Removes the files of indexes other than `token`'s (and a file left half built), once the
+/// store names its file.
+pub async fn sweep(state: &BandState, token: u64) {
+    let base = state.base.clone();
+    match tokio::task::spawn_blocking(move || bands::sweep(&base, token)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => warn!(error = %e, "band index: cannot remove old files"),
+        Err(e) => warn!(error = %e, "band index: cannot remove old files"),
     }
 }
 

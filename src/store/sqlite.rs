@@ -1493,8 +1493,11 @@ fn save_band_update(
     update: Option<BandUpdate>,
 ) -> Result<(), StoreError> {
     let e = |source| sql(path, source);
+    // With no index vouched for, the log serves nothing (the next build covers every change
+    // before it): it goes too, so that it does not grow while no index is kept.
     let Some(u) = update else {
-        c.execute("DELETE FROM band_state", []).map_err(e)?;
+        c.execute_batch("DELETE FROM band_state; DELETE FROM band_log;")
+            .map_err(e)?;
         return Ok(());
     };
     let token = u.token as i64;
@@ -1517,8 +1520,7 @@ fn save_band_update(
             )
             .map_err(e)?;
         if same == 0 {
-            c.execute("DELETE FROM band_state", []).map_err(e)?;
-            return Ok(());
+            return save_band_update(c, path, None);
         }
     }
     let mut add = c
@@ -2064,6 +2066,7 @@ mod tests {
         send.send(ClusterBatch::Done(Some(other))).await.unwrap();
         store.save_cluster_batches(batches).await.unwrap();
         assert_eq!(store.band_state(10).await.unwrap().unwrap().index, None);
+        assert!(logged().is_empty(), "no log kept without an index");
         // Keys saved without an update: the same.
         let (send, batches) = tokio::sync::mpsc::channel(2);
         send.send(ClusterBatch::Done(Some(state(11))))
