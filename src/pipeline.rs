@@ -1014,14 +1014,7 @@ async fn cluster_all<S: Store>(
     // signatures), without holding all their signatures.
     let c = if new.len() * CANDIDATES_RATIO > old.len() {
         drop((old, new));
-        let keep = match &band {
-            Some(state) => bands::Keep::Build {
-                builder: bands::Building::new(state, in_window),
-                since,
-                covered: state.last_seq,
-            },
-            None => bands::Keep::None,
-        };
+        let keep = bands::Keep::build(band.as_ref(), in_window, since);
         let mut c =
             assign_streamed(ctx, rows, in_window, threshold, window, HELD_AT_ONCE, keep).await?;
         c.read_ms += rows_ms;

@@ -106,6 +106,19 @@ pub enum Keep {
 }
 
 impl Keep {
+    /// A new file for up to `room` members beside `state`'s database, covering from `since`;
+    /// nothing when the store keeps no index.
+    pub fn build(state: Option<&BandState>, room: usize, since: DateTime<Utc>) -> Keep {
+        match state {
+            Some(state) => Keep::Build {
+                builder: Building::new(state, room),
+                since,
+                covered: state.last_seq,
+            },
+            None => Keep::None,
+        }
+    }
+
     /// Adds an old member probed (and signed) to the file being built, if one is.
     pub fn add(&mut self, row: &ClusterRow, sig: &Signature) {
         if let Keep::Build { builder, .. } = self {
@@ -157,7 +170,7 @@ pub struct Building(Option<Box<bands::Builder>>);
 
 impl Building {
     /// A file beside `state`'s database for up to `room` members.
-    pub fn new(state: &BandState, room: usize) -> Building {
+    fn new(state: &BandState, room: usize) -> Building {
         Building(
             bands::Builder::create(&state.base, room)
                 .inspect_err(|e| warn!(error = %e, "band index: cannot build a file"))
@@ -235,26 +248,19 @@ pub async fn plan<S: Store>(
     old: &[usize],
     new_sigs: &[Option<Signature>],
 ) -> Result<Plan, StoreError> {
+    // Every old member probed.
+    let full = |keep| Plan {
+        probe: None,
+        logged: Vec::new(),
+        trimmed: Vec::new(),
+        keep,
+    };
     let Some(state) = state else {
-        return Ok(Plan {
-            probe: None,
-            logged: Vec::new(),
-            trimmed: Vec::new(),
-            keep: Keep::None,
-        });
+        return Ok(full(Keep::None));
     };
     let build = |why: &str| {
         debug!(why, "band index: building a new file");
-        Plan {
-            probe: None,
-            logged: Vec::new(),
-            trimmed: Vec::new(),
-            keep: Keep::Build {
-                builder: Building::new(state, in_window),
-                since,
-                covered: state.last_seq,
-            },
-        }
+        full(Keep::build(Some(state), in_window, since))
     };
     let Some(index) = &state.index else {
         return Ok(build("none is vouched for"));
