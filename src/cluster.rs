@@ -553,7 +553,7 @@ impl BandValues {
     pub fn add(&mut self, pos: usize, sig: &Signature) {
         self.signed[pos] = true;
         for (g, b) in self.bands.clone().enumerate() {
-            self.values[g * self.n + pos] = (band_key(sig, b) >> 32) as u32;
+            self.values[g * self.n + pos] = bands::band_value(sig, b);
         }
     }
 }
@@ -948,7 +948,7 @@ impl Candidates {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A signature's values are what the formula gives, worked out one at a time: each the
@@ -1204,7 +1204,7 @@ mod tests {
             .collect()
     }
 
-    fn seeded(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    pub(crate) fn seeded(mut seed: u64) -> impl FnMut(u64) -> u64 {
         move |m: u64| {
             seed = splitmix(seed);
             seed % m

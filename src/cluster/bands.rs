@@ -47,6 +47,11 @@ pub fn entry(value: u32, item: u32) -> u64 {
     u64::from(value) << 32 | u64::from(item)
 }
 
+/// The entries of an item's signature, by band.
+pub fn entries(item: u32, sig: &Signature) -> impl Iterator<Item = u64> + '_ {
+    (0..BANDS).map(move |b| entry(band_value(sig, b), item))
+}
+
 /// The file of the index `token` beside the database `base`.
 pub fn path_of(base: &Path, token: u64) -> PathBuf {
     sibling(base, &format!("bands-{token:016x}"))
@@ -181,8 +186,8 @@ impl Builder {
 
     /// Adds the entries of an item's signature.
     pub fn add(&mut self, item: u32, sig: &Signature) -> io::Result<()> {
-        for b in 0..BANDS {
-            self.pending[b].push(entry(band_value(sig, b), item));
+        for (b, e) in entries(item, sig).enumerate() {
+            self.pending[b].push(e);
             if self.pending[b].len() == PENDING {
                 self.flush(b)?;
             }
@@ -380,13 +385,7 @@ mod tests {
     /// absent, before the first and past the last.
     #[test]
     fn find_gives_every_entry_of_the_values() {
-        let mut state = 99u64;
-        let mut next = |below: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % below
-        };
+        let mut next = crate::cluster::tests::seeded(99);
         for len in [0usize, 1, 2, 7, 100, 5000] {
             let mut entries: Vec<u64> = (0..len)
                 .map(|_| entry(next(300) as u32 * 3, next(1 << 32) as u32))

@@ -220,8 +220,8 @@ impl Delta {
             self.0 = vec![Vec::new(); cluster::BANDS];
         }
         let item = bands::item_hash(&row.source, &row.id);
-        for (b, entries) in self.0.iter_mut().enumerate() {
-            entries.push(bands::entry(bands::band_value(sig, b), item));
+        for (entries, e) in self.0.iter_mut().zip(bands::entries(item, sig)) {
+            entries.push(e);
         }
     }
 
@@ -578,13 +578,7 @@ mod tests {
                 dir_a.path().join("feedloom.db"),
                 dir_b.path().join("feedloom.db"),
             );
-            let mut state = seed;
-            let mut next = |below: u64| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state % below
-            };
+            let mut next = crate::cluster::tests::seeded(seed);
             let sources = ["a", "b", "c", "d"];
             let mut model: BTreeMap<(usize, u64), Spec> = BTreeMap::new();
             let mut next_id = 0u64;
