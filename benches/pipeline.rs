@@ -263,7 +263,7 @@ fn bench_render(c: &mut Criterion) {
         .collect();
     let ctx = Context {
         base_url: Url::parse("https://feeds.example.org/").unwrap(),
-        sources,
+        sources: std::sync::Arc::new(sources),
         ttl_minutes: 30,
         hubs: Vec::new(),
         merged: Default::default(),

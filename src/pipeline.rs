@@ -1980,7 +1980,7 @@ pub async fn publish_all<S: Store>(
         let clusters = clusters.unwrap_or_default();
         let mut pctx = Context {
             base_url: settings.base_url.clone(),
-            sources,
+            sources: Arc::new(sources),
             ttl_minutes: (settings.default_interval.as_secs() / 60).max(1),
             hubs: settings.websub_hubs.clone(),
             merged: Default::default(),
@@ -2038,11 +2038,11 @@ pub async fn publish_all<S: Store>(
             }
         };
         let heads_ms = began.elapsed().as_millis() as u64;
-        let (mut select_ms, mut render_ms) = (0, 0);
+        let mut select_ms = 0;
         // Whatever happens to the selection, the writes already started are waited for before
         // this returns: none may go on after the publish lock is let go.
         let selected = async {
-            for feed in &ctx.config.feeds {
+            for (at, feed) in ctx.config.feeds.iter().enumerate() {
                 let selecting = Instant::now();
                 let in_feed: select::SourceSet<'_> =
                     feed.sources.iter().map(String::as_str).collect();
@@ -2054,10 +2054,18 @@ pub async fn publish_all<S: Store>(
                     })
                     .collect();
                 let decided = decide_feed(ctx, feed, &heads, &priorities, &clusters, now).await?;
+                // The feed's renders get a context of their own, with only its merged items.
+                let mut fctx = Context {
+                    merged: Default::default(),
+                    ..pctx.clone()
+                };
                 if feed.dedupe == Dedupe::Similar {
-                    let merged = merged_items(ctx, &decided, &clusters, &pctx.sources).await?;
-                    pctx.merged.insert(feed.name.clone(), merged);
+                    let merged =
+                        Arc::new(merged_items(ctx, &decided, &clusters, &pctx.sources).await?);
+                    pctx.merged.insert(feed.name.clone(), merged.clone());
+                    fctx.merged.insert(feed.name.clone(), merged);
                 }
+                let fctx = Arc::new(fctx);
                 let mut kept = Vec::new();
                 let mut beyond = Vec::new();
                 for (h, decision) in decided {
@@ -2067,9 +2075,8 @@ pub async fn publish_all<S: Store>(
                         _ => {}
                     }
                 }
-                let items = ctx.store.items_by_keys(&kept).await?;
+                let items = Arc::new(ctx.store.items_by_keys(&kept).await?);
                 select_ms += selecting.elapsed().as_millis() as u64;
-                let rendering = Instant::now();
                 let mut prev_archive = None;
                 if feed.archive_pages > 0 && feed.formats.contains(&crate::config::Format::Atom) {
                     // Archive pages hold the newest `archive_pages` months of what is beyond the limit.
@@ -2096,17 +2103,23 @@ pub async fn publish_all<S: Store>(
                         Err(e) => writes.add(&settings.output_dir, &feed.name, Err(e)).await,
                     }
                 }
-                for format in &feed.formats {
+                // Each format is rendered and written on the blocking pool while the next
+                // feed is selected, side by side with the others.
+                for format in feed.formats.clone() {
                     let file = format!("{}.{}", feed.name, format.extension());
-                    let rendered =
-                        publish::render(feed, &items, &pctx, *format, prev_archive.as_deref());
-                    writes.add(&settings.output_dir, &file, rendered).await;
+                    let (config, items, fctx) = (ctx.config.clone(), items.clone(), fctx.clone());
+                    let prev = prev_archive.clone();
+                    writes
+                        .render(&settings.output_dir, &file, move || {
+                            let feed = &config.feeds[at];
+                            publish::render(feed, &items, &fctx, format, prev.as_deref())
+                        })
+                        .await;
                 }
                 index.push((
-                    feed,
-                    items.into_iter().take(publish::html::LATEST).collect(),
+                    at,
+                    items.iter().take(publish::html::LATEST).cloned().collect(),
                 ));
-                render_ms += rendering.elapsed().as_millis() as u64;
             }
             Ok::<_, StoreError>(())
         }
@@ -2115,19 +2128,30 @@ pub async fn publish_all<S: Store>(
             writes.finish(&mut report).await;
             return Err(e);
         }
-        debug!(
-            heads_ms,
-            select_ms, render_ms, "feeds selected and rendered"
-        );
-        let html = publish::html::render(&index, &pctx);
+        debug!(heads_ms, select_ms, "feeds selected");
+        let pctx = Arc::new(pctx);
+        let (config, html_ctx) = (ctx.config.clone(), pctx.clone());
         writes
-            .add(&settings.output_dir, "index.html", Ok(html))
+            .render(&settings.output_dir, "index.html", move || {
+                let index: Vec<(&OutputFeed, Vec<StoredItem>)> = index
+                    .into_iter()
+                    .map(|(at, items)| (&config.feeds[at], items))
+                    .collect();
+                Ok(publish::html::render(&index, &html_ctx))
+            })
             .await;
-        let opml = render_opml(&ctx.config, &pctx.sources);
+        let config = ctx.config.clone();
         writes
-            .add(&settings.output_dir, "sources.opml", Ok(opml))
+            .render(&settings.output_dir, "sources.opml", move || {
+                Ok(render_opml(&config, &pctx.sources))
+            })
             .await;
+        let writing = Instant::now();
         writes.finish(&mut report).await;
+        debug!(
+            waited_ms = writing.elapsed().as_millis() as u64,
+            "outputs rendered and written"
+        );
         if report.failed.is_empty() {
             // Only a complete publish is remembered; a failed one is tried again next time.
             if let Err(e) = publish::write_atomic(&marker, format!("{fingerprint}\n").as_bytes()) {
@@ -2229,29 +2253,9 @@ impl Writes {
         let path = dir.join(file);
         let write = match rendered {
             Err(e) => Write::NotRendered(e),
-            Ok(bytes)
-                if self
-                    .0
-                    .iter()
-                    .any(|(p, _)| p.as_os_str().eq_ignore_ascii_case(path.as_os_str())) =>
-            {
-                Write::After(bytes)
-            }
+            Ok(bytes) if self.writing(&path) => Write::After(bytes),
             Ok(bytes) => {
-                let under_way = self
-                    .0
-                    .iter()
-                    .filter(|(_, w)| matches!(w, Write::Started(_)))
-                    .count();
-                if under_way >= WRITES_AT_ONCE
-                    && let Some((at, w)) = self
-                        .0
-                        .iter_mut()
-                        .find(|(_, w)| matches!(w, Write::Started(_)))
-                    && let Write::Started(task) = std::mem::replace(w, Write::Done(Ok(false)))
-                {
-                    *w = Write::Done(joined(task.await, at));
-                }
+                self.make_room().await;
                 let at = path.clone();
                 Write::Started(tokio::task::spawn_blocking(move || {
                     publish::write_atomic(&at, &bytes)
@@ -2259,6 +2263,48 @@ impl Writes {
             }
         };
         self.0.push((path, write));
+    }
+
+    /// Renders `file` with `render` and writes it in `dir`, both on the blocking pool, once
+    /// fewer than [`WRITES_AT_ONCE`] writes are under way. A file already being written (two
+    /// names alike but for case) is rendered here and waits for that write.
+    async fn render<F>(&mut self, dir: &std::path::Path, file: &str, render: F)
+    where
+        F: FnOnce() -> Result<Vec<u8>, PublishError> + Send + 'static,
+    {
+        let path = dir.join(file);
+        if self.writing(&path) {
+            return self.add(dir, file, render()).await;
+        }
+        self.make_room().await;
+        let at = path.clone();
+        let task = tokio::task::spawn_blocking(move || publish::write_atomic(&at, &render()?));
+        self.0.push((path, Write::Started(task)));
+    }
+
+    /// Whether `path` (or a name alike but for case) is already among the writes.
+    fn writing(&self, path: &std::path::Path) -> bool {
+        self.0
+            .iter()
+            .any(|(p, _)| p.as_os_str().eq_ignore_ascii_case(path.as_os_str()))
+    }
+
+    /// Waits for the earliest write under way when [`WRITES_AT_ONCE`] are.
+    async fn make_room(&mut self) {
+        let under_way = self
+            .0
+            .iter()
+            .filter(|(_, w)| matches!(w, Write::Started(_)))
+            .count();
+        if under_way >= WRITES_AT_ONCE
+            && let Some((at, w)) = self
+                .0
+                .iter_mut()
+                .find(|(_, w)| matches!(w, Write::Started(_)))
+            && let Write::Started(task) = std::mem::replace(w, Write::Done(Ok(false)))
+        {
+            *w = Write::Done(joined(task.await, at));
+        }
     }
 
     /// Waits for every write and reports each.
@@ -2614,38 +2660,43 @@ mod tests {
         ctx
     }
 
-    /// Outputs written beside each other are reported in the order they were made; a file made
-    /// twice keeps the second bytes; one not rendered is a failure and writes nothing.
+    /// Outputs written beside each other, rendered before or on the blocking pool, are reported
+    /// in the order they were made; a file made twice keeps the second bytes; one not rendered
+    /// (an error, or a render that panics) is a failure and writes nothing.
     #[tokio::test]
     async fn outputs_are_written_and_reported_in_the_order_made() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("same.txt"), b"unchanged").unwrap();
         let mut writes = Writes::default();
         for n in 0..20 {
-            writes
-                .add(
-                    dir.path(),
-                    &format!("f{n}.txt"),
-                    Ok(vec![b'a' + n; 100_000]),
-                )
-                .await;
+            let name = format!("f{n}.txt");
+            if n % 2 == 0 {
+                writes
+                    .add(dir.path(), &name, Ok(vec![b'a' + n; 100_000]))
+                    .await;
+            } else {
+                writes
+                    .render(dir.path(), &name, move || Ok(vec![b'a' + n; 100_000]))
+                    .await;
+            }
         }
         writes
-            .add(dir.path(), "twice.txt", Ok(b"first".to_vec()))
+            .render(dir.path(), "twice.txt", || Ok(b"first".to_vec()))
             .await;
         writes
-            .add(
-                dir.path(),
-                "broken.txt",
+            .render(dir.path(), "broken.txt", || {
                 Err(PublishError::Render {
                     feed: "broken".into(),
                     format: "txt",
                     message: "no".into(),
-                }),
-            )
+                })
+            })
             .await;
         writes
-            .add(dir.path(), "twice.txt", Ok(b"second".to_vec()))
+            .render(dir.path(), "panics.txt", || panic!("a render that fails"))
+            .await;
+        writes
+            .render(dir.path(), "twice.txt", || Ok(b"second".to_vec()))
             .await;
         writes
             .add(dir.path(), "same.txt", Ok(b"unchanged".to_vec()))
@@ -2665,7 +2716,7 @@ mod tests {
         want.extend(["twice.txt".into(), "twice.txt".into(), "TWICE.txt".into()]);
         assert_eq!(names(&report.written), want);
         assert_eq!(names(&report.unchanged), ["same.txt"]);
-        assert_eq!(report.failed.len(), 1);
+        assert_eq!(report.failed.len(), 2);
         for n in 0..20u8 {
             let got = std::fs::read(dir.path().join(format!("f{n}.txt"))).unwrap();
             assert_eq!(got, vec![b'a' + n; 100_000]);
@@ -2675,6 +2726,7 @@ mod tests {
             b"second"
         );
         assert!(!dir.path().join("broken.txt").exists());
+        assert!(!dir.path().join("panics.txt").exists());
         assert_eq!(
             std::fs::read(dir.path().join("TWICE.txt")).unwrap(),
             b"third"

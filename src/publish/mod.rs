@@ -15,6 +15,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use url::Url;
@@ -74,15 +75,20 @@ pub struct Related {
     pub url: Option<String>,
 }
 
-/// Merged items per output feed: feed name → (source, id) of the published version → merge.
-pub type MergedItems = HashMap<String, HashMap<(String, String), Merged>>;
+/// One output feed's merged items: (source, id) of the published version → merge.
+pub type FeedMerged = HashMap<(String, String), Merged>;
+
+/// Merged items per output feed, by feed name. Each feed's are shared: the feed's renders run
+/// side by side, each with a [`Context`] of its own.
+pub type MergedItems = HashMap<String, Arc<FeedMerged>>;
 
 /// Everything rendering needs besides the feed and its items.
 #[derive(Debug, Clone)]
 pub struct Context {
     /// The public address of the output folder, ending in `/`.
     pub base_url: Url,
-    pub sources: HashMap<String, SourceInfo>,
+    /// Shared by the contexts of one publish's renders.
+    pub sources: Arc<HashMap<String, SourceInfo>>,
     /// Minutes a reader may cache the feed (RSS `<ttl>`).
     pub ttl_minutes: u64,
     pub hubs: Vec<Url>,
