@@ -2054,18 +2054,11 @@ pub async fn publish_all<S: Store>(
                     })
                     .collect();
                 let decided = decide_feed(ctx, feed, &heads, &priorities, &clusters, now).await?;
-                // The feed's renders get a context of their own, with only its merged items.
-                let mut fctx = Context {
-                    merged: Default::default(),
-                    ..pctx.clone()
-                };
                 if feed.dedupe == Dedupe::Similar {
-                    let merged =
-                        Arc::new(merged_items(ctx, &decided, &clusters, &pctx.sources).await?);
-                    pctx.merged.insert(feed.name.clone(), merged.clone());
-                    fctx.merged.insert(feed.name.clone(), merged);
+                    let merged = merged_items(ctx, &decided, &clusters, &pctx.sources).await?;
+                    pctx.merged.insert(feed.name.clone(), Arc::new(merged));
                 }
-                let fctx = Arc::new(fctx);
+                let fctx = Arc::new(pctx.for_feed(&feed.name));
                 let mut kept = Vec::new();
                 let mut beyond = Vec::new();
                 for (h, decision) in decided {

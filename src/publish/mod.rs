@@ -97,6 +97,23 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context for rendering `feed` alone: the same settings and sources, and only that
+    /// feed's merged items (a feed's renders run beside the next feed's selection).
+    pub fn for_feed(&self, feed: &str) -> Context {
+        Context {
+            base_url: self.base_url.clone(),
+            sources: self.sources.clone(),
+            ttl_minutes: self.ttl_minutes,
+            hubs: self.hubs.clone(),
+            merged: self
+                .merged
+                .get(feed)
+                .map(|m| (feed.to_string(), m.clone()))
+                .into_iter()
+                .collect(),
+        }
+    }
+
     /// The public address of one output file.
     pub fn file_url(&self, feed: &OutputFeed, format: Format) -> String {
         self.base_url
