@@ -148,10 +148,27 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("feedloom: {e:#}");
+            eprintln!("feedloom: {}", causes(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// An error and its causes on one line, each cause once: many of our errors already end with
+/// their cause's message (`database …: stored data is unreadable: <cause>`), which `{:#}` would
+/// repeat.
+fn causes(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let said = cause.to_string();
+        if line.is_empty() {
+            line = said;
+        } else if !line.ends_with(&said) {
+            line.push_str(": ");
+            line.push_str(&said);
+        }
+    }
+    line
 }
 
 fn init_logging(cli: &Cli) {
@@ -619,5 +636,34 @@ fn print_stdout(text: &str) -> Result<()> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context as _;
+
+    /// A cause is added to the line unless the line already ends with it.
+    #[test]
+    fn causes_are_said_once() {
+        let io = || std::io::Error::other("disk full");
+        // A context over a cause that does not repeat it: both.
+        let e = anyhow::Error::new(io()).context("write public/all.rss");
+        assert_eq!(super::causes(&e), "write public/all.rss: disk full");
+        // An error whose message ends with its cause's: the cause once.
+        #[derive(Debug, thiserror::Error)]
+        #[error("database x.db: {source}")]
+        struct Store {
+            #[source]
+            source: std::io::Error,
+        }
+        let e = anyhow::Error::new(Store { source: io() });
+        assert_eq!(super::causes(&e), "database x.db: disk full");
+        // And under a context of its own.
+        let e: anyhow::Result<()> = Err(Store { source: io() }).context("publish");
+        assert_eq!(
+            super::causes(&e.unwrap_err()),
+            "publish: database x.db: disk full"
+        );
     }
 }
