@@ -162,3 +162,84 @@ async fn items_beyond_limit_go_to_monthly_rfc5005_archives() {
         }
     }
 }
+
+/// A store error while a later feed is selected (here an item stored unreadable) fails the run
+/// with one clear line naming the store. The outputs of the feeds rendered before it are written
+/// whole, those of the failing feed keep their last good bytes, no temporary file is left, and
+/// no publish record says the outputs are complete, so the next run publishes again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_error_in_a_later_feed_keeps_what_was_written_and_records_nothing() {
+    let ws = Workspace::shipped();
+    let shipped = ws.read("config.toml");
+    let head = &shipped[..shipped
+        .find("[[feed]]")
+        .expect("the shipped config has feeds")];
+    let feeds = |english: &str| {
+        format!(
+            "{head}[[feed]]\nname = \"english\"\ntitle = \"{english}\"\ntags = [\"en\"]\n\
+             dedupe = \"exact\"\n\n[[feed]]\nname = \"asia\"\ntitle = \"Asia\"\n\
+             tags = [\"central-asia\"]\ndedupe = \"exact\"\n"
+        )
+    };
+    ws.write("config.toml", &feeds("English"));
+    let first = ws.run(&["refresh"]).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let marker = ws
+        .path()
+        .join("public")
+        .join(feedloom::pipeline::PUBLISHED_MARKER);
+    assert!(marker.is_file());
+    let asia = || -> Vec<String> {
+        ["rss", "atom", "json"]
+            .iter()
+            .map(|ext| ws.read(&format!("public/asia.{ext}")))
+            .collect()
+    };
+    let asia_before = asia();
+
+    // One of the Asian feed's items can no longer be read, and the English feed's title changes
+    // (so the outputs must be published again).
+    let db = rusqlite::Connection::open(ws.path().join("feedloom.db")).unwrap();
+    let spoiled = db
+        .execute(
+            "UPDATE items SET data = '{not json' WHERE rowid =
+                 (SELECT rowid FROM items WHERE source = 'kz-koi8' LIMIT 1)",
+            [],
+        )
+        .unwrap();
+    assert_eq!(spoiled, 1);
+    drop(db);
+    ws.write("config.toml", &feeds("English, renamed"));
+    let failed = ws.run(&["refresh"]).await;
+    let err = stderr(&failed);
+    assert_eq!(failed.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("feedloom.db") && err.contains("unreadable"),
+        "{err}"
+    );
+    assert_eq!(
+        err.matches("key must be a string").count(),
+        1,
+        "the cause is said once: {err}"
+    );
+    for ext in ["rss", "atom", "json"] {
+        let english = ws.read(&format!("public/english.{ext}"));
+        assert!(
+            english.contains("English, renamed"),
+            "english.{ext} written"
+        );
+    }
+    assert_eq!(
+        asia(),
+        asia_before,
+        "the failing feed's outputs are untouched"
+    );
+    assert!(!marker.exists(), "no record of a complete publish");
+    let leftovers: Vec<String> = ws
+        .outputs()
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.starts_with(".feedloom-"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
