@@ -1846,7 +1846,8 @@ async fn text_decisions<S: Store>(
 /// the newest few times `limit` and whatever is within their reach
 /// ([`select::within_reach`]), that window growing until it settles the selection, so text
 /// rules read and dedupe compares a few hundred items, not every stored one (600,000 at
-/// N = 10,000 sources).
+/// N = 10,000 sources). The window holds at least the first `at_least` candidates, whose
+/// decisions come first (`explain` shows them).
 async fn decide_feed<'h, S: Store>(
     ctx: &Ctx<S>,
     feed: &OutputFeed,
@@ -1854,13 +1855,14 @@ async fn decide_feed<'h, S: Store>(
     priorities: &select::Priorities,
     clusters: &select::Clusters,
     now: DateTime<Utc>,
+    at_least: usize,
 ) -> Result<Vec<(&'h ItemHead, select::Decision)>, StoreError> {
     // Archive pages show what is past the limit: every candidate is decided on.
     let archived = feed.archive_pages > 0 && feed.formats.contains(&crate::config::Format::Atom);
     let mut k = if archived {
         heads.len()
     } else {
-        feed.limit.saturating_mul(2).max(64)
+        feed.limit.saturating_mul(2).max(64).max(at_least)
     };
     // Text decisions read so far: a wider window reads only the candidates it adds.
     let mut texts: HashMap<select::ItemKey, select::Decision> = HashMap::new();
@@ -1898,25 +1900,53 @@ async fn decide_feed<'h, S: Store>(
 }
 
 /// The `recent` newest candidates of one output feed, each with the rule that kept or dropped
-/// it (`feedloom explain`). Decided over all stored candidates, as publishing does.
+/// it (`feedloom explain`): the decisions a decision over every stored candidate gives them,
+/// made as publishing makes them.
 pub async fn explain<S: Store>(
     ctx: &Ctx<S>,
     feed: &OutputFeed,
     recent: usize,
     now: DateTime<Utc>,
 ) -> Result<Vec<(StoredItem, select::Decision)>, StoreError> {
-    let candidates = ctx
+    let heads = ctx
         .store
-        .items(&ItemQuery {
+        .heads(&ItemQuery {
             sources: Some(feed.sources.iter().cloned().collect()),
             since: None,
             limit: None,
         })
         .await?;
     let clusters = cluster_items(ctx).await?;
-    let mut decided = select::decide(feed, candidates, &priorities(&ctx.config), &clusters, now);
-    decided.truncate(recent);
-    Ok(decided)
+    let heads: Vec<&ItemHead> = heads.iter().collect();
+    // Decided as publishing decides, on the candidates the first `recent` reach: they get the
+    // decisions a decision over every candidate gives them, and only their items are read.
+    let decided = decide_feed(
+        ctx,
+        feed,
+        &heads,
+        &priorities(&ctx.config),
+        &clusters,
+        now,
+        recent,
+    )
+    .await?;
+    let shown: Vec<(&ItemHead, select::Decision)> = decided.into_iter().take(recent).collect();
+    let keys: Vec<(String, String)> = shown
+        .iter()
+        .map(|(h, _)| (h.source.to_string(), h.id.clone()))
+        .collect();
+    let mut items: HashMap<(String, String), StoredItem> = ctx
+        .store
+        .items_by_keys(&keys)
+        .await?
+        .into_iter()
+        .map(|it| ((it.source.clone(), it.item.id.clone()), it))
+        .collect();
+    Ok(keys
+        .into_iter()
+        .zip(shown)
+        .filter_map(|(key, (_, decision))| Some((items.remove(&key)?, decision)))
+        .collect())
 }
 
 /// Renders every output of every `[[feed]]` from the store and writes the ones whose bytes
@@ -2053,7 +2083,8 @@ pub async fn publish_all<S: Store>(
                         in_feed.contains(&*h.source) && since.is_none_or(|s| h.sort_date >= s)
                     })
                     .collect();
-                let decided = decide_feed(ctx, feed, &heads, &priorities, &clusters, now).await?;
+                let decided =
+                    decide_feed(ctx, feed, &heads, &priorities, &clusters, now, 0).await?;
                 if feed.dedupe == Dedupe::Similar {
                     let merged = merged_items(ctx, &decided, &clusters, &pctx.sources).await?;
                     pctx.merged.insert(feed.name.clone(), Arc::new(merged));
@@ -2651,6 +2682,54 @@ mod tests {
                 .unwrap();
         }
         ctx
+    }
+
+    /// `explain` shows the `recent` newest candidates with the decisions a decision over every
+    /// stored candidate gives them, though it decides, as publishing does, only on those the
+    /// first `recent` reach: on twenty stories told by three sources, for several limits,
+    /// per-source limits and dedupe modes.
+    #[tokio::test]
+    async fn explain_gives_the_decisions_of_a_decision_over_every_candidate() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = twenty_stories(dir.path()).await;
+        let clusters = cluster_items(&ctx).await.unwrap();
+        let now = Utc::now();
+        let all = ctx
+            .store
+            .items(&ItemQuery {
+                sources: Some(vec!["a".into(), "b".into(), "c".into()]),
+                since: None,
+                limit: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 180);
+        let shown = |v: &[(StoredItem, select::Decision)]| -> Vec<(String, String, String)> {
+            v.iter()
+                .map(|(it, d)| (it.source.clone(), it.item.id.clone(), d.to_string()))
+                .collect()
+        };
+        for (limit, per_source, dedupe) in [
+            (3, 0, Dedupe::Similar),
+            (10, 0, Dedupe::Similar),
+            (10, 2, Dedupe::Similar),
+            (25, 0, Dedupe::Exact),
+            (100, 0, Dedupe::Off),
+        ] {
+            let mut feed = ctx.config.feeds[0].clone();
+            feed.limit = limit;
+            feed.per_source_limit = per_source;
+            feed.dedupe = dedupe;
+            let want = select::decide(&feed, all.clone(), &priorities(&ctx.config), &clusters, now);
+            for recent in [1, 5, 64, 180] {
+                let got = explain(&ctx, &feed, recent, now).await.unwrap();
+                assert_eq!(
+                    shown(&got),
+                    shown(&want[..recent]),
+                    "limit {limit}, per source {per_source}, {dedupe:?}, recent {recent}"
+                );
+            }
+        }
     }
 
     /// Outputs written beside each other, rendered before or on the blocking pool, are reported
