@@ -141,12 +141,7 @@ async fn kill_9_at_random_moments_loses_nothing() {
     let out = ws.run(&["refresh", "--force"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stored_items(&ws), (SOURCES * 80) as i64);
-    let leftovers: Vec<String> = ws
-        .outputs()
-        .into_iter()
-        .map(|(n, _)| n)
-        .filter(|n| n.starts_with(".feedloom-"))
-        .collect();
+    let leftovers = ws.temp_files();
     assert!(
         leftovers.is_empty(),
         "temp files of killed runs are swept: {leftovers:?}"

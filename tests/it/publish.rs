@@ -235,11 +235,6 @@ async fn a_store_error_in_a_later_feed_keeps_what_was_written_and_records_nothin
         "the failing feed's outputs are untouched"
     );
     assert!(!marker.exists(), "no record of a complete publish");
-    let leftovers: Vec<String> = ws
-        .outputs()
-        .into_iter()
-        .map(|(n, _)| n)
-        .filter(|n| n.starts_with(".feedloom-"))
-        .collect();
+    let leftovers = ws.temp_files();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 }

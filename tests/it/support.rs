@@ -87,6 +87,15 @@ impl Workspace {
 }
 
 impl Workspace {
+    /// Temporary files a publish left in the output folder (`.feedloom-*`).
+    pub fn temp_files(&self) -> Vec<String> {
+        self.outputs()
+            .into_iter()
+            .map(|(n, _)| n)
+            .filter(|n| n.starts_with(".feedloom-"))
+            .collect()
+    }
+
     /// Modification times of every output file, in name order.
     pub fn output_mtimes(&self) -> Vec<std::time::SystemTime> {
         self.outputs()
