@@ -479,10 +479,11 @@ async fn lookup<S: Store>(
 /// store names its file.
 pub async fn sweep(state: &BandState, token: u64) {
     let base = state.base.clone();
-    match tokio::task::spawn_blocking(move || bands::sweep(&base, token)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => warn!(error = %e, "band index: cannot remove old files"),
-        Err(e) => warn!(error = %e, "band index: cannot remove old files"),
+    let swept = tokio::task::spawn_blocking(move || bands::sweep(&base, token))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    if let Err(e) = swept {
+        warn!(error = %e, "band index: cannot remove old files");
     }
 }
 
