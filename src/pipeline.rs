@@ -431,12 +431,21 @@ async fn fetch_and_store<S: Store>(
                 Location::File(_) => None,
             };
             // `fulltext` sources replace bodies with pages after normalising (and keep their own
-            // per-item state): nothing is reused there, every item is normalised.
-            let prev = if source.fulltext {
-                state.normalized = None;
+            // per-item state): nothing is reused there, every item is normalised. Nor for a
+            // source with no good document yet.
+            let prev = if source.fulltext || state.feed.is_none() {
                 None
             } else {
-                state.normalized.clone()
+                // Only saves work: when it cannot be read, every item is normalised.
+                ctx.store
+                    .source_reuse(&source.name)
+                    .await
+                    .inspect_err(|e| {
+                        warn!(source = %source.name, error = %e,
+                              "what the last document left to reuse could not be read: normalising every item");
+                    })
+                    .ok()
+                    .flatten()
             };
             // Items are signed for clustering (when an output clusters) as they are parsed, on
             // the same core, and their signatures stored with them in one transaction; those of
@@ -519,6 +528,7 @@ async fn fetch_and_store<S: Store>(
                     &parsed.items,
                     signatures,
                     &parsed.unchanged,
+                    (!source.fulltext).then_some(&parsed.reuse),
                     now,
                 )
                 .await
@@ -529,15 +539,20 @@ async fn fetch_and_store<S: Store>(
                           "items to reuse are no longer stored: normalising every item");
                     (parsed, signatures) = parse(None).await?;
                     report.reused = 0;
+                    let reuse = (!source.fulltext).then_some(&parsed.reuse);
                     ctx.store
-                        .upsert_signed_items(&source.name, &parsed.items, signatures, &[], now)
+                        .upsert_signed_items(
+                            &source.name,
+                            &parsed.items,
+                            signatures,
+                            &[],
+                            reuse,
+                            now,
+                        )
                         .await?
                 }
                 counts => counts?,
             };
-            if !source.fulltext {
-                state.normalized = Some(parsed.reuse);
-            }
             // Items whose page is still due must come round again: no "not modified" until then.
             state.validators = if pending > 0 {
                 Default::default()
@@ -2677,7 +2692,7 @@ mod tests {
                 .collect();
             let sigs = signature_bytes(&items);
             ctx.store
-                .upsert_signed_items(source, &items, sigs, &[], now)
+                .upsert_signed_items(source, &items, sigs, &[], None, now)
                 .await
                 .unwrap();
         }

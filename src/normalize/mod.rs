@@ -75,12 +75,11 @@ pub const NORMALIZE_VERSION: u32 = 2;
 
 /// What normalising a source's last document left for the next one: the items it normalised,
 /// by a hash of the raw item (`reuse_hash`: of an XML item, its bytes), so that an item sent again unchanged is not normalised again
-/// ([`normalize_reusing`]). Kept per source in the store (`SourceState::normalized`), and only
-/// once the items it names are stored.
+/// ([`normalize_reusing`]). Kept per source in the store, written with the items it names
+/// ([`crate::store::Store::source_reuse`]).
 ///
-/// Compact, as it is read and written with the source's state on every fetch, 304s included:
-/// an item whose id is its guid (the common case) takes 8 bytes, its hash; only the others
-/// keep their id.
+/// Compact, as it is read and written for every new document: an item whose id is its guid
+/// (the common case) takes 8 bytes, its hash; only the others keep their id.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Reuse {

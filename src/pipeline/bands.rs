@@ -648,7 +648,7 @@ mod tests {
                         } else {
                             let sigs = crate::pipeline::signature_bytes(&items);
                             ctx.store
-                                .upsert_signed_items(source, &items, sigs, &[], now)
+                                .upsert_signed_items(source, &items, sigs, &[], None, now)
                                 .await
                                 .unwrap();
                         }

@@ -109,15 +109,10 @@ pub struct SourceState {
     /// document).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub pages: BTreeMap<String, PageState>,
-    /// The items of the last stored document by the hash of their raw form, so that the next
-    /// document's unchanged items are not normalised again (none for `fulltext` sources).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub normalized: Option<Reuse>,
 }
 
 /// What publishing reads of a source's stored state: its feed's facts and when it was last
-/// fetched ([`Store::source_feeds`]), read without the rest (validators, the last document's
-/// item hashes, pages).
+/// fetched ([`Store::source_feeds`]), read without the rest (validators, pages).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct SourceFeed {
@@ -448,6 +443,23 @@ pub fn signature_rows(
         .collect()
 }
 
+/// Saves the signatures of items just stored, in a transaction of their own: a failure is only
+/// logged, as clustering signs whatever is missing.
+pub(crate) async fn save_signatures_after<S: Store>(
+    store: &S,
+    source: &str,
+    items: &[Item],
+    signatures: Vec<Option<Vec<u8>>>,
+) {
+    let rows = signature_rows(source, items, signatures);
+    if !rows.is_empty()
+        && let Err(e) = store.save_cluster_rows(rows).await
+    {
+        tracing::warn!(source, error = %e,
+                       "signatures not saved; clustering signs these items later");
+    }
+}
+
 /// What a store does. Futures are `Send` so the daemon can run them on any worker.
 pub trait Store: Send + Sync {
     /// Held while outputs are written; dropping it lets the next publisher in.
@@ -469,6 +481,15 @@ pub trait Store: Send + Sync {
     fn source_feeds(
         &self,
     ) -> impl Future<Output = Result<HashMap<String, SourceFeed>, StoreError>> + Send;
+
+    /// What the last document stored for `source` left to reuse: its items by the hash of
+    /// their raw form, so that the next document's unchanged items are not normalised again
+    /// (written with the items, [`Store::upsert_signed_items`]). Kept apart from the state,
+    /// which every run reads whole: only a source that answers with a new document needs it.
+    fn source_reuse(
+        &self,
+        source: &str,
+    ) -> impl Future<Output = Result<Option<Reuse>, StoreError>> + Send;
 
     fn record_fetch(
         &self,
@@ -493,6 +514,9 @@ pub trait Store: Send + Sync {
     /// stay listed, are last seen `now` and count as unchanged, without being read or written.
     /// When one of them is not stored (pruned since), nothing at all is written and the answer
     /// is [`StoreError::NotStored`]: the caller sends them in full.
+    ///
+    /// What the source's previous document left to reuse ([`Store::source_reuse`]) is forgotten:
+    /// it described items this call may have replaced.
     fn upsert_items(
         &self,
         source: &str,
@@ -501,31 +525,21 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<UpsertCounts, StoreError>> + Send;
 
-    /// [`Store::upsert_items`], and the items' signatures (`signatures[n]` of `items[n]`;
-    /// `None`: it has none) saved as [`Store::save_cluster_rows`] saves them. A store may write
-    /// both in one transaction (SQLite does: a refresh commits once a source, not twice). By
-    /// default the signatures follow in a second one, and a failure to save them is only
-    /// logged: clustering signs whatever is missing.
+    /// [`Store::upsert_items`], with what the document leaves to reuse (`None`: nothing;
+    /// [`Store::source_reuse`]) written in the same transaction as the items, so that it never
+    /// describes other items than those stored; and the items' signatures (`signatures[n]` of
+    /// `items[n]`; `None`: it has none) saved as [`Store::save_cluster_rows`] saves them. A
+    /// store may write the signatures in that transaction too (SQLite does: a refresh commits
+    /// once a source, not twice), or in a second one ([`save_signatures_after`]).
     fn upsert_signed_items(
         &self,
         source: &str,
         items: &[Item],
         signatures: Vec<Option<Vec<u8>>>,
         unchanged: &[String],
+        reuse: Option<&Reuse>,
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<UpsertCounts, StoreError>> + Send {
-        async move {
-            let counts = self.upsert_items(source, items, unchanged, now).await?;
-            let rows = signature_rows(source, items, signatures);
-            if !rows.is_empty()
-                && let Err(e) = self.save_cluster_rows(rows).await
-            {
-                tracing::warn!(source, error = %e,
-                               "signatures not saved; clustering signs these items later");
-            }
-            Ok(counts)
-        }
-    }
+    ) -> impl Future<Output = Result<UpsertCounts, StoreError>> + Send;
 
     fn items(
         &self,
@@ -744,6 +758,10 @@ impl Store for AnyStore {
         dispatch!(self, s => s.source_feeds().await)
     }
 
+    async fn source_reuse(&self, source: &str) -> Result<Option<Reuse>, StoreError> {
+        dispatch!(self, s => s.source_reuse(source).await)
+    }
+
     async fn record_fetch(&self, source: &str, state: &SourceState) -> Result<(), StoreError> {
         dispatch!(self, s => s.record_fetch(source, state).await)
     }
@@ -768,9 +786,10 @@ impl Store for AnyStore {
         items: &[Item],
         signatures: Vec<Option<Vec<u8>>>,
         unchanged: &[String],
+        reuse: Option<&Reuse>,
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
-        dispatch!(self, s => s.upsert_signed_items(source, items, signatures, unchanged, now).await)
+        dispatch!(self, s => s.upsert_signed_items(source, items, signatures, unchanged, reuse, now).await)
     }
 
     async fn items(&self, query: &ItemQuery) -> Result<Vec<StoredItem>, StoreError> {

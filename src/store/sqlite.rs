@@ -24,6 +24,7 @@ use super::{
     StoredItem, UpsertCounts,
 };
 use crate::model::Item;
+use crate::normalize::Reuse;
 use crate::select;
 
 const MIGRATIONS: &[&str] = &[
@@ -36,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0007_heads_by_source.sql"),
     include_str!("migrations/sqlite/0008_source_fetches.sql"),
     include_str!("migrations/sqlite/0009_band_index.sql"),
+    include_str!("migrations/sqlite/0010_source_reuse.sql"),
 ];
 
 #[derive(Clone)]
@@ -692,6 +694,24 @@ fn read_state(c: &Connection, path: &str, source: &str) -> Result<Option<SourceS
     row.map(|r| r.state(path)).transpose()
 }
 
+/// Stores what a source's document leaves to reuse (JSON; `None`: nothing), unless it is stored
+/// already: most documents that change keep most of their items.
+fn write_reuse(c: &Connection, source: &str, reuse: Option<&str>) -> rusqlite::Result<()> {
+    match reuse {
+        Some(json) => c
+            .prepare_cached(
+                "INSERT INTO source_reuse (name, reuse) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET reuse = excluded.reuse
+                 WHERE reuse IS NOT excluded.reuse",
+            )?
+            .execute(params![source, json])?,
+        None => c
+            .prepare_cached("DELETE FROM source_reuse WHERE name = ?1")?
+            .execute([source])?,
+    };
+    Ok(())
+}
+
 fn lock_leases(leases: &Mutex<Leases>) -> std::sync::MutexGuard<'_, Leases> {
     // Poisoned only by a panic between two map operations, each of which leaves it whole.
     leases.lock().unwrap_or_else(|p| p.into_inner())
@@ -745,6 +765,19 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn source_reuse(&self, source: &str) -> Result<Option<Reuse>, StoreError> {
+        let source = source.to_string();
+        self.with(move |c, path| {
+            let json: Option<String> = c
+                .prepare_cached("SELECT reuse FROM source_reuse WHERE name = ?1")
+                .and_then(|mut st| st.query_row([&source], |r| r.get(0)).optional())
+                .map_err(|e| sql(path, e))?;
+            json.map(|j| serde_json::from_str(&j).map_err(|e| corrupt(path, e)))
+                .transpose()
+        })
+        .await
+    }
+
     async fn record_fetch(&self, source: &str, state: &SourceState) -> Result<(), StoreError> {
         self.record_fetches(&[(source.to_string(), state.clone())])
             .await
@@ -766,7 +799,7 @@ impl Store for SqliteStore {
         unchanged: &[String],
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
-        self.upsert_signed_items(source, items, Vec::new(), unchanged, now)
+        self.upsert_signed_items(source, items, Vec::new(), unchanged, None, now)
             .await
     }
 
@@ -777,9 +810,14 @@ impl Store for SqliteStore {
         items: &[Item],
         signatures: Vec<Option<Vec<u8>>>,
         unchanged: &[String],
+        reuse: Option<&Reuse>,
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
         let source = source.to_string();
+        let reuse = reuse
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| corrupt(&self.path, e))?;
         let written: std::collections::HashSet<&str> =
             items.iter().map(|it| it.id.as_str()).collect();
         let mut unchanged: Vec<String> = unchanged
@@ -910,6 +948,7 @@ impl Store for SqliteStore {
                     }
                 }
             }
+            write_reuse(&tx, &source, reuse.as_deref()).map_err(e)?;
             if counts.new + counts.updated > 0 {
                 tx.execute(BUMP_GENERATION, []).map_err(e)?;
             }
@@ -1918,6 +1957,56 @@ mod tests {
             feed: st.feed.clone(),
         };
         assert_eq!(feeds.get("a"), Some(&want));
+    }
+
+    /// Version 10 moves what each source's last document left to reuse out of its state into
+    /// `source_reuse`, and leaves a state that is not JSON as it was.
+    #[tokio::test]
+    async fn the_reuse_moves_out_of_the_states_into_a_table_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("feedloom.db");
+        let reuse =
+            serde_json::json!({"context": 18_000_000_000_000_000_000u64, "guids": "AQIDBAUGBwg="});
+        let state = |name: &str| serde_json::json!({"url": format!("https://example.org/{name}"), "error_count": 1});
+        let mut with = state("a");
+        with["normalized"] = reuse.clone();
+        {
+            let c = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..9] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 9).unwrap();
+            let mut put = c
+                .prepare("INSERT INTO sources (name, state) VALUES (?1, ?2)")
+                .unwrap();
+            put.execute(["a", &with.to_string()]).unwrap();
+            put.execute(["b", &state("b").to_string()]).unwrap();
+            put.execute(["c", "{not json"]).unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let a = store.source_reuse("a").await.unwrap().unwrap();
+        assert_eq!(serde_json::to_value(&a).unwrap(), reuse);
+        assert_eq!(a.context, 18_000_000_000_000_000_000);
+        assert_eq!(store.source_reuse("b").await.unwrap(), None);
+        let json = |name: &str| -> String {
+            Connection::open(&path)
+                .unwrap()
+                .query_row("SELECT state FROM sources WHERE name = ?1", [name], |r| {
+                    r.get(0)
+                })
+                .unwrap()
+        };
+        let read = |name: &str| serde_json::from_str::<serde_json::Value>(&json(name)).unwrap();
+        assert_eq!(read("a"), state("a"));
+        assert_eq!(read("b"), state("b"));
+        assert_eq!(json("c"), "{not json");
+        // The damaged state is still named when read.
+        let err = store.source_state("c").await.unwrap_err().to_string();
+        assert!(err.contains("unreadable"), "{err}");
+        assert_eq!(
+            store.source_state("a").await.unwrap().unwrap().error_count,
+            1
+        );
     }
 
     /// A database written by schema 3 gets its items' links on opening (version 4), and its

@@ -650,4 +650,18 @@ async fn unchanged_items_are_not_normalised_again() {
     assert_eq!(refresh_counts(&ws).await, [3, 0, 1, 0, 2]);
     assert!(stored(&ws).iter().any(|r| r.0 == "a" && r.2));
     assert_eq!(refresh_counts(&ws).await, [3, 3, 0, 0, 3]);
+
+    // What the last document left to reuse damaged: every item is normalised again (the
+    // same items: nothing changes), and what is left to reuse is whole again after it.
+    let conn = rusqlite::Connection::open(ws.path().join("feedloom.db")).unwrap();
+    let damaged = conn
+        .execute(
+            "UPDATE source_reuse SET reuse = '{oops' WHERE name = 's'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(damaged, 1);
+    drop(conn);
+    assert_eq!(refresh_counts(&ws).await, [3, 0, 0, 0, 3]);
+    assert_eq!(refresh_counts(&ws).await, [3, 3, 0, 0, 3]);
 }

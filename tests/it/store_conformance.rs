@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use feedloom::model::Item;
+use feedloom::normalize::Reuse;
 use feedloom::store::{
     AnyStore, Candidate, Claim, Claimed, ClusterBatch, ClusterKey, ClusterUpdate, ItemHead,
     ItemKeys, ItemQuery, SourceState, Store, UpsertCounts,
@@ -99,6 +100,7 @@ conformance!(
     upsert_keeps_items_said_unchanged_listed_unread_and_unwritten,
     upsert_with_unchanged_items_not_stored_writes_nothing,
     an_owners_renewals_records_and_releases_at_once_never_deadlock,
+    what_a_document_leaves_to_reuse_is_written_with_its_items,
 );
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -1154,6 +1156,7 @@ async fn signed_upserts_store_signatures_with_their_items(b: &Backend) {
             &[one.clone(), two.clone(), three.clone()],
             vec![Some(vec![1]), None, Some(vec![3])],
             &[],
+            None,
             t(100),
         )
         .await
@@ -1170,6 +1173,7 @@ async fn signed_upserts_store_signatures_with_their_items(b: &Backend) {
         &[edited, two.clone()],
         vec![Some(vec![11]), Some(vec![2])],
         &["3".to_string()],
+        None,
         t(200),
     )
     .await
@@ -1178,9 +1182,16 @@ async fn signed_upserts_store_signatures_with_their_items(b: &Backend) {
         sigs(&s).await,
         [Some(vec![11]), Some(vec![2]), Some(vec![3])]
     );
-    s.upsert_signed_items("a", &[two], Vec::new(), &["1".into(), "3".into()], t(300))
-        .await
-        .unwrap();
+    s.upsert_signed_items(
+        "a",
+        &[two],
+        Vec::new(),
+        &["1".into(), "3".into()],
+        None,
+        t(300),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         sigs(&s).await,
         [Some(vec![11]), Some(vec![2]), Some(vec![3])]
@@ -1192,6 +1203,7 @@ async fn signed_upserts_store_signatures_with_their_items(b: &Backend) {
             &[item("4", "four", Some(t(40)))],
             vec![Some(vec![4])],
             &["gone".into()],
+            None,
             t(400),
         )
         .await;
@@ -1317,4 +1329,64 @@ async fn upsert_with_unchanged_items_not_stored_writes_nothing(b: &Backend) {
     assert_eq!(s.generation().await.unwrap(), g0);
     // Nothing was unlisted either: "1" is still listed, so never stale.
     assert_eq!(s.prune(t(50_000), 100).await.unwrap(), 0);
+}
+
+/// A `Reuse` as stored (its fields are the normaliser's own): `context` tells them apart.
+fn reuse(context: u64) -> Reuse {
+    serde_json::from_value(serde_json::json!({
+        "context": context,
+        "guids": "AQIDBAUGBwg=",
+        "other": {"9": ["urn:x:9", 1]},
+    }))
+    .unwrap()
+}
+
+async fn what_a_document_leaves_to_reuse_is_written_with_its_items(b: &Backend) {
+    let s = b.open().await;
+    assert_eq!(s.source_reuse("a").await.unwrap(), None);
+    let (one, two) = (item("1", "one", Some(t(10))), item("2", "two", Some(t(20))));
+    let upsert = |items: Vec<Item>, unchanged: Vec<String>, with: Option<Reuse>| {
+        let s = s.clone();
+        async move {
+            s.upsert_signed_items("a", &items, Vec::new(), &unchanged, with.as_ref(), t(100))
+                .await
+        }
+    };
+    upsert(vec![one.clone(), two.clone()], vec![], Some(reuse(1)))
+        .await
+        .unwrap();
+    assert!(!reuse(1).is_empty());
+    assert_eq!(s.source_reuse("a").await.unwrap(), Some(reuse(1)));
+    assert_eq!(s.source_reuse("b").await.unwrap(), None);
+    // Another document's replaces it, also with nothing new to write; it outlives the store.
+    upsert(vec![], vec!["1".into(), "2".into()], Some(reuse(2)))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.open().await.source_reuse("a").await.unwrap(),
+        Some(reuse(2))
+    );
+    // An upsert that writes nothing (items said unchanged are not stored) leaves it.
+    let err = upsert(vec![], vec!["gone".into()], Some(reuse(3))).await;
+    assert!(
+        matches!(err, Err(feedloom::store::StoreError::NotStored { .. })),
+        "{err:?}"
+    );
+    assert_eq!(s.source_reuse("a").await.unwrap(), Some(reuse(2)));
+    // Recording a fetch does not touch it, nor does the state carry it.
+    let st = SourceState {
+        url: "https://example.org/a.xml".into(),
+        last_fetch_at: Some(t(5)),
+        ..SourceState::default()
+    };
+    s.record_fetch("a", &st).await.unwrap();
+    assert_eq!(s.source_reuse("a").await.unwrap(), Some(reuse(2)));
+    // A document that leaves nothing to reuse, or a plain upsert, forgets it.
+    upsert(vec![one.clone()], vec![], None).await.unwrap();
+    assert_eq!(s.source_reuse("a").await.unwrap(), None);
+    upsert(vec![one.clone()], vec![], Some(reuse(4)))
+        .await
+        .unwrap();
+    s.upsert_items("a", &[one], &[], t(200)).await.unwrap();
+    assert_eq!(s.source_reuse("a").await.unwrap(), None);
 }
