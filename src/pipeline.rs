@@ -1017,8 +1017,11 @@ async fn cluster_all<S: Store>(
     };
     // The window: the rows dated from `window` before the oldest new one on, a prefix. The
     // others' keys go into `clusters` now, the window's once it has been compared with.
-    let since = oldest_new.checked_sub_signed(window).unwrap_or_default();
-    let in_window = rows.partition_point(|r| r.date >= since);
+    let since = DateTime::from_timestamp(oldest_new, 0)
+        .and_then(|t| t.checked_sub_signed(window))
+        .unwrap_or_default();
+    let from = crate::store::seconds_from(since);
+    let in_window = rows.partition_point(|r| r.date >= from);
     clusters.take_keys(&mut rows[in_window..]);
     let (old, new): (Vec<usize>, Vec<usize>) =
         (0..in_window).partition(|n| rows[*n].cluster.is_some());
@@ -1038,7 +1041,7 @@ async fn cluster_all<S: Store>(
         // Each member's exact keys, made when asked for: held for the window they were 32
         // bytes a row (19 MB at N = 10,000, where the window is every row), and made again
         // cost 20 ms.
-        let exact = |n: usize| cluster::exact_keys_of(rows[n].link_key, &rows[n].id);
+        let exact = |n: usize| cluster::exact_keys_of(rows[n].link_key(), &rows[n].id);
         // The new members' signatures (signed at ingest; whatever is missing is signed
         // now). By place in `new` (ascending positions).
         let mut new_sigs: Vec<Option<cluster::Signature>> = vec![None; new.len()];
@@ -1201,7 +1204,7 @@ async fn save_keys<S: Store>(
                     clusters.add(source, id, ClusterKey::of(&key, source, id));
                     ClusterUpdate {
                         source: source.to_string(),
-                        id: id.clone(),
+                        id: id.to_string(),
                         signature: None,
                         cluster: Some(key),
                     }
@@ -1311,7 +1314,7 @@ async fn each_signature<S: Store>(
     let keys_of = |chunk: &[usize]| -> ItemKeys {
         chunk
             .iter()
-            .map(|n| (&*rows[*n].source, rows[*n].id.as_str()))
+            .map(|n| (&*rows[*n].source, &*rows[*n].id))
             .collect()
     };
     let mut hand = |chunk: &[usize], read: Vec<Option<Vec<u8>>>| {
@@ -1391,7 +1394,7 @@ async fn sign_missing<S: Store>(
     for batch in positions.chunks(SIGN_BATCH) {
         let keys: Vec<(String, String)> = batch
             .iter()
-            .map(|n| (rows[*n].source.to_string(), rows[*n].id.clone()))
+            .map(|n| (rows[*n].source.to_string(), rows[*n].id.to_string()))
             .collect();
         let items = ctx.store.items_by_keys(&keys).await?;
         let mut fresh = tokio::task::spawn_blocking(move || {
@@ -1488,10 +1491,10 @@ fn members_of<'s>(
             let next = sources.len() as u32;
             cluster::Member {
                 source: *sources.entry(&*r.source).or_insert(next),
-                date: r.date,
-                arrival: r.first_seen,
+                date: r.sort_date(),
+                arrival: r.first_seen_at(),
                 signature: sig,
-                exact: cluster::exact_keys_of(r.link_key, &r.id),
+                exact: cluster::exact_keys_of(r.link_key(), &r.id),
                 keyed: r.cluster.is_some(),
             }
         })
@@ -2058,13 +2061,16 @@ pub async fn publish_all<S: Store>(
             Some(rows) => {
                 let mut heads: Vec<ItemHead> = rows
                     .into_iter()
-                    .filter(|r| in_union.contains(&*r.source) && oldest.is_none_or(|s| r.date >= s))
+                    .filter(|r| {
+                        in_union.contains(&*r.source)
+                            && oldest.is_none_or(|s| r.date >= crate::store::seconds_from(s))
+                    })
                     .map(|r| ItemHead {
+                        first_seen: r.first_seen_at(),
+                        sort_date: r.sort_date(),
+                        link_key: r.link_key(),
                         source: r.source,
-                        id: r.id,
-                        first_seen: r.first_seen,
-                        sort_date: r.date,
-                        link_key: r.link_key,
+                        id: r.id.into_string(),
                     })
                     .collect();
                 // Collected in the rows' own buffer, larger than the heads need: the rest goes
@@ -2509,13 +2515,13 @@ mod tests {
     /// ':'), though ("a", "z") is before ("a-b", "a") as a pair. The first starts the cluster.
     #[test]
     fn assign_clusters_breaks_ties_by_published_id() {
-        let t = DateTime::from_timestamp(1_750_000_000, 0).unwrap();
+        let t = 1_750_000_000;
         let row = |source: &str, id: &str| ClusterRow {
             source: source.into(),
             id: id.into(),
             date: t,
             first_seen: t,
-            link_key: None,
+            link: ClusterRow::NO_LINK,
             cluster: None,
         };
         let sig = cluster::Signature {
@@ -2623,7 +2629,7 @@ mod tests {
                     ClusterKey::Own => publish::output_id(&r.source, &r.id),
                     ClusterKey::Joined(k) => k,
                 };
-                (r.source.to_string(), r.id, key)
+                (r.source.to_string(), r.id.into_string(), key)
             })
             .collect();
         keys.sort();

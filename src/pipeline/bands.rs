@@ -289,7 +289,8 @@ pub async fn plan<S: Store>(
     // The rows the index covers (dated from its `since` on, a prefix), and those of the window
     // before them (a window reaching back past it: an item dated long ago): those are probed
     // in full, and added, unless they are too many for the deltas.
-    let covered = rows.partition_point(|r| r.date >= index.since);
+    let index_from = crate::store::seconds_from(index.since);
+    let covered = rows.partition_point(|r| r.date >= index_from);
     let keyed = |n: &usize| rows[*n].cluster.is_some();
     let gap: Vec<usize> = (covered..in_window).filter(keyed).collect();
     let item_bytes = (cluster::BANDS * 8) as u64;
@@ -373,7 +374,7 @@ pub async fn plan<S: Store>(
         .iter()
         .flat_map(|(source, id)| {
             rows_of(bands::item_hash(source, id))
-                .filter(move |n| &*rows[*n].source == source && rows[*n].id == *id)
+                .filter(move |n| &*rows[*n].source == source && *rows[*n].id == **id)
         })
         .filter(keyed)
         .chain(gap)

@@ -684,17 +684,17 @@ impl Store for PostgresStore {
         Ok(rows
             .iter()
             .map(|r| {
-                let (source, id): (Arc<str>, String) = (names.get(r.get(0)), r.get(1));
+                let (source, id): (Arc<str>, &str) = (names.get(r.get(0)), r.get(1));
                 let cluster = r
                     .get::<_, Option<&str>>(3)
-                    .map(|k| ClusterKey::of(k, &source, &id));
+                    .map(|k| ClusterKey::of(k, &source, id));
                 ClusterRow {
                     source,
-                    id,
-                    date: from_ts(r.get(2)),
+                    id: id.into(),
+                    date: r.get(2),
                     cluster,
-                    first_seen: from_ts(r.get(4)),
-                    link_key: r.get::<_, Option<&str>>(5).map(select::link_key),
+                    first_seen: r.get(4),
+                    link: ClusterRow::link_of(r.get(5)),
                 }
             })
             .collect())

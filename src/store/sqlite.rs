@@ -551,7 +551,7 @@ impl SourceKeys {
 fn in_date_order<T>(
     rows: &mut [T],
     newest_first: bool,
-    key: impl Fn(&T) -> (DateTime<Utc>, &Arc<str>, &str),
+    key: impl Fn(&T) -> (i64, &Arc<str>, &str),
 ) {
     const DONE: u32 = u32::MAX;
     assert!(rows.len() < DONE as usize, "fewer than 2^32 rows");
@@ -571,8 +571,7 @@ fn in_date_order<T>(
                 rank += 1;
             }
             last = Some(source);
-            let t = date.timestamp();
-            (if newest_first { !t } else { t }, rank, n as u32)
+            (if newest_first { !date } else { date }, rank, n as u32)
         })
         .collect();
     order.sort_unstable_by(|a, b| {
@@ -1019,7 +1018,9 @@ impl Store for SqliteStore {
                 .map_err(e)?;
             let mut heads = rows.collect::<Result<Vec<_>, _>>().map_err(e)?;
             drop(stmt);
-            in_date_order(&mut heads, true, |h| (h.sort_date, &h.source, &h.id));
+            in_date_order(&mut heads, true, |h| {
+                (h.sort_date.timestamp(), &h.source, &h.id)
+            });
             if let Some(limit) = query.limit {
                 heads.truncate(limit);
             }
@@ -1508,14 +1509,14 @@ fn read_cluster_rows(
         out.push(ClusterRow {
             source,
             cluster: keys.take(id),
-            id: id.to_string(),
-            date: from_ts(r.get(2).map_err(e)?),
-            first_seen: from_ts(r.get(3).map_err(e)?),
-            link_key: r
-                .get_ref(4)
-                .and_then(|v| Ok(v.as_str_or_null()?))
-                .map_err(e)?
-                .map(select::link_key),
+            id: id.into(),
+            date: r.get(2).map_err(e)?,
+            first_seen: r.get(3).map_err(e)?,
+            link: ClusterRow::link_of(
+                r.get_ref(4)
+                    .and_then(|v| Ok(v.as_str_or_null()?))
+                    .map_err(e)?,
+            ),
         });
     }
     drop(rows);
@@ -2046,7 +2047,7 @@ mod tests {
         let key = Some(select::link_key("https://example.org/1"));
         assert_eq!(links, [("2", None), ("1", key)]);
         let rows = store.cluster_rows().await.unwrap();
-        assert_eq!(rows[0].link_key, key);
+        assert_eq!(rows[0].link_key(), key);
         // The signature and the cluster key moved to tables of their own, and go with their
         // item.
         let sigs = store
@@ -2343,7 +2344,7 @@ mod tests {
                 let date = if newest_first { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) };
                 date.then_with(|| (a.1.as_bytes(), a.2.as_bytes()).cmp(&(b.1.as_bytes(), b.2.as_bytes())))
             });
-            in_date_order(&mut rows, newest_first, |r| (r.0, &r.1, &r.2));
+            in_date_order(&mut rows, newest_first, |r| (r.0.timestamp(), &r.1, &r.2));
             proptest::prop_assert_eq!(rows, want);
         }
     }

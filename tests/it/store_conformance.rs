@@ -975,10 +975,10 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
         [None, None]
     );
     // Oldest first, with the sort date, first-seen time and link key.
-    assert_eq!((rows[0].id.as_str(), rows[0].date), ("1", t(10)));
-    assert_eq!(rows[0].first_seen, t(100));
+    assert_eq!((&*rows[0].id, rows[0].sort_date()), ("1", t(10)));
+    assert_eq!(rows[0].first_seen_at(), t(100));
     assert_eq!(
-        rows[0].link_key,
+        rows[0].link_key(),
         Some(feedloom::select::link_key("https://example.org/1"))
     );
     s.save_cluster_rows(vec![
@@ -1012,7 +1012,7 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     // Oldest first.
     let mut rows = s.cluster_rows().await.unwrap();
     let third = rows.remove(0);
-    assert_eq!((&*third.source, third.id.as_str()), ("b", "3"));
+    assert_eq!((&*third.source, &*third.id), ("b", "3"));
     assert_eq!(third.cluster, joined("k3"));
     assert_eq!(rows[0].cluster, joined("k1"));
     assert_eq!(rows[1].cluster, joined("k2"));
@@ -1080,7 +1080,7 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     let rows = s.cluster_rows().await.unwrap();
     let one = rows
         .iter()
-        .find(|r| &*r.source == "a" && r.id == "1")
+        .find(|r| &*r.source == "a" && &*r.id == "1")
         .unwrap();
     assert_eq!(one.cluster, joined("k1"));
     assert_eq!(
@@ -1105,7 +1105,7 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     let rows = s.cluster_rows().await.unwrap();
     let key_of = |id: &str| {
         rows.iter()
-            .find(|r| &*r.source == "c" && r.id == id)
+            .find(|r| &*r.source == "c" && &*r.id == id)
             .and_then(|r| r.cluster.clone())
     };
     assert_eq!(key_of("00"), Some(ClusterKey::Own));
@@ -1124,7 +1124,7 @@ async fn cluster_keys_are_given_once_and_signatures_follow_content(b: &Backend) 
     let rows = s.cluster_rows().await.unwrap();
     let odd_row = rows
         .iter()
-        .find(|r| &*r.source == "c" && r.id == odd)
+        .find(|r| &*r.source == "c" && &*r.id == odd)
         .unwrap();
     assert_eq!(odd_row.cluster, Some(ClusterKey::Own));
     assert_eq!(
