@@ -465,43 +465,6 @@ pub struct BandUpdate {
     pub covered: i64,
 }
 
-/// The [`ClusterUpdate`]s that save `signatures` of `items` (by position; `None`s skipped).
-pub fn signature_rows(
-    source: &str,
-    items: &[Item],
-    signatures: Vec<Option<Vec<u8>>>,
-) -> Vec<ClusterUpdate> {
-    items
-        .iter()
-        .zip(signatures)
-        .filter_map(|(it, sig)| {
-            Some(ClusterUpdate {
-                source: source.to_string(),
-                id: it.id.clone(),
-                signature: Some(sig?),
-                cluster: None,
-            })
-        })
-        .collect()
-}
-
-/// Saves the signatures of items just stored, in a transaction of their own: a failure is only
-/// logged, as clustering signs whatever is missing.
-pub(crate) async fn save_signatures_after<S: Store>(
-    store: &S,
-    source: &str,
-    items: &[Item],
-    signatures: Vec<Option<Vec<u8>>>,
-) {
-    let rows = signature_rows(source, items, signatures);
-    if !rows.is_empty()
-        && let Err(e) = store.save_cluster_rows(rows).await
-    {
-        tracing::warn!(source, error = %e,
-                       "signatures not saved; clustering signs these items later");
-    }
-}
-
 /// What a store does. Futures are `Send` so the daemon can run them on any worker.
 pub trait Store: Send + Sync {
     /// Held while outputs are written; dropping it lets the next publisher in.
@@ -567,12 +530,11 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<UpsertCounts, StoreError>> + Send;
 
-    /// [`Store::upsert_items`], with what the document leaves to reuse (`None`: nothing;
-    /// [`Store::source_reuse`]) written in the same transaction as the items, so that it never
-    /// describes other items than those stored; and the items' signatures (`signatures[n]` of
-    /// `items[n]`; `None`: it has none) saved as [`Store::save_cluster_rows`] saves them. A
-    /// store may write the signatures in that transaction too (SQLite does: a refresh commits
-    /// once a source, not twice), or in a second one ([`save_signatures_after`]).
+    /// [`Store::upsert_items`], with the items' signatures (`signatures[n]` of `items[n]`;
+    /// `None`: it has none), saved as [`Store::save_cluster_rows`] saves them, and what the
+    /// document leaves to reuse (`None`: nothing; [`Store::source_reuse`]), all in the items'
+    /// transaction: a refresh commits once a source, and what is left to reuse never describes
+    /// other items than those stored.
     fn upsert_signed_items(
         &self,
         source: &str,

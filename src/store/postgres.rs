@@ -314,16 +314,19 @@ impl PostgresStore {
 }
 
 impl PostgresStore {
-    /// [`Store::upsert_items`], with what the document leaves to reuse ([`Store::source_reuse`];
-    /// `None`: nothing) in the same transaction.
+    /// [`Store::upsert_signed_items`]: the items, their signatures (by position; none for
+    /// [`Store::upsert_items`]) and what the document leaves to reuse ([`Store::source_reuse`];
+    /// `None`: nothing) in one transaction.
     async fn upsert(
         &self,
         source: &str,
         items: &[Item],
+        signatures: Vec<Option<Vec<u8>>>,
         unchanged: &[String],
         reuse: Option<&Reuse>,
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
+        let mut signatures = signatures.into_iter();
         let reuse = reuse
             .map(serde_json::to_string)
             .transpose()
@@ -334,16 +337,20 @@ impl PostgresStore {
         let mut dates: Vec<Option<i64>> = Vec::with_capacity(items.len());
         let mut data: Vec<String> = Vec::with_capacity(items.len());
         let mut links: Vec<Option<String>> = Vec::with_capacity(items.len());
-        let mut at = std::collections::HashMap::new();
+        // An id's signature is its last item's, or an earlier one's when that has none.
+        let mut sigs: Vec<Option<Vec<u8>>> = Vec::with_capacity(items.len());
+        let mut at: HashMap<String, usize> = HashMap::new();
         for it in items {
             let json = serde_json::to_string(it).map_err(|e| self.inner.corrupt(e))?;
             let hash = xxh3_64(json.as_bytes()) as i64;
             let date = it.date().map(|d| d.timestamp());
+            let sig: Option<Vec<u8>> = signatures.next().flatten();
             if let Some(&n) = at.get(&it.id) {
                 hashes[n] = hash;
                 dates[n] = date;
                 data[n] = json;
                 links[n] = it.link.clone();
+                sigs[n] = sig.or(sigs[n].take());
             } else {
                 at.insert(it.id.clone(), ids.len());
                 ids.push(it.id.clone());
@@ -351,8 +358,10 @@ impl PostgresStore {
                 dates.push(date);
                 data.push(json);
                 links.push(it.link.clone());
+                sigs.push(sig);
             }
         }
+        let signed = sigs.iter().any(Option::is_some);
         let mut kept: Vec<&str> = unchanged
             .iter()
             .map(String::as_str)
@@ -369,7 +378,7 @@ impl PostgresStore {
         let e = |source| self.inner.err(source);
         let (listed, kept) = (&listed, &kept);
         let (ids, hashes, dates, data, links) = (&ids, &hashes, &dates, &data, &links);
-        let reuse = &reuse;
+        let (reuse, sigs) = (&reuse, &sigs);
         let (new, updated, touched) = self
             .retrying("upsert", move || async move {
                 let mut c = self.conn().await?;
@@ -433,6 +442,17 @@ impl PostgresStore {
                 )
                 .await
                 .map_err(e)?;
+                if signed {
+                    // After the update above, which drops a changed item's old signature.
+                    tx.execute(
+                        "UPDATE items i SET signature = t.signature
+                         FROM unnest($2::text[], $3::bytea[]) AS t(id, signature)
+                         WHERE i.source = $1 AND i.id = t.id AND t.signature IS NOT NULL",
+                        &[&source, &ids, &sigs],
+                    )
+                    .await
+                    .map_err(e)?;
+                }
                 match reuse {
                     Some(json) => tx.execute(
                         "INSERT INTO source_reuse (name, reuse) VALUES ($1, $2)
@@ -572,10 +592,11 @@ impl Store for PostgresStore {
         unchanged: &[String],
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
-        self.upsert(source, items, unchanged, None, now).await
+        self.upsert(source, items, Vec::new(), unchanged, None, now)
+            .await
     }
 
-    /// The signatures follow in a transaction of their own.
+    /// The items, their signatures and what the document leaves to reuse in one transaction.
     async fn upsert_signed_items(
         &self,
         source: &str,
@@ -585,9 +606,8 @@ impl Store for PostgresStore {
         reuse: Option<&Reuse>,
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
-        let counts = self.upsert(source, items, unchanged, reuse, now).await?;
-        super::save_signatures_after(self, source, items, signatures).await;
-        Ok(counts)
+        self.upsert(source, items, signatures, unchanged, reuse, now)
+            .await
     }
 
     async fn items(&self, query: &ItemQuery) -> Result<Vec<StoredItem>, StoreError> {
