@@ -528,7 +528,9 @@ pub trait Store: Send + Sync {
         items: &[Item],
         unchanged: &[String],
         now: DateTime<Utc>,
-    ) -> impl Future<Output = Result<UpsertCounts, StoreError>> + Send;
+    ) -> impl Future<Output = Result<UpsertCounts, StoreError>> + Send {
+        self.upsert_signed_items(source, items, Vec::new(), unchanged, None, now)
+    }
 
     /// [`Store::upsert_items`], with the items' signatures (`signatures[n]` of `items[n]`;
     /// `None`: it has none), saved as [`Store::save_cluster_rows`] saves them, and what the
@@ -772,16 +774,6 @@ impl Store for AnyStore {
 
     async fn record_fetches(&self, fetches: &[(String, SourceState)]) -> Result<(), StoreError> {
         dispatch!(self, s => s.record_fetches(fetches).await)
-    }
-
-    async fn upsert_items(
-        &self,
-        source: &str,
-        items: &[Item],
-        unchanged: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<UpsertCounts, StoreError> {
-        dispatch!(self, s => s.upsert_items(source, items, unchanged, now).await)
     }
 
     async fn upsert_signed_items(

@@ -314,9 +314,8 @@ impl PostgresStore {
 }
 
 impl PostgresStore {
-    /// [`Store::upsert_signed_items`]: the items, their signatures (by position; none for
-    /// [`Store::upsert_items`]) and what the document leaves to reuse ([`Store::source_reuse`];
-    /// `None`: nothing) in one transaction.
+    /// [`Store::upsert_signed_items`]: the items, their signatures (by position) and what the
+    /// document leaves to reuse ([`Store::source_reuse`]; `None`: nothing) in one transaction.
     async fn upsert(
         &self,
         source: &str,
@@ -583,17 +582,6 @@ impl Store for PostgresStore {
         })
         .await?;
         Ok(())
-    }
-
-    async fn upsert_items(
-        &self,
-        source: &str,
-        items: &[Item],
-        unchanged: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<UpsertCounts, StoreError> {
-        self.upsert(source, items, Vec::new(), unchanged, None, now)
-            .await
     }
 
     /// The items, their signatures and what the document leaves to reuse in one transaction.

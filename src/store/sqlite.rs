@@ -791,18 +791,7 @@ impl Store for SqliteStore {
         self.write_states(rows).await
     }
 
-    async fn upsert_items(
-        &self,
-        source: &str,
-        items: &[Item],
-        unchanged: &[String],
-        now: DateTime<Utc>,
-    ) -> Result<UpsertCounts, StoreError> {
-        self.upsert_signed_items(source, items, Vec::new(), unchanged, None, now)
-            .await
-    }
-
-    /// The items and their signatures in one transaction.
+    /// The items, their signatures and what the document leaves to reuse in one transaction.
     async fn upsert_signed_items(
         &self,
         source: &str,
