@@ -401,7 +401,8 @@ impl Grouper {
     /// `keys` are (value hash in the high half, position in the low half). Members with one
     /// value form a run in position order; each is paired with the `BUCKET_CAP` positions
     /// before it in its run, as (later position << 32 | earlier position).
-    fn pair_runs(&mut self, keys: &[u64], pairs: &mut Vec<u64>) {
+    /// Pairs whose later position is below `old` are left out.
+    fn pair_runs(&mut self, keys: &[u64], pairs: &mut Vec<u64>, old: u64) {
         let top = |k: u64| (k >> 48) as usize;
         self.counts.fill(0);
         for k in keys {
@@ -424,7 +425,7 @@ impl Grouper {
             if end - start > 1 {
                 let bucket = &mut self.sorted[start..end];
                 bucket.sort_unstable();
-                pair_sorted(bucket, pairs);
+                pair_sorted(bucket, pairs, old);
             }
             start = end;
         }
@@ -432,7 +433,7 @@ impl Grouper {
 }
 
 /// [`Grouper::pair_runs`] on sorted keys.
-fn pair_sorted(keys: &[u64], pairs: &mut Vec<u64>) {
+fn pair_sorted(keys: &[u64], pairs: &mut Vec<u64>, old: u64) {
     let mut start = 0;
     while start < keys.len() {
         let value = keys[start] & HIGH;
@@ -441,6 +442,9 @@ fn pair_sorted(keys: &[u64], pairs: &mut Vec<u64>) {
             end += 1;
         }
         for j in start + 1..end {
+            if keys[j] & !HIGH < old {
+                continue;
+            }
             let later = keys[j] << 32;
             for k in &keys[j.saturating_sub(BUCKET_CAP).max(start)..j] {
                 pairs.push(later | (k & !HIGH));
@@ -470,7 +474,7 @@ pub fn assign(
     cmp_keys: impl Fn(usize, usize) -> std::cmp::Ordering,
 ) -> Vec<u32> {
     let order = order(members, cmp_keys);
-    let mut banding = Banding::new(members.len());
+    let mut banding = Banding::new(members.len(), keyed(members, &order));
     // [`BAND_GROUP`] bands at a time: one pass over the signatures per group (they are large
     // and in no useful order), then each band read in order. All 64 bands at once were a
     // quarter of a first run's peak memory.
@@ -492,6 +496,11 @@ pub fn assign(
         threshold,
         window,
     )
+}
+
+/// How many of `members` in `order` ([`order`]) have a key: they come first.
+pub fn keyed(members: &[Member<'_>], order: &[usize]) -> usize {
+    order.iter().take_while(|m| members[**m].keyed).count()
 }
 
 /// The order [`assign`] takes `members` in, as their places: those with a key first, in their
@@ -562,6 +571,11 @@ impl BandValues {
 /// ([`Banding::add`]) and then by exact keys ([`Banding::finish`]).
 pub struct Banding {
     n: usize,
+    /// Members with a key, the first positions: pairs of two of them are not made, as they
+    /// keep their keys ([`Matches::compare`] passes them by). An update compares the old
+    /// members that share a band value with a new one, often most of the window: their pairs
+    /// among themselves were most of its pairs.
+    old: u64,
     pairs: Vec<u64>,
     keys: Vec<u64>,
     grouper: Grouper,
@@ -639,8 +653,8 @@ fn verdict(me: &Member<'_>, other: &Member<'_>, window: Duration) -> Verdict {
 }
 
 impl Banding {
-    /// Banding of `n` members.
-    pub fn new(n: usize) -> Banding {
+    /// Banding of `n` members, of which the first `old` positions have a key ([`keyed`]).
+    pub fn new(n: usize, old: usize) -> Banding {
         // Members sharing many bands give the same pairs in each: the pairs are compacted
         // whenever a band leaves more than `compact_at`, twice what the last compaction left
         // (at least 2n), so sorting stays linear overall and what is written stays near the
@@ -652,6 +666,7 @@ impl Banding {
         let compact_at = 2 * n + 1024;
         Banding {
             n,
+            old: old as u64,
             pairs: Vec::with_capacity(compact_at + BUCKET_CAP * 2 * n),
             keys: Vec::with_capacity(2 * n),
             grouper: Grouper::new(2 * n),
@@ -675,7 +690,8 @@ impl Banding {
                     .map(|(pos, (v, _))| u64::from(*v) << 32 | pos as u64),
             );
             self.pairs.reserve(BUCKET_CAP * self.keys.len());
-            self.grouper.pair_runs(&self.keys, &mut self.pairs);
+            self.grouper
+                .pair_runs(&self.keys, &mut self.pairs, self.old);
             if self.pairs.len() > self.compact_at {
                 compact(&mut self.pairs);
                 self.compact_at = self.compact_at.max(2 * self.pairs.len());
@@ -693,7 +709,8 @@ impl Banding {
             }
         }
         self.pairs.reserve(BUCKET_CAP * self.keys.len());
-        self.grouper.pair_runs(&self.keys, &mut self.pairs);
+        self.grouper
+            .pair_runs(&self.keys, &mut self.pairs, self.old);
         compact(&mut self.pairs);
         Pairs(self.pairs)
     }
@@ -747,7 +764,7 @@ impl Matches {
         window: Duration,
     ) -> Matches {
         Matches {
-            old: order.iter().take_while(|m| members[**m].keyed).count(),
+            old: keyed(members, order),
             best: vec![(0.0, NONE); order.len()],
             threshold,
             window,
@@ -1306,7 +1323,7 @@ pub(crate) mod tests {
             for (pos, m) in order.iter().enumerate() {
                 pos_of[*m] = pos;
             }
-            let mut banding = Banding::new(n);
+            let mut banding = Banding::new(n, keyed(&bare, &order));
             for bands in BandValues::parts(2) {
                 let mut values = BandValues::new(bands, n);
                 for m in (0..n).rev() {

@@ -1559,7 +1559,7 @@ async fn assign_streamed<S: Store>(
         pos_of[*m] = pos as u32;
     }
     let members: Vec<usize> = (0..n).collect();
-    let mut banding = cluster::Banding::new(n);
+    let mut banding = cluster::Banding::new(n, cluster::keyed(&of, &order));
     let mut signed = 0;
     for (pass, bands) in cluster::BandValues::parts(2).enumerate() {
         let mut values = cluster::BandValues::new(bands, n);
