@@ -313,10 +313,110 @@ impl PostgresStore {
     }
 }
 
-impl PostgresStore {
-    /// [`Store::upsert_signed_items`]: the items, their signatures (by position) and what the
-    /// document leaves to reuse ([`Store::source_reuse`]; `None`: nothing) in one transaction.
-    async fn upsert(
+/// How many times [`PostgresStore::retrying`] runs an aborted transaction again.
+const RETRIES: u32 = 4;
+
+/// Whether the server aborted a transaction that may succeed when run again.
+fn aborted(e: &StoreError) -> bool {
+    use tokio_postgres::error::SqlState;
+    matches!(e, StoreError::Postgres { source, .. }
+    if source.code().is_some_and(|c| {
+        *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
+    }))
+}
+
+/// `Candidate::seen` as text for [`FREE`].
+fn seen_text(c: &Candidate) -> Option<String> {
+    c.seen
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+}
+
+/// A row of `sources s` joined with a candidate `c` is free to claim at `$3` (now, ms): not
+/// leased, its recorded fetch still the one the claimer read (`c.seen`, `$4`: instants as
+/// PostgreSQL reads them, whatever the text's form), past its `Retry-After`.
+const FREE: &str = "(s.lease_until IS NULL OR s.lease_until <= $3)
+    AND (s.state::json ->> 'last_fetch_at')::timestamptz IS NOT DISTINCT FROM c.seen::timestamptz
+    AND (s.retry_not_before IS NULL OR s.retry_not_before <= $3 OR s.url IS DISTINCT FROM c.url)";
+
+impl Store for PostgresStore {
+    type PublishGuard = PublishLock;
+
+    async fn source_state(&self, source: &str) -> Result<Option<SourceState>, StoreError> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt("SELECT state FROM sources WHERE name = $1", &[&source])
+            .await
+            .map_err(|e| self.inner.err(e))?;
+        let json: Option<String> = row.and_then(|r| r.get(0));
+        json.map(|j| serde_json::from_str(&j).map_err(|e| self.inner.corrupt(e)))
+            .transpose()
+    }
+
+    async fn source_states(&self) -> Result<HashMap<String, SourceState>, StoreError> {
+        self.states_as().await
+    }
+
+    async fn source_feeds(&self) -> Result<HashMap<String, SourceFeed>, StoreError> {
+        self.states_as().await
+    }
+
+    async fn source_reuse(&self, source: &str) -> Result<Option<Reuse>, StoreError> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt("SELECT reuse FROM source_reuse WHERE name = $1", &[&source])
+            .await
+            .map_err(|e| self.inner.err(e))?;
+        row.map(|r| serde_json::from_str(r.get(0)).map_err(|e| self.inner.corrupt(e)))
+            .transpose()
+    }
+
+    async fn record_fetch(&self, source: &str, state: &SourceState) -> Result<(), StoreError> {
+        self.record_fetches(&[(source.to_string(), state.clone())])
+            .await
+    }
+
+    async fn record_fetches(&self, fetches: &[(String, SourceState)]) -> Result<(), StoreError> {
+        // One row per source, the last state winning (one statement may not touch a row
+        // twice), locked in name order (byte order, as `release` and `renew` lock theirs):
+        // rows locked in one order by everyone cannot deadlock.
+        let mut last: std::collections::BTreeMap<&str, &SourceState> = Default::default();
+        for (name, state) in fetches {
+            last.insert(name, state);
+        }
+        let mut names = Vec::with_capacity(last.len());
+        let mut jsons = Vec::with_capacity(last.len());
+        let mut urls = Vec::with_capacity(last.len());
+        let mut retries = Vec::with_capacity(last.len());
+        for (name, state) in last {
+            names.push(name);
+            jsons.push(serde_json::to_string(state).map_err(|e| self.inner.corrupt(e))?);
+            urls.push(state.url.as_str());
+            retries.push(state.retry_not_before.map(ms));
+        }
+        // `fetched_at` tells whoever reads the table when the fetch was recorded; claims go by
+        // the state's own `last_fetch_at`, not by clocks.
+        let fetched_at = ms(Utc::now());
+        let (names, jsons, urls, retries) = (&names, &jsons, &urls, &retries);
+        self.retrying("record fetches", move || async move {
+            let c = self.conn().await?;
+            c.execute(
+                "INSERT INTO sources (name, state, url, retry_not_before, fetched_at)
+                 SELECT name, state, url, retry, $5
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS f(name, state, url, retry)
+                 ORDER BY name COLLATE \"C\"
+                 ON CONFLICT (name) DO UPDATE SET state = excluded.state, url = excluded.url,
+                     retry_not_before = excluded.retry_not_before, fetched_at = excluded.fetched_at",
+                &[&names, &jsons, &urls, &retries, &fetched_at],
+            )
+            .await
+            .map_err(|e| self.inner.err(e))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The items, their signatures and what the document leaves to reuse in one transaction.
+    async fn upsert_signed_items(
         &self,
         source: &str,
         items: &[Item],
@@ -479,123 +579,6 @@ impl PostgresStore {
             updated,
             unchanged: ids.len().saturating_sub(new + updated) + touched,
         })
-    }
-}
-
-/// How many times [`PostgresStore::retrying`] runs an aborted transaction again.
-const RETRIES: u32 = 4;
-
-/// Whether the server aborted a transaction that may succeed when run again.
-fn aborted(e: &StoreError) -> bool {
-    use tokio_postgres::error::SqlState;
-    matches!(e, StoreError::Postgres { source, .. }
-    if source.code().is_some_and(|c| {
-        *c == SqlState::T_R_DEADLOCK_DETECTED || *c == SqlState::T_R_SERIALIZATION_FAILURE
-    }))
-}
-
-/// `Candidate::seen` as text for [`FREE`].
-fn seen_text(c: &Candidate) -> Option<String> {
-    c.seen
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
-}
-
-/// A row of `sources s` joined with a candidate `c` is free to claim at `$3` (now, ms): not
-/// leased, its recorded fetch still the one the claimer read (`c.seen`, `$4`: instants as
-/// PostgreSQL reads them, whatever the text's form), past its `Retry-After`.
-const FREE: &str = "(s.lease_until IS NULL OR s.lease_until <= $3)
-    AND (s.state::json ->> 'last_fetch_at')::timestamptz IS NOT DISTINCT FROM c.seen::timestamptz
-    AND (s.retry_not_before IS NULL OR s.retry_not_before <= $3 OR s.url IS DISTINCT FROM c.url)";
-
-impl Store for PostgresStore {
-    type PublishGuard = PublishLock;
-
-    async fn source_state(&self, source: &str) -> Result<Option<SourceState>, StoreError> {
-        let c = self.conn().await?;
-        let row = c
-            .query_opt("SELECT state FROM sources WHERE name = $1", &[&source])
-            .await
-            .map_err(|e| self.inner.err(e))?;
-        let json: Option<String> = row.and_then(|r| r.get(0));
-        json.map(|j| serde_json::from_str(&j).map_err(|e| self.inner.corrupt(e)))
-            .transpose()
-    }
-
-    async fn source_states(&self) -> Result<HashMap<String, SourceState>, StoreError> {
-        self.states_as().await
-    }
-
-    async fn source_feeds(&self) -> Result<HashMap<String, SourceFeed>, StoreError> {
-        self.states_as().await
-    }
-
-    async fn source_reuse(&self, source: &str) -> Result<Option<Reuse>, StoreError> {
-        let c = self.conn().await?;
-        let row = c
-            .query_opt("SELECT reuse FROM source_reuse WHERE name = $1", &[&source])
-            .await
-            .map_err(|e| self.inner.err(e))?;
-        row.map(|r| serde_json::from_str(r.get(0)).map_err(|e| self.inner.corrupt(e)))
-            .transpose()
-    }
-
-    async fn record_fetch(&self, source: &str, state: &SourceState) -> Result<(), StoreError> {
-        self.record_fetches(&[(source.to_string(), state.clone())])
-            .await
-    }
-
-    async fn record_fetches(&self, fetches: &[(String, SourceState)]) -> Result<(), StoreError> {
-        // One row per source, the last state winning (one statement may not touch a row
-        // twice), locked in name order (byte order, as `release` and `renew` lock theirs):
-        // rows locked in one order by everyone cannot deadlock.
-        let mut last: std::collections::BTreeMap<&str, &SourceState> = Default::default();
-        for (name, state) in fetches {
-            last.insert(name, state);
-        }
-        let mut names = Vec::with_capacity(last.len());
-        let mut jsons = Vec::with_capacity(last.len());
-        let mut urls = Vec::with_capacity(last.len());
-        let mut retries = Vec::with_capacity(last.len());
-        for (name, state) in last {
-            names.push(name);
-            jsons.push(serde_json::to_string(state).map_err(|e| self.inner.corrupt(e))?);
-            urls.push(state.url.as_str());
-            retries.push(state.retry_not_before.map(ms));
-        }
-        // `fetched_at` tells whoever reads the table when the fetch was recorded; claims go by
-        // the state's own `last_fetch_at`, not by clocks.
-        let fetched_at = ms(Utc::now());
-        let (names, jsons, urls, retries) = (&names, &jsons, &urls, &retries);
-        self.retrying("record fetches", move || async move {
-            let c = self.conn().await?;
-            c.execute(
-                "INSERT INTO sources (name, state, url, retry_not_before, fetched_at)
-                 SELECT name, state, url, retry, $5
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[]) AS f(name, state, url, retry)
-                 ORDER BY name COLLATE \"C\"
-                 ON CONFLICT (name) DO UPDATE SET state = excluded.state, url = excluded.url,
-                     retry_not_before = excluded.retry_not_before, fetched_at = excluded.fetched_at",
-                &[&names, &jsons, &urls, &retries, &fetched_at],
-            )
-            .await
-            .map_err(|e| self.inner.err(e))
-        })
-        .await?;
-        Ok(())
-    }
-
-    /// The items, their signatures and what the document leaves to reuse in one transaction.
-    async fn upsert_signed_items(
-        &self,
-        source: &str,
-        items: &[Item],
-        signatures: Vec<Option<Vec<u8>>>,
-        unchanged: &[String],
-        reuse: Option<&Reuse>,
-        now: DateTime<Utc>,
-    ) -> Result<UpsertCounts, StoreError> {
-        self.upsert(source, items, signatures, unchanged, reuse, now)
-            .await
     }
 
     async fn items(&self, query: &ItemQuery) -> Result<Vec<StoredItem>, StoreError> {
