@@ -152,6 +152,23 @@ impl Inner {
 }
 
 impl PostgresStore {
+    /// The JSON that `query` reads (one column) for the source `name`, as `T`; `None` when it
+    /// finds no row, or a NULL.
+    async fn json_of<T: serde::de::DeserializeOwned>(
+        &self,
+        query: &str,
+        name: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let c = self.conn().await?;
+        let row = c
+            .query_opt(query, &[&name])
+            .await
+            .map_err(|e| self.inner.err(e))?;
+        let json: Option<String> = row.and_then(|r| r.get(0));
+        json.map(|j| serde_json::from_str(&j).map_err(|e| self.inner.corrupt(e)))
+            .transpose()
+    }
+
     /// Every stored source state by source name, read as `T` (the whole state, or a part).
     async fn states_as<T: serde::de::DeserializeOwned>(
         &self,
@@ -342,14 +359,8 @@ impl Store for PostgresStore {
     type PublishGuard = PublishLock;
 
     async fn source_state(&self, source: &str) -> Result<Option<SourceState>, StoreError> {
-        let c = self.conn().await?;
-        let row = c
-            .query_opt("SELECT state FROM sources WHERE name = $1", &[&source])
+        self.json_of("SELECT state FROM sources WHERE name = $1", source)
             .await
-            .map_err(|e| self.inner.err(e))?;
-        let json: Option<String> = row.and_then(|r| r.get(0));
-        json.map(|j| serde_json::from_str(&j).map_err(|e| self.inner.corrupt(e)))
-            .transpose()
     }
 
     async fn source_states(&self) -> Result<HashMap<String, SourceState>, StoreError> {
@@ -361,13 +372,8 @@ impl Store for PostgresStore {
     }
 
     async fn source_reuse(&self, source: &str) -> Result<Option<Reuse>, StoreError> {
-        let c = self.conn().await?;
-        let row = c
-            .query_opt("SELECT reuse FROM source_reuse WHERE name = $1", &[&source])
+        self.json_of("SELECT reuse FROM source_reuse WHERE name = $1", source)
             .await
-            .map_err(|e| self.inner.err(e))?;
-        row.map(|r| serde_json::from_str(r.get(0)).map_err(|e| self.inner.corrupt(e)))
-            .transpose()
     }
 
     async fn record_fetch(&self, source: &str, state: &SourceState) -> Result<(), StoreError> {
