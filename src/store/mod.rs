@@ -272,13 +272,18 @@ impl ClusterRow {
 
     /// The item's sort date.
     pub fn sort_date(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp(self.date, 0).unwrap_or_default()
+        from_ts(self.date)
     }
 
     /// When the item was first seen.
     pub fn first_seen_at(&self) -> DateTime<Utc> {
-        DateTime::from_timestamp(self.first_seen, 0).unwrap_or_default()
+        from_ts(self.first_seen)
     }
+}
+
+/// A time stored as Unix seconds (both stores keep item times so).
+pub(crate) fn from_ts(t: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(t, 0).unwrap_or_default()
 }
 
 /// The first whole second at or after `t`, in Unix seconds: a row's `date` (whole seconds) is

@@ -28,7 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::{Client, Config, NoTls};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP};
+use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP, from_ts};
 use super::{
     Candidate, Claim, Claimed, ClusterKey, ClusterRow, ClusterUpdate, ItemHead, ItemKeys,
     ItemQuery, SourceFeed, SourceNames, SourceState, Store, StoreError, StoredItem, UpsertCounts,
@@ -105,10 +105,6 @@ pub struct PublishLock {
 
 fn ms(d: DateTime<Utc>) -> i64 {
     d.timestamp_millis()
-}
-
-fn from_ts(t: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(t, 0).unwrap_or_default()
 }
 
 /// A database URL fit for messages: its password removed.

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP, UNFINISHED_BATCHES};
+use super::{BUMP_GENERATION, PRUNED_GENERATION, PRUNED_KEEP, UNFINISHED_BATCHES, from_ts};
 use super::{
     BandIndexState, BandState, BandUpdate, Claim, Claimed, ClusterBatch, ClusterKey, ClusterRow,
     ClusterUpdate, ItemHead, ItemKeys, ItemQuery, SourceFeed, SourceState, Store, StoreError,
@@ -137,10 +137,6 @@ impl From<&SourceState> for Stored {
 
 fn ts(d: DateTime<Utc>) -> i64 {
     d.timestamp()
-}
-
-fn from_ts(t: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(t, 0).unwrap_or_default()
 }
 
 /// A call on the connection: it runs, and returns what tells its caller the outcome once
