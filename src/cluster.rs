@@ -804,6 +804,57 @@ impl Matches {
         }
     }
 
+    /// [`Matches::compare`] where only the signatures of members from position `held` on are
+    /// at hand: a pair whose earlier member is before `held` and that its signatures decide is
+    /// put in `waiting`, as (earlier << 32 | later), to be compared when that member's
+    /// signature passes ([`Matches::compare_waiting`]). `signatures` is asked only of pairs of
+    /// held members.
+    #[allow(clippy::too_many_arguments)]
+    pub fn compare_or_wait<'s>(
+        &mut self,
+        members: &[Member<'_>],
+        order: &[usize],
+        later: usize,
+        earlier: usize,
+        held: usize,
+        signatures: impl FnOnce() -> (Option<&'s Signature>, Option<&'s Signature>),
+        waiting: &mut Vec<u64>,
+    ) {
+        let mut asked = false;
+        self.compare(members, order, later, earlier, || {
+            if earlier < held {
+                asked = true;
+                (None, None)
+            } else {
+                signatures()
+            }
+        });
+        if asked {
+            waiting.push((earlier as u64) << 32 | later as u64);
+        }
+    }
+
+    /// Compares the member at position `earlier`, of signature `sig`, with the later members of
+    /// its pairs in `waiting` (sorted), `later_sig` giving theirs.
+    pub fn compare_waiting<'s>(
+        &mut self,
+        members: &[Member<'_>],
+        order: &[usize],
+        waiting: &[u64],
+        earlier: usize,
+        sig: Option<&'s Signature>,
+        later_sig: impl Fn(usize) -> Option<&'s Signature>,
+    ) {
+        let from = waiting.partition_point(|p| (p >> 32) < earlier as u64);
+        for p in waiting[from..]
+            .iter()
+            .take_while(|p| (*p >> 32) == earlier as u64)
+        {
+            let later = (p & 0xFFFF_FFFF) as usize;
+            self.compare(members, order, later, earlier, || (later_sig(later), sig));
+        }
+    }
+
     /// Each member's cluster, by place in `members`: the member whose key names it (see
     /// [`assign`]).
     pub fn clusters(self, order: &[usize]) -> Vec<u32> {
@@ -952,15 +1003,69 @@ impl Candidates {
     }
 
     /// The positions of the old members to give `assign`, ascending.
-    pub fn kept(self) -> Vec<u32> {
+    pub fn kept(&self) -> Vec<u32> {
         let mut kept: Vec<u32> = self
             .latest
-            .into_values()
+            .values()
             .flat_map(|l| l.pos.into_iter().take(l.len as usize))
             .collect();
         kept.sort_unstable();
         kept.dedup();
         kept
+    }
+
+    /// Hands `each` the pairs (later, earlier position) [`Banding`] makes over the kept old
+    /// members and the new ones whose later member is new (the only pairs [`Matches::compare`]
+    /// weighs), in no order and some more than once, made from this table without the old
+    /// members' signatures: in `assign`'s run of a value, a new member is paired with the
+    /// members just before it, the new ones before it and then the latest old holders, which
+    /// are the value's latest offered ones. `members` in `order` ([`order`]) are the kept old
+    /// members and the new ones; `signature` gives a new member's signature (by place in
+    /// `members`) and `old_pos` the position in `order` of an old member by the position it
+    /// was offered at.
+    ///
+    /// An update thereby never bands the old members again: where many share values with the
+    /// new ones (templated text), they were most of its members, and their signatures most of
+    /// its memory.
+    pub fn each_pair<'s>(
+        &self,
+        members: &[Member<'_>],
+        order: &[usize],
+        signature: impl Fn(usize) -> Option<&'s Signature>,
+        old_pos: impl Fn(u32) -> u32,
+        mut each: impl FnMut(usize, usize),
+    ) {
+        let old = keyed(members, order);
+        // (table key, position) of every value and exact key of every new member.
+        let mut held: Vec<(u64, u32)> = Vec::new();
+        for (pos, place) in order.iter().enumerate().skip(old) {
+            if let Some(sig) = signature(*place) {
+                held.extend((0..BANDS).map(|b| (table_key(b, band_key(sig, b)), pos as u32)));
+            }
+            held.extend(
+                members[*place]
+                    .exact
+                    .iter()
+                    .flatten()
+                    .map(|k| (table_key(BANDS, exact_key(*k)), pos as u32)),
+            );
+        }
+        held.sort_unstable();
+        let mut run: Vec<u32> = Vec::new();
+        for news in held.chunk_by(|a, b| a.0 == b.0) {
+            run.clear();
+            if let Some(l) = self.latest.get(&news[0].0) {
+                run.extend(l.pos[..l.len as usize].iter().map(|p| old_pos(*p)));
+                run.sort_unstable();
+            }
+            let olds = run.len();
+            run.extend(news.iter().map(|(_, pos)| *pos));
+            for j in olds..run.len() {
+                for k in &run[j.saturating_sub(BUCKET_CAP)..j] {
+                    each(run[j] as usize, *k as usize);
+                }
+            }
+        }
     }
 }
 
@@ -1297,11 +1402,40 @@ pub(crate) mod tests {
                 .chain(new.iter().copied())
                 .collect();
             let some: Vec<Member<'_>> = place.iter().map(|i| members[*i].clone()).collect();
-            let got = assign(&some, 0.2, w, |a, b| keys[place[a]].cmp(&keys[place[b]]));
+            let cmp = |a: usize, b: usize| keys[place[a]].cmp(&keys[place[b]]);
+            let got = assign(&some, 0.2, w, cmp);
             for (j, i) in new.iter().enumerate() {
                 let r = place[got[kept.len() + j] as usize];
                 assert_eq!(key(r), all[*i], "round {round}, member {i}");
             }
+            // The pairs the table makes are those banding makes over the same members whose
+            // later member is new, and give the same keys.
+            let order = order(&some, cmp);
+            let mut banding = Banding::new(some.len(), keyed(&some, &order));
+            for bands in BandValues::parts(BANDS / BAND_GROUP) {
+                let mut values = BandValues::new(bands, some.len());
+                for (pos, m) in order.iter().enumerate() {
+                    if let Some(sig) = some[*m].signature {
+                        values.add(pos, sig);
+                    }
+                }
+                banding.add(&values);
+            }
+            let banded: Vec<(usize, usize)> = banding.finish(&some, &order).iter().collect();
+            let rank = |p: u32| kept.binary_search(&p).expect("kept") as u32;
+            let mut made = Vec::new();
+            c.each_pair(
+                &some,
+                &order,
+                |m| some[m].signature,
+                rank,
+                |later, earlier| made.push((later as u64) << 32 | earlier as u64),
+            );
+            compact(&mut made);
+            let pairs = Pairs(made);
+            assert_eq!(pairs.iter().collect::<Vec<_>>(), banded, "round {round}");
+            let paired = assign_pairs(&some, &order, &pairs, |m| some[m].signature, 0.2, w);
+            assert_eq!(paired, got, "round {round}");
         }
     }
 

@@ -1104,30 +1104,22 @@ async fn cluster_all<S: Store>(
         let update = plan.keep.update(delta).await;
         let kept: Vec<usize> = candidates.kept().into_iter().map(|n| n as usize).collect();
         let probe_ms = began.elapsed().as_millis() as u64 - rows_ms - new_ms;
-        let mut old_sigs: HashMap<usize, cluster::Signature> = HashMap::with_capacity(kept.len());
-        signatures_of(ctx, &rows, &kept, false, |n, sig| {
-            if let Some(sig) = sig {
-                old_sigs.insert(n, sig);
-            }
-        })
-        .await?;
         let read_ms = began.elapsed().as_millis() as u64;
         let started = Instant::now();
         let compared = kept.len() + new.len();
-        let members = Members {
-            rows,
-            kept,
-            old_sigs,
-            new,
-            new_sigs,
-        };
-        let (assigned, rows) = tokio::task::spawn_blocking(move || {
-            let assigned = assign_clusters(&members, threshold, window);
-            // The signatures go here, before the keys are made and saved.
-            (assigned, members.rows)
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?;
+        let (assigned, rows) = compare_update(
+            ctx,
+            Update {
+                rows,
+                kept,
+                new,
+                new_sigs,
+            },
+            candidates,
+            threshold,
+            window,
+        )
+        .await?;
         Compared {
             assigned,
             rows,
@@ -1440,43 +1432,157 @@ const SIGN_BATCH: usize = 1024;
 /// How many signatures are read at once for clustering.
 const SIGNATURE_CHUNK: usize = 8192;
 
-/// What [`cluster_items`] clusters: the items (`rows`, newest first, those in the window
-/// first), the positions of the new ones (no cluster key) and of the old ones they could be
-/// compared with (`kept`), ascending, and their signatures.
-struct Members {
+/// What an update clusters: the items (`rows`, newest first, those in the window first), the
+/// positions of the new ones (no cluster key) and of the old ones they could be compared with
+/// (`kept`), ascending, and the new ones' signatures (by place in `new`).
+struct Update {
     rows: Vec<ClusterRow>,
     kept: Vec<usize>,
-    old_sigs: HashMap<usize, cluster::Signature>,
     new: Vec<usize>,
     new_sigs: Vec<Option<cluster::Signature>>,
 }
 
-/// The CPU part of [`cluster_items`]: each new member's row and the row of the member whose
-/// key names its cluster (itself when it starts one).
-fn assign_clusters(m: &Members, threshold: f64, window: chrono::Duration) -> Vec<(usize, usize)> {
-    let rows = &m.rows;
-    // In position order (the signatures are borrowed, not gathered).
-    let mut members: Vec<(usize, Option<&cluster::Signature>)> = m
-        .kept
-        .iter()
-        .map(|n| (*n, m.old_sigs.get(n)))
-        .chain(
-            m.new
-                .iter()
-                .copied()
-                .zip(m.new_sigs.iter().map(Option::as_ref)),
-        )
-        .collect();
-    members.sort_unstable_by_key(|(n, _)| *n);
-    let of = members_of(rows, members.iter().copied());
-    let row = |i: usize| &rows[members[i].0];
-    let roots = cluster::assign(&of, threshold, window, |a, b| cmp_rows(row(a), row(b)));
-    members
-        .iter()
-        .zip(roots)
-        .filter(|((n, _), _)| rows[*n].cluster.is_none())
-        .map(|((n, _), root)| (*n, members[root as usize].0))
-        .collect()
+/// An update's members paired ([`cluster::Candidates::pairs`]) and compared as far as the new
+/// members' signatures go: what is left waits for the old members' signatures.
+struct Paired {
+    update: Update,
+    /// The members' rows, ascending (the kept old members and the new ones).
+    place: Vec<usize>,
+    of: Vec<cluster::Member<'static>>,
+    order: Vec<usize>,
+    matches: cluster::Matches,
+    /// Pairs whose earlier member is old and that its signature decides, as
+    /// (earlier << 32 | later), sorted.
+    across: Vec<u64>,
+}
+
+impl Update {
+    /// The new members' signature, by row.
+    fn signature(&self, n: usize) -> Option<&cluster::Signature> {
+        let at = self.new.binary_search(&n).ok()?;
+        self.new_sigs[at].as_ref()
+    }
+
+    /// Pairs the members by `candidates` (the table of the new members' values, every old
+    /// member that could be kept offered by row) and compares each pair of two new members.
+    fn pair(
+        self,
+        candidates: &cluster::Candidates,
+        threshold: f64,
+        window: chrono::Duration,
+    ) -> Paired {
+        let mut place: Vec<usize> = self.kept.iter().chain(&self.new).copied().collect();
+        place.sort_unstable();
+        let of = members_of(&self.rows, place.iter().map(|n| (*n, None)));
+        let order = cluster::order(&of, |a, b| {
+            cmp_rows(&self.rows[place[a]], &self.rows[place[b]])
+        });
+        // The old members come first in `order`, in the order of their rows.
+        let old = self.kept.len();
+        let mut matches = cluster::Matches::new(&of, &order, threshold, window);
+        let mut across = Vec::new();
+        // Pairs come as they are made, some more than once: comparing a pair again changes
+        // nothing, and they are never all held.
+        candidates.each_pair(
+            &of,
+            &order,
+            |m| self.signature(place[m]),
+            |n| {
+                self.kept
+                    .binary_search(&(n as usize))
+                    .expect("a kept member") as u32
+            },
+            |later, earlier| {
+                let sigs = || {
+                    (
+                        self.signature(place[order[later]]),
+                        self.signature(place[order[earlier]]),
+                    )
+                };
+                matches.compare_or_wait(&of, &order, later, earlier, old, sigs, &mut across);
+            },
+        );
+        across.sort_unstable();
+        across.dedup();
+        Paired {
+            update: self,
+            place,
+            of,
+            order,
+            matches,
+            across,
+        }
+    }
+}
+
+impl Paired {
+    /// The rows of the old members whose signatures are asked for, ascending.
+    fn passing(&self) -> Vec<usize> {
+        let mut rows: Vec<usize> = self
+            .across
+            .iter()
+            .map(|p| self.update.kept[(p >> 32) as usize])
+            .collect();
+        rows.dedup();
+        rows
+    }
+
+    /// Compares the old member of row `n`, with signature `sig`, with the new members it is
+    /// paired with.
+    fn pass(&mut self, n: usize, sig: Option<&cluster::Signature>) {
+        let Ok(earlier) = self.update.kept.binary_search(&n) else {
+            return;
+        };
+        let later_sig = |later: usize| self.update.signature(self.place[self.order[later]]);
+        self.matches
+            .compare_waiting(&self.of, &self.order, &self.across, earlier, sig, later_sig);
+    }
+
+    /// Each new member's row and the row of the member whose key names its cluster (itself
+    /// when it starts one), and the rows back.
+    fn assigned(self) -> (Vec<(usize, usize)>, Vec<ClusterRow>) {
+        let roots = self.matches.clusters(&self.order);
+        let rows = self.update.rows;
+        let assigned = self
+            .place
+            .iter()
+            .zip(roots)
+            .filter(|(n, _)| rows[**n].cluster.is_none())
+            .map(|(n, root)| (*n, self.place[root as usize]))
+            .collect();
+        (assigned, rows)
+    }
+}
+
+/// An update's comparing: the new members with each other and with the kept old members, by
+/// the pairs `candidates` makes, the old members' signatures read and compared as they pass.
+/// Neither the old members' signatures nor their band values are held: where templated text
+/// makes band values popular, the kept old members were most of the members (243,000 against
+/// 8,000 new ones on ../shared/bench's corpus at N = 10,000) and their signatures, held by
+/// row, most of the run's peak.
+async fn compare_update<S: Store>(
+    ctx: &Ctx<S>,
+    update: Update,
+    candidates: cluster::Candidates,
+    threshold: f64,
+    window: chrono::Duration,
+) -> Result<(Vec<(usize, usize)>, Vec<ClusterRow>), StoreError> {
+    let task = |e: tokio::task::JoinError| StoreError::Task(e.to_string());
+    let mut paired =
+        tokio::task::spawn_blocking(move || update.pair(&candidates, threshold, window))
+            .await
+            .map_err(task)?;
+    let passing = paired.passing();
+    // (`pass` does not read the rows.)
+    let rows = std::mem::take(&mut paired.update.rows);
+    signatures_of(ctx, &rows, &passing, false, |n, sig| {
+        paired.pass(n, sig.as_ref())
+    })
+    .await?;
+    paired.update.rows = rows;
+    tokio::task::spawn_blocking(move || paired.assigned())
+        .await
+        .map_err(task)
 }
 
 /// The [`cluster::Member`]s of the rows at `members` (positions, with their signatures).
@@ -1525,7 +1631,7 @@ struct Compared {
     band: Option<crate::store::BandUpdate>,
 }
 
-/// [`assign_clusters`] over the first `n` rows (the window), every one compared, without
+/// Clustering of the first `n` rows (the window), every one compared, without
 /// holding all their signatures: at a first run every member is new, and their signatures
 /// were the largest part of the run's peak memory (320 bytes a member, 19 MB at N = 1,000
 /// sources). The band values are made in two passes over the stored signatures, half of the
@@ -1533,7 +1639,7 @@ struct Compared {
 /// within the window, sharing no exact key) are read again, to be compared (about half of them
 /// at a first run). The first pass signs the items stored without
 /// a signature and saves what it signs, so the later passes read those too. Returns the new
-/// members' rows and their roots' (as [`assign_clusters`]), the rows, how many items were
+/// members' rows and their roots' (as [`Paired::assigned`]), the rows, how many items were
 /// signed, the milliseconds from its start to its last read, and when that was.
 async fn assign_streamed<S: Store>(
     ctx: &Ctx<S>,
@@ -1633,18 +1739,8 @@ async fn assign_streamed<S: Store>(
     let (mut matches, of, order, pairs, held, across) = tokio::task::spawn_blocking(move || {
         let mut across: Vec<u64> = Vec::new();
         for (later, earlier) in pairs.later_in(mid..n) {
-            let mut asked = false;
-            matches.compare(&of, &order, later, earlier, || {
-                if earlier < mid {
-                    asked = true;
-                    (None, None)
-                } else {
-                    (held.get(order[later]), held.get(order[earlier]))
-                }
-            });
-            if asked {
-                across.push((earlier as u64) << 32 | later as u64);
-            }
+            let sigs = || (held.get(order[later]), held.get(order[earlier]));
+            matches.compare_or_wait(&of, &order, later, earlier, mid, sigs, &mut across);
         }
         across.sort_unstable();
         (matches, of, order, pairs, held, across)
@@ -1657,16 +1753,8 @@ async fn assign_streamed<S: Store>(
     passing.sort_unstable();
     signatures_of(ctx, &rows, &passing, false, |r, sig| {
         let earlier = pos_of[r] as usize;
-        let from = across.partition_point(|p| (p >> 32) < earlier as u64);
-        for p in across[from..]
-            .iter()
-            .take_while(|p| (*p >> 32) == earlier as u64)
-        {
-            let later = (p & 0xFFFF_FFFF) as usize;
-            matches.compare(&of, &order, later, earlier, || {
-                (held.get(order[later]), sig.as_ref())
-            });
-        }
+        let later_sig = |later: usize| held.get(order[later]);
+        matches.compare_waiting(&of, &order, &across, earlier, sig.as_ref(), later_sig);
     })
     .await?;
     drop((passing, across, held, pos_of));
@@ -2514,7 +2602,7 @@ mod tests {
     /// strings: of "a"/"z" and "a-b"/"a", "urn:feedloom:a-b:a" comes first ('-' sorts before
     /// ':'), though ("a", "z") is before ("a-b", "a") as a pair. The first starts the cluster.
     #[test]
-    fn assign_clusters_breaks_ties_by_published_id() {
+    fn an_update_breaks_ties_by_published_id() {
         let t = 1_750_000_000;
         let row = |source: &str, id: &str| ClusterRow {
             source: source.into(),
@@ -2533,17 +2621,22 @@ mod tests {
             vec![row("a-b", "a"), row("a", "z")],
         ] {
             let b = rows.iter().position(|r| &*r.source == "a-b").unwrap();
-            let m = Members {
+            let update = Update {
                 rows,
                 kept: Vec::new(),
-                old_sigs: HashMap::new(),
                 new: vec![0, 1],
                 new_sigs: vec![Some(sig.clone()), Some(sig.clone())],
             };
-            let mut got = assign_clusters(&m, 0.2, chrono::Duration::hours(72));
+            let candidates = cluster::Candidates::new(update.new.iter().map(|n| {
+                let r = &update.rows[*n];
+                (Some(&sig), cluster::exact_keys_of(r.link_key(), &r.id))
+            }));
+            let paired = update.pair(&candidates, 0.2, chrono::Duration::hours(72));
+            assert!(paired.across.is_empty());
+            let (mut got, rows) = paired.assigned();
             got.sort();
             assert_eq!(got, [(0, b), (1, b)]);
-            assert_eq!(root_key(&m.rows[b]), "urn:feedloom:a-b:a");
+            assert_eq!(root_key(&rows[b]), "urn:feedloom:a-b:a");
         }
     }
 
@@ -2663,24 +2756,7 @@ mod tests {
     /// A store holding three sources that retell the same twenty stories (60 items each), each
     /// in its own words around a shared core: each story is one cluster of nine items.
     async fn twenty_stories(dir: &std::path::Path) -> Ctx<crate::store::AnyStore> {
-        let text = format!(
-            "[settings]\ndatabase = {:?}\noutput_dir = {:?}\n\
-             [[source]]\nname = \"a\"\nurl = \"https://a.example/feed\"\n\
-             [[source]]\nname = \"b\"\nurl = \"https://b.example/feed\"\n\
-             [[source]]\nname = \"c\"\nurl = \"https://c.example/feed\"\n\
-             [[feed]]\nname = \"all\"\ntitle = \"All\"\ndedupe = \"similar\"\n",
-            dir.join("feedloom.db"),
-            dir.join("public"),
-        );
-        let config = Config::parse(&text, &dir.join("config.toml")).unwrap();
-        let ctx = Ctx {
-            store: crate::store::AnyStore::open(&config.settings.database, 2)
-                .await
-                .unwrap(),
-            fetcher: Fetcher::new(&config.settings).unwrap(),
-            detector: Arc::new(Detector::new(&[])),
-            config: Arc::new(config),
-        };
+        let ctx = similar_ctx(dir).await;
         let now = Utc::now();
         for (s, source) in ["a", "b", "c"].into_iter().enumerate() {
             let items: Vec<crate::model::Item> = (0..60)
@@ -2703,6 +2779,126 @@ mod tests {
                 .unwrap();
         }
         ctx
+    }
+
+    /// A store in `dir` for sources a, b and c, with one feed that dedupes similar items.
+    pub(super) async fn similar_ctx(dir: &std::path::Path) -> Ctx<crate::store::AnyStore> {
+        let text = format!(
+            "[settings]\ndatabase = {:?}\noutput_dir = {:?}\n\
+             [[source]]\nname = \"a\"\nurl = \"https://a.example/feed\"\n\
+             [[source]]\nname = \"b\"\nurl = \"https://b.example/feed\"\n\
+             [[source]]\nname = \"c\"\nurl = \"https://c.example/feed\"\n\
+             [[feed]]\nname = \"all\"\ntitle = \"All\"\ndedupe = \"similar\"\n",
+            dir.join("feedloom.db"),
+            dir.join("public"),
+        );
+        let config = Config::parse(&text, &dir.join("config.toml")).unwrap();
+        Ctx {
+            store: crate::store::AnyStore::open(&config.settings.database, 2)
+                .await
+                .unwrap(),
+            fetcher: Fetcher::new(&config.settings).unwrap(),
+            detector: Arc::new(Detector::new(&[])),
+            config: Arc::new(config),
+        }
+    }
+
+    /// An update's clustering gives each new item the key `cluster::assign` gives it over every
+    /// item in the window (old ones keeping theirs), also where a shared template paragraph
+    /// makes band values held by more items than `BUCKET_CAP` and many old items are kept: five
+    /// sources retelling stories old and new, in rounds.
+    #[tokio::test]
+    async fn an_update_gives_new_items_the_keys_assign_gives_over_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = similar_ctx(dir.path()).await;
+        let settings = &ctx.config.settings;
+        let window = chrono::Duration::from_std(settings.similar_window).unwrap();
+        let template: Vec<String> = (0..20).map(|w| format!("template{w}")).collect();
+        let mut next = crate::cluster::tests::seeded(5);
+        let mut items: HashMap<(String, String), crate::model::Item> = HashMap::new();
+        let t0 = Utc::now() - chrono::Duration::hours(10);
+        let mut joined_old = 0;
+        for round in 0..5 {
+            let now = t0 + chrono::Duration::minutes(30 * round);
+            for s in 0..5 {
+                let source = format!("t{s}");
+                let fresh: Vec<crate::model::Item> = (0..if round == 0 { 30 } else { 8 })
+                    .map(|i| {
+                        let story = next(40);
+                        let core: Vec<String> = (0..40).map(|w| format!("s{story}w{w}")).collect();
+                        let mut own: Vec<String> =
+                            (0..20).map(|w| format!("r{round}t{s}i{i}w{w}")).collect();
+                        own.extend(template.iter().cloned());
+                        story_item(
+                            format!("https://{source}.example/{round}/{i}"),
+                            &core,
+                            &own,
+                            now - chrono::Duration::minutes(next(300) as i64),
+                        )
+                    })
+                    .collect();
+                for it in &fresh {
+                    items.insert((source.clone(), it.id.clone()), it.clone());
+                }
+                let sigs = signature_bytes(&fresh);
+                ctx.store
+                    .upsert_signed_items(&source, &fresh, sigs, &[], None, now)
+                    .await
+                    .unwrap();
+            }
+            // The model: `assign` over every item, in the order clustering takes them.
+            let mut rows = ctx.store.cluster_rows().await.unwrap();
+            rows.sort_by(|a, b| {
+                b.date
+                    .cmp(&a.date)
+                    .then_with(|| (&a.source, &a.id).cmp(&(&b.source, &b.id)))
+            });
+            let sigs: Vec<Option<cluster::Signature>> = rows
+                .iter()
+                .map(|r| {
+                    let key = (r.source.to_string(), r.id.to_string());
+                    items.get(&key).and_then(cluster::signature)
+                })
+                .collect();
+            let of = members_of(&rows, sigs.iter().enumerate().map(|(n, s)| (n, s.as_ref())));
+            let roots = cluster::assign(&of, settings.similar_threshold, window, |a, b| {
+                cmp_rows(&rows[a], &rows[b])
+            });
+            let key_of = |n: usize| match &rows[n].cluster {
+                Some(ClusterKey::Joined(k)) => k.clone(),
+                _ => publish::output_id(&rows[n].source, &rows[n].id),
+            };
+            let mut want: Vec<(String, String, String)> = (0..rows.len())
+                .map(|n| {
+                    let key = key_of(if rows[n].cluster.is_some() {
+                        n
+                    } else {
+                        roots[n] as usize
+                    });
+                    (rows[n].source.to_string(), rows[n].id.to_string(), key)
+                })
+                .collect();
+            want.sort();
+            joined_old += (0..rows.len())
+                .filter(|n| {
+                    rows[*n].cluster.is_none() && rows[roots[*n] as usize].cluster.is_some()
+                })
+                .count();
+            cluster_items(&ctx).await.unwrap();
+            let got = stored_keys(&ctx.store).await;
+            assert_eq!(got.len(), want.len());
+            let differ: Vec<_> = got.iter().zip(&want).filter(|(g, w)| g != w).collect();
+            assert!(
+                differ.is_empty(),
+                "round {round}: {} keys differ, first {:?}",
+                differ.len(),
+                differ.first()
+            );
+        }
+        assert!(
+            joined_old > 20,
+            "new items joined old clusters: {joined_old}"
+        );
     }
 
     /// `explain` shows the `recent` newest candidates with the decisions a decision over every

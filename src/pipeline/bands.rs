@@ -492,40 +492,18 @@ pub async fn sweep(state: &BandState, token: u64) {
 mod tests {
     use std::collections::BTreeMap;
     use std::path::Path;
-    use std::sync::Arc;
 
     use chrono::Duration;
     use rusqlite::Connection;
 
     use super::*;
-    use crate::config::Config;
-    use crate::fetch::Fetcher;
     use crate::model::Item;
-    use crate::normalize::language::Detector;
-    use crate::pipeline::tests::stored_keys;
-    use crate::store::AnyStore;
+    use crate::pipeline::tests::{similar_ctx as store_in, stored_keys};
 
     /// [`min_budget`] in tests (every path gives the same keys: another test running beside
     /// the one that lowers it only takes another path).
     pub static MIN_BUDGET: std::sync::atomic::AtomicUsize =
         std::sync::atomic::AtomicUsize::new(4096);
-
-    async fn store_in(dir: &Path) -> Ctx<AnyStore> {
-        let text = format!(
-            "[settings]\ndatabase = {:?}\noutput_dir = {:?}\n\
-             [[source]]\nname = \"a\"\nurl = \"https://a.example/feed\"\n\
-             [[feed]]\nname = \"all\"\ntitle = \"All\"\ndedupe = \"similar\"\n",
-            dir.join("feedloom.db"),
-            dir.join("public"),
-        );
-        let config = Config::parse(&text, &dir.join("config.toml")).unwrap();
-        Ctx {
-            store: AnyStore::open(&config.settings.database, 2).await.unwrap(),
-            fetcher: Fetcher::new(&config.settings).unwrap(),
-            detector: Arc::new(Detector::new(&[])),
-            config: Arc::new(config),
-        }
-    }
 
     /// An item of the model: which story it retells, in which words, dated how long ago.
     #[derive(Clone, Copy)]
