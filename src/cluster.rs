@@ -886,15 +886,97 @@ impl Matches {
 /// a run of one value, at most `BUCKET_CAP` of them, and the old members among those are the
 /// latest old members of the run, which are kept.
 pub struct Candidates {
-    /// Two bits of one word per hashed table key (a blocked Bloom filter): most old members'
-    /// values miss here, at the cost of one cached read, and with two bits four times fewer
-    /// pass to the map than with one (on 64 values of each of 600,000 old members at
-    /// N = 10,000 sources, the map's look-ups were most of the probe).
+    /// By band, and last the exact keys: that band's values of the new members (an exact key's
+    /// value is its hash's high half, as `assign` groups it). A table per band keeps what one
+    /// band's probes touch small (for 8,000 new members some 650 KB, within a core's cache):
+    /// old members are offered a batch at a time, band by band ([`Candidates::offer_batch`]).
+    /// One table of every band's values (46 MB for 8,000 new members) missed the cache on
+    /// nearly every value found in it, where templated text makes values popular.
+    tables: Vec<Table>,
+}
+
+/// One band's values of the new members.
+struct Table {
+    /// Two bits of one word per value (a blocked Bloom filter): most old members' values miss
+    /// here, at the cost of one cached read, and with two bits four times fewer pass to the map
+    /// than with one.
     bits: Vec<u64>,
     shift: u32,
-    /// Table key (band << 32 | band value, or exact value) → the latest old positions with it.
-    /// (foldhash: the keys are hashes already, and SipHash was a third of probing.)
-    latest: HashMap<u64, Latest, foldhash::fast::RandomState>,
+    /// Value → where its latest holders are, and the least position that can still join them.
+    /// (foldhash: the values are hashes already, and SipHash was a third of probing.)
+    slots: HashMap<u32, Slot, foldhash::fast::RandomState>,
+    /// The latest old positions holding each value, by [`Slot::at`].
+    latest: Vec<Latest>,
+}
+
+/// A value's entry in its table: 8 bytes, so that one band's entries stay in the cache (for
+/// 8,000 new members some 200 KB with the map's own bytes). A value many old members hold
+/// (templated text) is offered most of them after it has its latest: they are turned away here
+/// without reading its holders.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// Positions below this are not among the latest (0 until `BUCKET_CAP` are held).
+    floor: u32,
+    at: u32,
+}
+
+impl Table {
+    fn new(mut values: Vec<u32>) -> Table {
+        // New members share values: sized for the distinct ones, the table is smaller and
+        // more of it stays in the cache.
+        values.sort_unstable();
+        values.dedup();
+        // About 16 bits per value: one old value in 70 or fewer reaches the map.
+        let bits = (values.len() * 16)
+            .next_power_of_two()
+            .clamp(1 << 9, 1 << 28);
+        let words = bits / 64;
+        let mut t = Table {
+            bits: vec![0; words],
+            shift: 64 - words.trailing_zeros(),
+            slots: HashMap::with_capacity_and_hasher(values.len(), Default::default()),
+            latest: vec![Latest::default(); values.len()],
+        };
+        for (at, v) in values.into_iter().enumerate() {
+            let (word, bits) = t.slot(v);
+            t.bits[word] |= bits;
+            t.slots.insert(
+                v,
+                Slot {
+                    floor: 0,
+                    at: at as u32,
+                },
+            );
+        }
+        t
+    }
+
+    /// The word of `value` and its two bits in it: its own bits (a value is a hash's high
+    /// half already; mixing it again was a sixth of an update's probing).
+    fn slot(&self, value: u32) -> (usize, u64) {
+        let h = u64::from(value) << 32 | u64::from(value);
+        (
+            (h >> self.shift) as usize,
+            1 << (h & 63) | 1 << ((h >> 6) & 63),
+        )
+    }
+
+    fn probe(&mut self, value: u32, pos: u32) {
+        let (word, bits) = self.slot(value);
+        if self.bits[word] & bits == bits
+            && let Some(slot) = self.slots.get_mut(&value)
+            && pos >= slot.floor
+        {
+            slot.floor = self.latest[slot.at as usize].offer(pos);
+        }
+    }
+
+    /// The latest holders of `value`, if a new member has it.
+    fn holders(&self, value: u32) -> Option<&Latest> {
+        self.slots
+            .get(&value)
+            .map(|slot| &self.latest[slot.at as usize])
+    }
 }
 
 /// The (up to) [`BUCKET_CAP`] greatest positions offered.
@@ -905,18 +987,40 @@ struct Latest {
 }
 
 impl Latest {
-    fn offer(&mut self, pos: u32) {
+    /// Offers `pos`; gives the least position that can still join (0 while there is room).
+    fn offer(&mut self, pos: u32) -> u32 {
         let have = &mut self.pos[..self.len as usize];
-        if have.contains(&pos) {
-            return;
+        if !have.contains(&pos) {
+            if (self.len as usize) < BUCKET_CAP {
+                self.pos[self.len as usize] = pos;
+                self.len += 1;
+            } else if let Some(min) = have.iter_mut().min()
+                && *min < pos
+            {
+                *min = pos;
+            }
         }
         if (self.len as usize) < BUCKET_CAP {
-            self.pos[self.len as usize] = pos;
-            self.len += 1;
-        } else if let Some(min) = have.iter_mut().min()
-            && *min < pos
-        {
-            *min = pos;
+            0
+        } else {
+            self.pos.iter().min().copied().unwrap_or(0)
+        }
+    }
+}
+
+/// Offers a batch's values of the bands from `first` on to their `tables`: the values made
+/// first, a member's at a time, then looked up a band at a time.
+fn offer_bands(tables: &mut [Table], first: usize, batch: &[(u32, Signature)]) {
+    let n = batch.len();
+    let mut values = vec![0u32; tables.len() * n];
+    for (i, (_, sig)) in batch.iter().enumerate() {
+        for g in 0..tables.len() {
+            values[g * n + i] = bands::band_value(sig, first + g);
+        }
+    }
+    for (t, values) in tables.iter_mut().zip(values.chunks_exact(n.max(1))) {
+        for (v, (pos, _)) in values.iter().zip(batch) {
+            t.probe(*v, *pos);
         }
     }
 }
@@ -932,51 +1036,17 @@ impl Candidates {
     pub fn new<'a>(
         new: impl IntoIterator<Item = (Option<&'a Signature>, [Option<u64>; 2])>,
     ) -> Candidates {
-        let mut keys = Vec::new();
+        let mut values: Vec<Vec<u32>> = vec![Vec::new(); BANDS + 1];
         for (sig, exact) in new {
             if let Some(sig) = sig {
-                keys.extend((0..BANDS).map(|b| table_key(b, band_key(sig, b))));
+                for (b, v) in values.iter_mut().take(BANDS).enumerate() {
+                    v.push(bands::band_value(sig, b));
+                }
             }
-            keys.extend(
-                exact
-                    .iter()
-                    .flatten()
-                    .map(|k| table_key(BANDS, exact_key(*k))),
-            );
+            values[BANDS].extend(exact.iter().flatten().map(|k| (exact_key(*k) >> 32) as u32));
         }
-        // About 16 bits per key: one old value in 70 or fewer reaches the map.
-        let bits = (keys.len() * 16)
-            .next_power_of_two()
-            .clamp(1 << 12, 1 << 28);
-        let words = bits / 64;
-        let mut c = Candidates {
-            bits: vec![0; words],
-            shift: 64 - words.trailing_zeros(),
-            latest: HashMap::with_capacity_and_hasher(keys.len(), Default::default()),
-        };
-        for k in keys {
-            let (word, bits) = c.slot(k);
-            c.bits[word] |= bits;
-            c.latest.entry(k).or_default();
-        }
-        c
-    }
-
-    /// The word of `key` and its two bits in it.
-    fn slot(&self, key: u64) -> (usize, u64) {
-        let h = splitmix(key);
-        (
-            (h >> self.shift) as usize,
-            1 << (h & 63) | 1 << ((h >> 6) & 63),
-        )
-    }
-
-    fn probe(&mut self, key: u64, pos: u32) {
-        let (word, bits) = self.slot(key);
-        if self.bits[word] & bits == bits
-            && let Some(l) = self.latest.get_mut(&key)
-        {
-            l.offer(pos);
+        Candidates {
+            tables: values.into_iter().map(Table::new).collect(),
         }
     }
 
@@ -984,29 +1054,49 @@ impl Candidates {
     /// members given to `assign` with a key, in their order; any increasing numbering works).
     pub fn offer(&mut self, pos: u32, signature: Option<&Signature>, exact: [Option<u64>; 2]) {
         if let Some(sig) = signature {
-            for b in 0..BANDS {
-                self.probe(table_key(b, band_key(sig, b)), pos);
+            for (b, t) in self.tables.iter_mut().take(BANDS).enumerate() {
+                t.probe(bands::band_value(sig, b), pos);
             }
         }
         for k in exact.iter().flatten() {
-            self.probe(table_key(BANDS, exact_key(*k)), pos);
+            self.tables[BANDS].probe((exact_key(*k) >> 32) as u32, pos);
         }
+    }
+
+    /// [`Candidates::offer`] of the signatures of a batch of old members (by position), band
+    /// by band, the bands shared out among the cores: each band's table is read for the whole
+    /// batch while it is in the cache. (An update where templated text makes values popular
+    /// offers every old member of the window: 38 million values at N = 10,000 sources.)
+    pub fn offer_batch(&mut self, batch: &[(u32, Signature)]) {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per = BANDS.div_ceil(cores.clamp(1, BANDS));
+        std::thread::scope(|s| {
+            let mut groups = self.tables[..BANDS].chunks_mut(per).enumerate();
+            let here = groups.next();
+            for (g, tables) in groups {
+                s.spawn(move || offer_bands(tables, g * per, batch));
+            }
+            if let Some((g, tables)) = here {
+                offer_bands(tables, g * per, batch);
+            }
+        });
     }
 
     /// Whether the latest old members offered with band `b`'s value `value` are as many as
     /// `assign` pairs a member with, all at `least` or later: then no member not offered yet
     /// that is earlier than `least` would be kept for it.
     pub fn settles(&self, b: usize, value: u32, least: u32) -> bool {
-        self.latest
-            .get(&((b as u64) << 32 | u64::from(value)))
+        self.tables[b]
+            .holders(value)
             .is_some_and(|l| l.len as usize == BUCKET_CAP && l.pos.iter().all(|p| *p >= least))
     }
 
     /// The positions of the old members to give `assign`, ascending.
     pub fn kept(&self) -> Vec<u32> {
         let mut kept: Vec<u32> = self
-            .latest
-            .values()
+            .tables
+            .iter()
+            .flat_map(|t| &t.latest)
             .flat_map(|l| l.pos.into_iter().take(l.len as usize))
             .collect();
         kept.sort_unstable();
@@ -1054,7 +1144,8 @@ impl Candidates {
         let mut run: Vec<u32> = Vec::new();
         for news in held.chunk_by(|a, b| a.0 == b.0) {
             run.clear();
-            if let Some(l) = self.latest.get(&news[0].0) {
+            let (band, value) = ((news[0].0 >> 32) as usize, news[0].0 as u32);
+            if let Some(l) = self.tables[band].holders(value) {
                 run.extend(l.pos[..l.len as usize].iter().map(|p| old_pos(*p)));
                 run.sort_unstable();
             }
@@ -1395,6 +1486,23 @@ pub(crate) mod tests {
             }
             let kept = c.kept();
             assert!(kept.iter().all(|i| members[*i as usize].keyed));
+            // Offered in batches, band by band, in another order: the same members kept.
+            let mut batched = Candidates::new(
+                new.iter()
+                    .map(|i| (members[*i].signature, members[*i].exact)),
+            );
+            let signed: Vec<(u32, Signature)> = old
+                .iter()
+                .rev()
+                .filter_map(|i| Some((*i as u32, members[*i].signature?.clone())))
+                .collect();
+            for batch in signed.chunks(3) {
+                batched.offer_batch(batch);
+            }
+            for i in &old {
+                batched.offer(*i as u32, None, members[*i].exact);
+            }
+            assert_eq!(batched.kept(), kept, "round {round}");
             // Each of `some` as its place in `members`.
             let place: Vec<usize> = kept
                 .iter()

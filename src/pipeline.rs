@@ -1062,40 +1062,48 @@ async fn cluster_all<S: Store>(
         // without it, every one is read and probed.
         let mut plan =
             bands::plan(ctx, band.as_ref(), &rows, in_window, since, &old, &new_sigs).await?;
-        if plan.probe.is_some() {
-            for n in &old {
-                candidates.offer(*n as u32, None, exact(*n));
-            }
+        // Every old member's exact keys (from its row), once; its signature when it is read.
+        for n in &old {
+            candidates.offer(*n as u32, None, exact(*n));
         }
         let mut delta = bands::Delta::default();
+        // Signatures are offered a batch at a time ([`cluster::Candidates::offer_batch`]).
+        let mut batch: Vec<(u32, cluster::Signature)> = Vec::with_capacity(OFFER_BATCH);
         signed += signatures_of(
             ctx,
             &rows,
             plan.probe.as_ref().unwrap_or(&old),
             true,
             |n, sig| {
-                if n < in_window && rows[n].cluster.is_some() {
-                    candidates.offer(n as u32, sig.as_ref(), exact(n));
+                let Some(sig) = sig else {
+                    return;
+                };
+                if plan.logged.binary_search(&n).is_ok() {
+                    delta.add(&rows[n], &sig);
                 }
-                if let Some(sig) = &sig {
-                    if plan.logged.binary_search(&n).is_ok() {
-                        delta.add(&rows[n], sig);
-                    }
-                    plan.keep.add(&rows[n], sig);
+                plan.keep.add(&rows[n], &sig);
+                if n < in_window && rows[n].cluster.is_some() {
+                    offer_batched(&mut candidates, &mut batch, n, sig);
                 }
             },
         )
         .await?;
+        candidates.offer_batch(&batch);
+        batch.clear();
         // Values of which only the latest holders were probed, and whose latest true holders
         // were not all among them: the rest of their holders too.
         let more = plan.unsettled(&candidates);
         if !more.is_empty() {
             debug!(more = more.len(), "band index: unsettled values");
             signed += signatures_of(ctx, &rows, &more, true, |n, sig| {
-                candidates.offer(n as u32, sig.as_ref(), exact(n));
+                if let Some(sig) = sig {
+                    offer_batched(&mut candidates, &mut batch, n, sig);
+                }
             })
             .await?;
+            candidates.offer_batch(&batch);
         }
+        drop(batch);
         for (n, sig) in new.iter().zip(&new_sigs) {
             if let Some(sig) = sig {
                 plan.keep.add_new(&mut delta, &rows[*n], sig);
@@ -1428,6 +1436,24 @@ const KEYS_AT_ONCE: usize = 8192;
 
 /// How many items are read at once to be signed for clustering.
 const SIGN_BATCH: usize = 1024;
+
+/// How many old members' signatures an update offers to its candidates' table at once
+/// (320 bytes each).
+const OFFER_BATCH: usize = 4096;
+
+/// Adds the signature of the old member of row `n` to `batch`, offering the batch when full.
+fn offer_batched(
+    candidates: &mut cluster::Candidates,
+    batch: &mut Vec<(u32, cluster::Signature)>,
+    n: usize,
+    sig: cluster::Signature,
+) {
+    batch.push((n as u32, sig));
+    if batch.len() == OFFER_BATCH {
+        candidates.offer_batch(batch);
+        batch.clear();
+    }
+}
 
 /// How many signatures are read at once for clustering.
 const SIGNATURE_CHUNK: usize = 8192;
