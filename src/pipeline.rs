@@ -1263,7 +1263,7 @@ impl ClusterMap {
             mut joined, own, ..
         } = self;
         let heads: select::KeyMap<String> = joined
-            .values()
+            .keys()
             .map(|k| (xxhash_rust::xxh3::xxh3_128(k.as_bytes()), k.clone()))
             .collect();
         for (item, hash) in own {
