@@ -1262,10 +1262,13 @@ impl ClusterMap {
         let ClusterMap {
             mut joined, own, ..
         } = self;
-        let heads: select::KeyMap<String> = joined
-            .keys()
-            .map(|k| (xxhash_rust::xxh3::xxh3_128(k.as_bytes()), k.clone()))
-            .collect();
+        // Each cluster's key once (its members hold copies of it).
+        let mut heads: select::KeyMap<String> = select::KeyMap::default();
+        for k in joined.keys() {
+            heads
+                .entry(xxhash_rust::xxh3::xxh3_128(k.as_bytes()))
+                .or_insert_with(|| k.clone());
+        }
         for (item, hash) in own {
             if let Some(k) = heads.get(&hash) {
                 joined.insert(item, k.clone());
