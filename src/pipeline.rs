@@ -1471,7 +1471,7 @@ struct Update {
     new_sigs: Vec<Option<cluster::Signature>>,
 }
 
-/// An update's members paired ([`cluster::Candidates::pairs`]) and compared as far as the new
+/// An update's members paired ([`cluster::Candidates::each_pair`]) and compared as far as the new
 /// members' signatures go: what is left waits for the old members' signatures.
 struct Paired {
     update: Update,
