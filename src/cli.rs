@@ -97,7 +97,7 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum SourcesAction {
-    /// Add every feed of an OPML file that is not configured yet as a `[[source]]`.
+    /// Add every feed of an OPML file that is not configured yet as a [[source]].
     Import {
         /// The OPML file.
         file: PathBuf,
