@@ -962,9 +962,20 @@ impl Table {
     }
 
     fn probe(&mut self, value: u32, pos: u32) {
+        if self.may_hold(value) {
+            self.offer(value, pos);
+        }
+    }
+
+    /// Whether a new member may hold `value` (the filter: false means none does).
+    fn may_hold(&self, value: u32) -> bool {
         let (word, bits) = self.slot(value);
-        if self.bits[word] & bits == bits
-            && let Some(slot) = self.slots.get_mut(&value)
+        self.bits[word] & bits == bits
+    }
+
+    /// Offers `pos` as a holder of `value`, if a new member holds it.
+    fn offer(&mut self, value: u32, pos: u32) {
+        if let Some(slot) = self.slots.get_mut(&value)
             && pos >= slot.floor
         {
             slot.floor = self.latest[slot.at as usize].offer(pos);
@@ -1018,9 +1029,18 @@ fn offer_bands(tables: &mut [Table], first: usize, batch: &[(u32, Signature)]) {
             values[g * n + i] = bands::band_value(sig, first + g);
         }
     }
+    // Which values pass a band's filter is found first, without branches (about a quarter
+    // pass where values are popular, so a branch on each was mispredicted often), then those
+    // are looked up.
+    let mut passed = vec![0u32; n];
     for (t, values) in tables.iter_mut().zip(values.chunks_exact(n.max(1))) {
-        for (v, (pos, _)) in values.iter().zip(batch) {
-            t.probe(*v, *pos);
+        let mut k = 0;
+        for (i, v) in values.iter().enumerate() {
+            passed[k] = i as u32;
+            k += usize::from(t.may_hold(*v));
+        }
+        for i in &passed[..k] {
+            t.offer(values[*i as usize], batch[*i as usize].0);
         }
     }
 }
