@@ -4,11 +4,12 @@
 //! Text: title, lead and body (tags stripped, entities decoded), Unicode words, lower-cased with
 //! ё folded to е, each word reduced to its Snowball stem in the item's language (a language
 //! without a stemmer: its first six letters). Word 3-shingles of at most [`MAX_WORDS`] words are
-//! hashed; the signature is the minimum (its low 16 bits) of [`HASHES`] multiply-shift hashes over
-//! them, so the share of equal positions of two signatures estimates the Jaccard similarity of their
-//! shingle sets; [`HEAD_HASHES`] more do the same for the head (title and start of the lead). Two items
-//! match when their texts are alike by the threshold and, unless by far more, their heads are
-//! alike too ([`Signature::matches`]).
+//! hashed once each; the signature is a one-permutation MinHash of them into [`HASHES`] bins
+//! (each bin the least hash among those its top bits send there, its low 16 bits kept; an empty
+//! bin densified from a filled one), so the share of equal positions of two signatures estimates
+//! the Jaccard similarity of their shingle sets; [`HEAD_HASHES`] more bins do the same for the
+//! head (title and start of the lead). Two items match when their texts are alike by the
+//! threshold and, unless by far more, their heads are alike too ([`Signature::matches`]).
 //!
 //! Clustering: signatures are cut into bands of [`ROWS`] values; items sharing a band, or the
 //! same canonical link or URL/tag guid, are candidates; a candidate within the time window whose
@@ -33,7 +34,7 @@ use crate::model::Item;
 /// 0.24 and above and different stories on one topic at 0.12 and below.
 pub const DEFAULT_THRESHOLD: f64 = 0.2;
 
-/// Values in a signature.
+/// Values (bins) in a signature; a power of two.
 pub const HASHES: usize = 128;
 /// Values per LSH band: with 64 bands of 2, a pair at similarity 0.25 is a candidate with
 /// probability 0.98, at 0.3 with 0.998.
@@ -54,7 +55,7 @@ const MAX_TEXT: usize = 16 * 1024;
 /// hundreds of unrelated items share (boilerplate) adds no more, so the cost stays linear.
 pub const BUCKET_CAP: usize = 8;
 
-/// Values in the signature of an item's head (title and lead).
+/// Values (bins) in the signature of an item's head (title and lead); a power of two.
 pub const HEAD_HASHES: usize = 32;
 /// Words of the head: the title and the start of the lead.
 const HEAD_WORDS: usize = 40;
@@ -79,38 +80,40 @@ fn agreement(a: &[u16], b: &[u16]) -> f64 {
     same as f64 / a.len().max(1) as f64
 }
 
-/// Bytes of a stored signature: 16-bit values; before, 32-bit ones (read as their low halves,
-/// which is what signing the item again gives).
-const STORED: usize = (HASHES + HEAD_HASHES) * 2;
-const STORED_32: usize = (HASHES + HEAD_HASHES) * 4;
+/// The stored form's first byte: the formula that made the values. 2: one-permutation MinHash
+/// ([`one_permutation`]). The forms before it had no such byte (320 or 640 bytes: the values of
+/// 160 multiply-shift hashes), and values of two formulas cannot be compared.
+const FORMAT: u8 = 2;
+/// Bytes of a stored signature: the format byte, then the 16-bit values.
+const STORED: usize = 1 + (HASHES + HEAD_HASHES) * 2;
 
 impl Signature {
-    /// The stored form: the values (whole text, then head) as little-endian bytes.
+    /// The stored form: [`FORMAT`], then the values (whole text, then head) as little-endian
+    /// bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.full
-            .iter()
-            .chain(self.head.iter())
-            .flat_map(|v| v.to_le_bytes())
+        std::iter::once(FORMAT)
+            .chain(
+                self.full
+                    .iter()
+                    .chain(self.head.iter())
+                    .flat_map(|v| v.to_le_bytes()),
+            )
             .collect()
     }
 
-    /// The stored form read back (this one, or the earlier one of 32-bit values); `None` when
-    /// it is neither (then it is computed again).
+    /// The stored form read back; `None` when it is not this formula's (a signature of an
+    /// earlier one, which is then made again from the item).
     pub fn from_bytes(b: &[u8]) -> Option<Signature> {
-        // The width a constant, so reading the 16-bit form is a copy (an update reads every
-        // old member's signature: 578,000 at N = 10,000).
-        fn read<const WIDTH: usize>(b: &[u8]) -> Signature {
-            let value = |n: usize| u16::from_le_bytes([b[n * WIDTH], b[n * WIDTH + 1]]);
-            Signature {
-                full: std::array::from_fn(value),
-                head: std::array::from_fn(|n| value(HASHES + n)),
-            }
+        if b.len() != STORED || b[0] != FORMAT {
+            return None;
         }
-        match b.len() {
-            STORED => Some(read::<2>(b)),
-            STORED_32 => Some(read::<4>(b)),
-            _ => None,
-        }
+        // Indexing with a constant width, so reading it is a copy (an update reads every old
+        // member's signature: 578,000 at N = 10,000).
+        let value = |n: usize| u16::from_le_bytes([b[1 + n * 2], b[2 + n * 2]]);
+        Some(Signature {
+            full: std::array::from_fn(value),
+            head: std::array::from_fn(|n| value(HASHES + n)),
+        })
     }
 
     /// Estimated Jaccard similarity of the two items' shingle sets, 0 to 1.
@@ -139,21 +142,6 @@ const fn splitmix(mut z: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
-
-/// Multipliers (odd) and offsets of the signature's hash functions; fixed, since signatures
-/// are stored.
-const PARAMS: [(u64, u64); HASHES] = {
-    let mut p = [(0u64, 0u64); HASHES];
-    let mut i = 0;
-    while i < HASHES {
-        p[i] = (
-            splitmix(0x6665_6564_6c6f_6f6d ^ (2 * i as u64)) | 1,
-            splitmix(0x6c6f_6f6d_6665_6564 ^ (2 * i as u64 + 1)),
-        );
-        i += 1;
-    }
-    p
-};
 
 /// The text an item is compared by: title, lead and body as plain text, at most `MAX_TEXT`
 /// bytes.
@@ -247,30 +235,45 @@ fn shingle_hashes(words: &[u64]) -> Vec<u64> {
     }
 }
 
-/// MinHash of the hashed shingles `xs` with the first `sig.len()` hash functions (a multiple
-/// of four).
-///
-/// Four functions at a time over all the shingles: four independent chains of scalar
-/// multiplies. The compiler's build of all the functions for each shingle in turn ran two
-/// 64-bit lanes of SSE2, with emulated multiplies and minima: 1.7x the time (best of 5 on
-/// 2,000 items of 300 words, 79 -> 47 ms). The values are the same.
-fn minhash(xs: &[u64], sig: &mut [u16]) {
-    const _: () = assert!(HASHES.is_multiple_of(4) && HEAD_HASHES.is_multiple_of(4));
-    for (params, out) in PARAMS[..sig.len()]
-        .chunks_exact(4)
-        .zip(sig.chunks_exact_mut(4))
-    {
-        // Each minimum below 2^32: the high half of a 64-bit value.
-        let mut min = [u64::MAX; 4];
-        for x in xs {
-            for (m, (a, b)) in min.iter_mut().zip(params) {
-                *m = (*m).min(a.wrapping_mul(*x).wrapping_add(*b) >> 32);
-            }
-        }
-        for (v, m) in out.iter_mut().zip(min) {
-            *v = m as u16;
-        }
+/// One-permutation MinHash of the hashed shingles `xs` (at least one) into `K` bins: a
+/// shingle's hash picks its bin by its top bits, and each bin keeps the least of the rest of the
+/// hashes that fall in it. A bin no shingle fell in takes the value of the first filled bin
+/// along a probe sequence fixed by the bin alone (optimal densification), so two sets agree at
+/// a position with probability their Jaccard similarity, as with `K` independent hashes.
+fn one_permutation<const K: usize>(xs: &[u64], sig: &mut [u16; K]) {
+    const { assert!(K.is_power_of_two() && K > 1) };
+    let shift = 64 - K.trailing_zeros();
+    let mut min = [u64::MAX; K];
+    for x in xs {
+        let bin = (x >> shift) as usize;
+        let rest = x & (u64::MAX >> (64 - shift));
+        min[bin] = min[bin].min(rest);
     }
+    for (i, out) in sig.iter_mut().enumerate() {
+        let mut v = min[i];
+        if v == u64::MAX {
+            v = densified(&min, i);
+        }
+        *out = v as u16;
+    }
+}
+
+/// The value an empty bin `i` of `min` takes: that of the first filled bin along `i`'s probe
+/// sequence (at most 64 draws, then the next filled bin after `i`, so it ends however few are
+/// filled).
+fn densified<const K: usize>(min: &[u64; K], i: usize) -> u64 {
+    let mut state = splitmix(0x6f70_685f_6465_6e73 ^ i as u64);
+    for _ in 0..64 {
+        let j = (state >> (64 - K.trailing_zeros())) as usize;
+        if min[j] != u64::MAX {
+            return min[j];
+        }
+        state = splitmix(state);
+    }
+    (1..K)
+        .map(|d| min[(i + d) % K])
+        .find(|v| *v != u64::MAX)
+        .unwrap_or(u64::MAX)
 }
 
 /// The item's signature; `None` when it has no words.
@@ -314,10 +317,10 @@ fn sign_words(words: &[u64]) -> Signature {
         head: [0; HEAD_HASHES],
     };
     let xs = shingle_hashes(words);
-    minhash(&xs, &mut sig.full);
+    one_permutation::<HASHES>(&xs, &mut sig.full);
     // The head's shingles are the first of the whole text's: those of its first
     // `HEAD_WORDS` words (or, under three words, the one they all make).
-    minhash(
+    one_permutation::<HEAD_HASHES>(
         &xs[..xs.len().min(HEAD_WORDS - (SHINGLE - 1))],
         &mut sig.head,
     );
@@ -1184,13 +1187,14 @@ impl Candidates {
 pub(crate) mod tests {
     use super::*;
 
-    /// A signature's values are what the formula gives, worked out one at a time: each the
-    /// low 16 bits of the least, over the shingles of the whole text (or of its first
-    /// `HEAD_WORDS` words), of the high half of `a * x + b`. Stored signatures are compared
-    /// with new ones, so a faster build of it must give the same.
+    /// A signature's values are what the formula gives, worked out one bin at a time: a
+    /// shingle's hash (`splitmix` of the mixed word hashes) falls in the bin its top bits name,
+    /// a bin's value is the low 16 bits of the least of the other bits of the hashes in it, and
+    /// an empty bin takes the value of the first filled one along its probe sequence. Stored
+    /// signatures are compared with new ones, so a faster build of it must give the same.
     #[test]
     fn signatures_give_the_formulas_values() {
-        let reference = |words: &[u64], n: usize| -> Vec<u16> {
+        let reference = |words: &[u64], bins: usize| -> Vec<u16> {
             let shingles: Vec<u64> = if words.len() < SHINGLE {
                 vec![words.iter().fold(0, |acc, w| acc.rotate_left(21) ^ w)]
             } else {
@@ -1199,18 +1203,28 @@ pub(crate) mod tests {
                     .map(|w| w[0] ^ w[1].rotate_left(21) ^ w[2].rotate_left(42))
                     .collect()
             };
-            PARAMS[..n]
-                .iter()
-                .map(|(a, b)| {
-                    let least = shingles
-                        .iter()
-                        .map(|s| {
-                            let x = u128::from(splitmix(*s));
-                            ((u128::from(*a) * x + u128::from(*b)) >> 32) as u32
-                        })
-                        .min()
-                        .unwrap();
-                    least as u16
+            let bits = bins.trailing_zeros();
+            let filled = |bin: usize| {
+                shingles
+                    .iter()
+                    .map(|s| splitmix(*s))
+                    .filter(|h| (h >> (64 - bits)) as usize == bin)
+                    .map(|h| h % (1 << (64 - bits)))
+                    .min()
+            };
+            (0..bins)
+                .map(|bin| {
+                    let value = filled(bin).or_else(|| {
+                        let mut state = splitmix(0x6f70_685f_6465_6e73 ^ bin as u64);
+                        let mut probes = Vec::new();
+                        for _ in 0..64 {
+                            probes.push((state >> (64 - bits)) as usize);
+                            state = splitmix(state);
+                        }
+                        probes.extend((1..bins).map(|d| (bin + d) % bins));
+                        probes.into_iter().find_map(filled)
+                    });
+                    value.unwrap() as u16
                 })
                 .collect()
         };
@@ -1259,15 +1273,17 @@ pub(crate) mod tests {
         let a = signature(&item("1", "Визит", BODY)).unwrap();
         assert_eq!(Signature::from_bytes(&a.to_bytes()), Some(a.clone()));
         assert_eq!(Signature::from_bytes(&[1, 2, 3]), None);
-        assert_eq!(a.to_bytes().len(), 320);
-        // The earlier stored form, 32-bit values, reads as their low halves.
-        let wide: Vec<u8> = a
-            .full
-            .iter()
-            .chain(a.head.iter())
-            .flat_map(|v| (u32::from(*v) | 0xABCD_0000).to_le_bytes())
-            .collect();
-        assert_eq!(Signature::from_bytes(&wide), Some(a.clone()));
+        assert_eq!(a.to_bytes().len(), 321);
+        // The earlier formula's stored forms (16-bit and 32-bit values, no format byte) are
+        // not read: its values cannot be compared with these.
+        let values = || a.full.iter().chain(a.head.iter());
+        let narrow: Vec<u8> = values().flat_map(|v| v.to_le_bytes()).collect();
+        let wide: Vec<u8> = values().flat_map(|v| u32::from(*v).to_le_bytes()).collect();
+        assert_eq!(Signature::from_bytes(&narrow), None);
+        assert_eq!(Signature::from_bytes(&wide), None);
+        let mut other = a.to_bytes();
+        other[0] = 3;
+        assert_eq!(Signature::from_bytes(&other), None);
         let b = signature(&item("2", "ВИЗИТ", &BODY.replace('ё', "е"))).unwrap();
         assert_eq!(a.similarity(&b), 1.0, "case and ё do not matter");
         assert!(signature(&item("3", "", "")).is_none());

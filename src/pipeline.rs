@@ -2838,6 +2838,18 @@ mod tests {
     /// sources retelling stories old and new, in rounds.
     #[tokio::test]
     async fn an_update_gives_new_items_the_keys_assign_gives_over_all() {
+        update_against_assign(false).await;
+    }
+
+    /// The same where the first round's signatures were stored by the earlier formula (no
+    /// format byte): they are not read as this one's but made again from the items, so new
+    /// items still join the old stories, and every stored signature ends in this form.
+    #[tokio::test]
+    async fn signatures_of_the_earlier_formula_are_made_again() {
+        update_against_assign(true).await;
+    }
+
+    async fn update_against_assign(earlier_formula: bool) {
         let dir = tempfile::tempdir().unwrap();
         let ctx = similar_ctx(dir.path()).await;
         let settings = &ctx.config.settings;
@@ -2923,11 +2935,36 @@ mod tests {
                 differ.len(),
                 differ.first()
             );
+            if earlier_formula && round == 0 {
+                // As a database of the earlier build holds them: 320 bytes of other values,
+                // without the format byte (and no log of items signed again).
+                let c = rusqlite::Connection::open(dir.path().join("feedloom.db")).unwrap();
+                let n = c
+                    .execute("UPDATE signatures SET signature = randomblob(320)", [])
+                    .unwrap();
+                assert!(n > 100, "{n} signatures rewritten");
+                c.execute("DELETE FROM band_log", []).unwrap();
+            }
         }
         assert!(
             joined_old > 20,
             "new items joined old clusters: {joined_old}"
         );
+        let rows = ctx.store.cluster_rows().await.unwrap();
+        let keys: Vec<(String, String)> = rows
+            .iter()
+            .map(|r| (r.source.to_string(), r.id.to_string()))
+            .collect();
+        let stored = ctx
+            .store
+            .signatures(keys.iter().map(|(s, i)| (s.as_str(), i.as_str())).collect())
+            .await
+            .unwrap();
+        for ((source, id), bytes) in keys.iter().zip(&stored) {
+            let want = cluster::signature(&items[&(source.clone(), id.clone())]);
+            let got = bytes.as_deref().and_then(cluster::Signature::from_bytes);
+            assert_eq!(got, want, "{source} {id}");
+        }
     }
 
     /// `explain` shows the `recent` newest candidates with the decisions a decision over every

@@ -20,8 +20,8 @@ use super::{BANDS, Signature, band_key};
 
 const MAGIC: [u8; 8] = *b"FLOOMBND";
 /// The format, and the formula of the band values it holds: bumped when either changes, so a
-/// file of another build is not read as this one's.
-const VERSION: u32 = 1;
+/// file of another build is not read as this one's. 2: signatures by one-permutation MinHash.
+const VERSION: u32 = 2;
 /// Magic, version, band count, token, room per band, the bands' counts, the checksum.
 const HEADER: usize = 8 + 4 + 4 + 8 + 8 + 8 * BANDS + 8;
 /// Entries of a band held before they are written while a file is built (8 KB a band, 512 KB
