@@ -77,24 +77,29 @@ fn decoded(text: &str, mut f: impl FnMut(char)) {
     let mut rest = text;
     while let Some(at) = rest.find('&') {
         rest[..at].chars().for_each(&mut f);
-        let after = &rest[at..];
-        let (c, len) = if after.starts_with("&amp;") {
-            ('&', 5)
-        } else if after.starts_with("&lt;") {
-            ('<', 4)
-        } else if after.starts_with("&gt;") {
-            ('>', 4)
-        } else if after.starts_with("&quot;") {
-            ('"', 6)
-        } else if after.starts_with("&nbsp;") {
-            ('\u{a0}', 6)
-        } else {
-            ('&', 1)
-        };
+        let (c, len) = reference(&rest[at..]);
         f(c);
-        rest = &after[len..];
+        rest = &rest[at + len..];
     }
     rest.chars().for_each(f);
+}
+
+/// The character a reference at the start of `after` (which starts with `&`) stands for, and
+/// its length; a lone `&` is itself.
+fn reference(after: &str) -> (char, usize) {
+    if after.starts_with("&amp;") {
+        ('&', 5)
+    } else if after.starts_with("&lt;") {
+        ('<', 4)
+    } else if after.starts_with("&gt;") {
+        ('>', 4)
+    } else if after.starts_with("&quot;") {
+        ('"', 6)
+    } else if after.starts_with("&nbsp;") {
+        ('\u{a0}', 6)
+    } else {
+        ('&', 1)
+    }
 }
 
 fn decode(text: &str) -> Cow<'_, str> {
@@ -126,32 +131,87 @@ fn is_void(name: &str) -> bool {
 /// The text of the markup with white space collapsed: blocks, `<br>` and cells separate words,
 /// controls go, an iframe's content is never text.
 pub fn text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    // A separator is due before the next character.
-    let mut space = false;
+    text_with(html, |out, t| {
+        let mut rest = t;
+        // Between references the text is copied a run of word characters at a time.
+        while let Some(at) = rest.find('&') {
+            out.push_str(&rest[..at]);
+            let (c, len) = reference(&rest[at..]);
+            out.push(c);
+            rest = &rest[at + len..];
+        }
+        out.push_str(rest);
+    })
+}
+
+/// [`text`], with `push_text` writing each piece of escaped text.
+fn text_with(html: &str, push_text: impl Fn(&mut Collapsed, &str)) -> String {
+    let mut out = Collapsed {
+        out: String::with_capacity(html.len()),
+        space: false,
+    };
     let mut in_iframe = false;
     for (tok, _, _) in Toks::new(html) {
         match tok {
-            Tok::Text(t) if !in_iframe => decoded(t, |c| {
-                if is_control(c) {
-                } else if c.is_whitespace() {
-                    space = true;
-                } else {
-                    if space && !out.is_empty() {
-                        out.push(' ');
-                    }
-                    space = false;
-                    out.push(c);
-                }
-            }),
+            Tok::Text(t) if !in_iframe => push_text(&mut out, t),
             Tok::Text(_) => {}
             Tok::Open("iframe", _) => in_iframe = true,
             Tok::Close("iframe") => in_iframe = false,
-            Tok::Open(name, _) => space |= name == "br" || is_block(name),
-            Tok::Close(name) => space |= is_block(name) || matches!(name, "td" | "th"),
+            Tok::Open(name, _) => out.space |= name == "br" || is_block(name),
+            Tok::Close(name) => out.space |= is_block(name) || matches!(name, "td" | "th"),
         }
     }
-    out
+    out.out
+}
+
+/// Text with white space collapsed as it is written: runs of white space become one space
+/// between words (none at the start), controls are dropped.
+struct Collapsed {
+    out: String,
+    /// A separator is due before the next character.
+    space: bool,
+}
+
+impl Collapsed {
+    fn push(&mut self, c: char) {
+        if is_control(c) {
+        } else if c.is_whitespace() {
+            self.space = true;
+        } else {
+            if self.space && !self.out.is_empty() {
+                self.out.push(' ');
+            }
+            self.space = false;
+            self.out.push(c);
+        }
+    }
+
+    /// [`Collapsed::push`] of each character of `s`, copying runs of word characters whole.
+    fn push_str(&mut self, s: &str) {
+        let mut run: Option<usize> = None;
+        for (i, c) in s.char_indices() {
+            let word = !is_control(c) && !c.is_whitespace();
+            match (word, run) {
+                (true, None) => {
+                    if self.space && !self.out.is_empty() {
+                        self.out.push(' ');
+                    }
+                    self.space = false;
+                    run = Some(i);
+                }
+                (true, Some(_)) => {}
+                (false, _) => {
+                    if let Some(start) = run.take() {
+                        self.out.push_str(&s[start..i]);
+                    }
+                    self.push(c);
+                }
+            }
+        }
+        if let Some(start) = run {
+            self.out.push_str(&s[start..]);
+        }
+    }
 }
 
 /// The content of a `<b>`/`<strong>` that is all there is (but white space), unwrapped as often
@@ -236,4 +296,46 @@ pub fn first_src(html: &str) -> Option<String> {
         let len = tag[at..].find('"')?;
         Some(newlines(decode(&tag[at..at + len]).into_owned()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::strategy::Strategy;
+
+    /// [`text`] a character at a time, as it was written before runs were copied whole.
+    fn text_by_chars(html: &str) -> String {
+        text_with(html, |out, t| decoded(t, |c| out.push(c)))
+    }
+
+    #[test]
+    fn text_collapses_and_drops_controls() {
+        assert_eq!(
+            text("<p> a\u{1}b  c&amp;d\u{a0}&nbsp;e\u{7f}</p><p>\u{2003}f\tg&lt;</p>"),
+            "ab c&d e f g<"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+        /// Copying runs gives what pushing each character gives.
+        #[test]
+        fn text_by_runs_is_text_by_characters(
+            pieces in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        "<p>", "</p>", "<br>", "<b>", "</b>", "<iframe src=\"x\">", "</iframe>",
+                        "&amp;", "&lt;", "&nbsp;", "&", "&quot;x", " ", "\u{a0}", "\u{1}", "\u{7f}",
+                        "\u{fffe}", "\t\r\n", "\u{2003}", "\u{200b}", "ё", "Жук",
+                    ]).prop_map(str::to_string),
+                    "[a-zа-я .,\u{1}\u{a0}]{1,12}",
+                ],
+                0..30,
+            )
+        ) {
+            let html = pieces.concat();
+            proptest::prop_assert_eq!(text(&html), text_by_chars(&html));
+        }
+    }
 }
