@@ -380,46 +380,114 @@ const PIXEL_HINTS: &[&str] = &[
     "doubleclick.net",
 ];
 
-fn is_tracking_pixel(e: &scraper::node::Element) -> bool {
-    let (w, h) = (dimension(e.attr("width")), dimension(e.attr("height")));
-    if w.is_some_and(|w| w <= 1) || h.is_some_and(|h| h <= 1) {
-        return true;
-    }
-    let style = e
-        .attr("style")
-        .unwrap_or("")
-        .to_ascii_lowercase()
-        .replace(' ', "");
-    if style.contains("display:none") || style.contains("width:1px") || style.contains("height:1px")
-    {
-        return true;
-    }
-    let src = image_src(e).unwrap_or_default().to_ascii_lowercase();
-    src.is_empty() || PIXEL_HINTS.iter().any(|p| src.contains(p))
+/// The attributes of an `<img>` that the body rules read, found in one pass over them (each
+/// `Element::attr` is a scan that interns the name first: some twenty per image were a tenth of
+/// the body rules).
+#[derive(Default)]
+struct ImgAttrs<'a> {
+    src: Option<&'a str>,
+    /// The lazy-loading attributes, in the order they are preferred.
+    lazy: [Option<&'a str>; 5],
+    srcset: Option<&'a str>,
+    data_srcset: Option<&'a str>,
+    alt: Option<&'a str>,
+    title: Option<&'a str>,
+    width: Option<&'a str>,
+    height: Option<&'a str>,
+    style: Option<&'a str>,
 }
 
-/// The real source of an image: lazy-loading attributes win over a placeholder `src`.
-fn image_src(e: &scraper::node::Element) -> Option<String> {
-    let src = e.attr("src").map(str::trim).filter(|s| !s.is_empty());
-    let lazy = [
-        "data-src",
-        "data-lazy-src",
-        "data-original",
-        "data-lazy",
-        "data-url",
-    ]
-    .iter()
-    .find_map(|a| e.attr(a))
-    .map(str::trim)
-    .filter(|s| !s.is_empty());
-    let placeholder = src.is_none_or(|s| {
-        let l = s.to_ascii_lowercase();
-        l.starts_with("data:")
-            || l.contains("placeholder")
-            || l.contains("blank.")
-            || l.contains("lazy")
-    });
-    if placeholder { lazy.or(src) } else { src }.map(String::from)
+impl<'a> ImgAttrs<'a> {
+    fn of(e: &'a scraper::node::Element) -> ImgAttrs<'a> {
+        let mut a = ImgAttrs::default();
+        for (k, v) in e.attrs() {
+            let slot = match k {
+                "src" => &mut a.src,
+                "data-src" => &mut a.lazy[0],
+                "data-lazy-src" => &mut a.lazy[1],
+                "data-original" => &mut a.lazy[2],
+                "data-lazy" => &mut a.lazy[3],
+                "data-url" => &mut a.lazy[4],
+                "srcset" => &mut a.srcset,
+                "data-srcset" => &mut a.data_srcset,
+                "alt" => &mut a.alt,
+                "title" => &mut a.title,
+                "width" => &mut a.width,
+                "height" => &mut a.height,
+                "style" => &mut a.style,
+                _ => continue,
+            };
+            // The first of a repeated name counts, as `Element::attr` finds it.
+            slot.get_or_insert(v);
+        }
+        a
+    }
+
+    /// The real source of the image: lazy-loading attributes win over a placeholder `src`.
+    fn source(&self) -> Option<&'a str> {
+        let src = self.src.map(str::trim).filter(|s| !s.is_empty());
+        let lazy = self
+            .lazy
+            .iter()
+            .flatten()
+            .next()
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty());
+        let placeholder = src.is_none_or(|s| {
+            let l = s.to_ascii_lowercase();
+            l.starts_with("data:")
+                || l.contains("placeholder")
+                || l.contains("blank.")
+                || l.contains("lazy")
+        });
+        if placeholder { lazy.or(src) } else { src }
+    }
+
+    fn is_tracking_pixel(&self) -> bool {
+        let (w, h) = (dimension(self.width), dimension(self.height));
+        if w.is_some_and(|w| w <= 1) || h.is_some_and(|h| h <= 1) {
+            return true;
+        }
+        if let Some(style) = self.style {
+            let style = style.to_ascii_lowercase().replace(' ', "");
+            if style.contains("display:none")
+                || style.contains("width:1px")
+                || style.contains("height:1px")
+            {
+                return true;
+            }
+        }
+        let src = self.source().unwrap_or_default().to_ascii_lowercase();
+        src.is_empty() || PIXEL_HINTS.iter().any(|p| src.contains(p))
+    }
+
+    /// The image as the body writes it: its real source and the attributes kept.
+    fn html(&self) -> String {
+        let mut s = String::from("<img");
+        let srcset = self.data_srcset.or(self.srcset);
+        for (k, v) in [
+            ("src", self.source()),
+            ("srcset", srcset),
+            ("alt", self.alt),
+            ("title", self.title),
+            ("width", self.width),
+            ("height", self.height),
+        ] {
+            if let Some(v) = v {
+                s.push(' ');
+                s.push_str(k);
+                s.push_str("=\"");
+                s.push_str(&html_escape::encode_double_quoted_attribute(v));
+                s.push('"');
+            }
+        }
+        s.push('>');
+        s
+    }
+}
+
+fn is_tracking_pixel(e: &scraper::node::Element) -> bool {
+    ImgAttrs::of(e).is_tracking_pixel()
 }
 
 /// Serialises an inline subtree, dropping junk and pixels and promoting lazy images.
@@ -435,10 +503,10 @@ fn serialize(node: NodeRef<'_, Node>, drop: &HashSet<NodeId>, out: &mut String) 
                 return;
             }
             if name == "img" {
-                if is_tracking_pixel(e) {
-                    return;
+                let img = ImgAttrs::of(e);
+                if !img.is_tracking_pixel() {
+                    out.push_str(&img.html());
                 }
-                out.push_str(&img_html(e));
                 return;
             }
             if name == "iframe" {
@@ -519,30 +587,7 @@ fn is_void(name: &str) -> bool {
 }
 
 fn img_html(e: &scraper::node::Element) -> String {
-    let mut s = String::from("<img");
-    if let Some(src) = image_src(e) {
-        s.push_str(&format!(
-            " src=\"{}\"",
-            html_escape::encode_double_quoted_attribute(&src)
-        ));
-    }
-    let srcset = e.attr("data-srcset").or_else(|| e.attr("srcset"));
-    for (k, v) in [
-        ("srcset", srcset),
-        ("alt", e.attr("alt")),
-        ("title", e.attr("title")),
-        ("width", e.attr("width")),
-        ("height", e.attr("height")),
-    ] {
-        if let Some(v) = v {
-            s.push_str(&format!(
-                " {k}=\"{}\"",
-                html_escape::encode_double_quoted_attribute(v)
-            ));
-        }
-    }
-    s.push('>');
-    s
+    ImgAttrs::of(e).html()
 }
 
 /// A block's markup parsed. A parser drops a U+FEFF at the very start of its input as a
