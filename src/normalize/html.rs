@@ -89,12 +89,16 @@ pub fn limit_nesting(html: &str, max: usize) -> Cow<'_, str> {
         };
         let tag = &html[start..end];
         let closing = tag.starts_with("</");
-        let name: String = tag
-            .trim_start_matches(['<', '/'])
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect::<String>()
-            .to_ascii_lowercase();
+        let bare = tag.trim_start_matches(['<', '/']);
+        let name = &bare[..bare
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(bare.len())];
+        // Lower-cased only when it is not already (names are ASCII here).
+        let name: Cow<'_, str> = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(name.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(name)
+        };
         let opens = !closing && !name.is_empty() && !tag.ends_with("/>") && !is_void_tag(&name);
         let drop = if opens {
             depth += 1;
