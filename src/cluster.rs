@@ -151,31 +151,46 @@ fn text_of(item: &Item) -> String {
     s.push('\n');
     s.push_str(item.summary.as_deref().unwrap_or(""));
     s.push('\n');
-    let mut in_tag = false;
-    let mut body = String::new();
-    for c in item.content_html.as_deref().unwrap_or("").chars() {
-        if s.len() + body.len() >= MAX_TEXT {
-            break;
-        }
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                body.push(' ');
-            }
-            _ if !in_tag => body.push(c),
-            _ => {}
-        }
-    }
+    let body = body_text(
+        item.content_html.as_deref().unwrap_or(""),
+        MAX_TEXT - s.len().min(MAX_TEXT),
+    );
     s.push_str(&html_escape::decode_html_entities(&body));
     if s.len() > MAX_TEXT {
-        let mut end = MAX_TEXT;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
+        s.truncate(s.floor_char_boundary(MAX_TEXT));
     }
     s
+}
+
+/// The text of `html` with each tag read as a space (entities left as they are), cut after
+/// the first character that reaches `budget` bytes. Runs between tags are copied whole.
+fn body_text(html: &str, budget: usize) -> String {
+    let mut body = String::new();
+    let mut rest = html;
+    while body.len() < budget && !rest.is_empty() {
+        let (run, tag) = match rest.find('<') {
+            Some(at) => (&rest[..at], Some(at)),
+            None => (rest, None),
+        };
+        let room = budget - body.len();
+        if run.len() >= room {
+            body.push_str(&run[..run.ceil_char_boundary(room)]);
+            break;
+        }
+        body.push_str(run);
+        let Some(at) = tag else {
+            break;
+        };
+        // A tag ends at its `>`; one never closed runs to the end.
+        match rest[at..].find('>') {
+            Some(end) => {
+                body.push(' ');
+                rest = &rest[at + end + 1..];
+            }
+            None => break,
+        }
+    }
+    body
 }
 
 /// Stems already computed while signing a batch of items: Snowball stemming is the largest
@@ -1244,6 +1259,40 @@ pub(crate) mod tests {
                 reference(first, HEAD_HASHES),
                 "{len} words"
             );
+        }
+    }
+
+    /// The body's text, read a character at a time as it was before runs were copied whole.
+    fn body_text_by_chars(html: &str, budget: usize) -> String {
+        let mut in_tag = false;
+        let mut body = String::new();
+        for c in html.chars() {
+            if body.len() >= budget {
+                break;
+            }
+            match c {
+                '<' => in_tag = true,
+                '>' if in_tag => {
+                    in_tag = false;
+                    body.push(' ');
+                }
+                _ if !in_tag => body.push(c),
+                _ => {}
+            }
+        }
+        body
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        /// Copying runs between tags gives what reading each character gives, cut included.
+        #[test]
+        fn body_text_by_runs_is_body_text_by_characters(
+            html in "([a-zё> ]{0,6}|<p>|</p>|<a href=\"x\">|<b|&amp;|é){0,30}",
+            budget in 0usize..60,
+        ) {
+            proptest::prop_assert_eq!(body_text(&html, budget), body_text_by_chars(&html, budget));
         }
     }
 
