@@ -194,7 +194,11 @@ static CREDIT: LazyLock<Regex> = LazyLock::new(|| {
 /// "Credit: Reuters"): short, no sentence of its own.
 pub fn is_credit(text: &str) -> bool {
     let t = text.trim();
-    let words = t.split_whitespace().count();
+    // Asked of every block: a paragraph over 200 characters (800 bytes at most) is not read.
+    if t.len() > 4 * 200 {
+        return false;
+    }
+    let words = t.split_whitespace().take(17).count();
     (1..=16).contains(&words)
         && t.chars().count() <= 200
         && !t.ends_with(['!', '?'])
