@@ -855,11 +855,11 @@ fn is_control(c: char) -> bool {
 
 /// The item with control characters removed from its text fields (borrowed when it has none).
 fn without_controls(it: &RawItem) -> std::borrow::Cow<'_, RawItem> {
-    let dirty = |s: &Option<String>| s.as_deref().is_some_and(|s| s.chars().any(is_control));
+    let dirty = |s: &Option<String>| s.as_deref().is_some_and(html::has_control);
     let any_dirty = dirty(&it.title)
         || dirty(&it.summary)
         || dirty(&it.content)
-        || it.categories.iter().any(|c| c.chars().any(is_control))
+        || it.categories.iter().any(|c| html::has_control(c))
         || it.authors.iter().any(|a| dirty(&a.name));
     if !any_dirty {
         return std::borrow::Cow::Borrowed(it);
