@@ -604,6 +604,16 @@ pub struct Banding {
 pub struct Pairs(Vec<u64>);
 
 impl Pairs {
+    /// How many pairs there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The pairs as (later, earlier) positions, by later position.
     pub fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         self.later_in(0..usize::MAX)

@@ -1776,6 +1776,13 @@ async fn assign_streamed<S: Store>(
     })
     .await
     .map_err(task)?;
+    debug!(
+        pairs = pairs.len(),
+        across = across.len(),
+        members = total,
+        first_block = mid,
+        "first run: candidate pairs compared"
+    );
     drop(pairs);
     let mut passing: Vec<usize> = across.iter().map(|p| order[(p >> 32) as usize]).collect();
     passing.dedup();
