@@ -486,8 +486,10 @@ impl<'a> ImgAttrs<'a> {
     }
 }
 
-fn is_tracking_pixel(e: &scraper::node::Element) -> bool {
-    ImgAttrs::of(e).is_tracking_pixel()
+/// The image as the body writes it, unless it is a tracking pixel.
+fn kept_image(e: &scraper::node::Element) -> Option<String> {
+    let img = ImgAttrs::of(e);
+    (!img.is_tracking_pixel()).then(|| img.html())
 }
 
 /// Serialises an inline subtree, dropping junk and pixels and promoting lazy images.
@@ -503,9 +505,8 @@ fn serialize(node: NodeRef<'_, Node>, drop: &HashSet<NodeId>, out: &mut String) 
                 return;
             }
             if name == "img" {
-                let img = ImgAttrs::of(e);
-                if !img.is_tracking_pixel() {
-                    out.push_str(&img.html());
+                if let Some(img) = kept_image(e) {
+                    out.push_str(&img);
                 }
                 return;
             }
@@ -584,10 +585,6 @@ fn is_void(name: &str) -> bool {
         name,
         "br" | "img" | "hr" | "wbr" | "source" | "area" | "col" | "track" | "input"
     )
-}
-
-fn img_html(e: &scraper::node::Element) -> String {
-    ImgAttrs::of(e).html()
 }
 
 /// A block's markup parsed. A parser drops a U+FEFF at the very start of its input as a
@@ -753,11 +750,11 @@ impl Inline {
     }
 }
 
-/// A figure of the image `e` alone.
-fn image_figure(e: &scraper::node::Element) -> Block {
+/// A figure of an image alone (its markup).
+fn image_figure(img: String) -> Block {
     Block::new(
         Kind::Figure {
-            img: Some(img_html(e)),
+            img: Some(img),
             caption: None,
         },
         String::new(),
@@ -778,9 +775,9 @@ fn html_paragraph(html: String, out: &mut Vec<Block>, r: Reader) {
         for d in frag.root_element().descendants() {
             if let Some(el) = d.value().as_element()
                 && el.name() == "img"
-                && !is_tracking_pixel(el)
+                && let Some(img) = kept_image(el)
             {
-                out.push(image_figure(el));
+                out.push(image_figure(img));
             }
         }
         return;
@@ -1114,7 +1111,10 @@ fn visit(child: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline:
                 .find(|d| d.value().as_element().is_some_and(|x| x.name() == "img"))
                 .and_then(|d| {
                     let el = d.value().as_element()?;
-                    (!drop.contains(&d.id()) && !is_tracking_pixel(el)).then(|| img_html(el))
+                    if drop.contains(&d.id()) {
+                        return None;
+                    }
+                    kept_image(el)
                 });
             let caption = child
                 .descendants()
@@ -1147,12 +1147,12 @@ fn visit(child: NodeRef<'_, Node>, ctx: &Walk<'_>, out: &mut Vec<Block>, inline:
             }
         }
         "img" => {
-            if is_tracking_pixel(e) {
+            let Some(img) = kept_image(e) else {
                 tracing::debug!(src = ?e.attr("src"), "dropped a tracking pixel");
                 return;
-            }
+            };
             inline.flush(out, false, r);
-            out.push(image_figure(e));
+            out.push(image_figure(img));
         }
         _ if is_raw(name) => {
             inline.flush(out, false, r);

@@ -491,11 +491,9 @@ pub fn has_control(s: &str) -> bool {
         return false;
     }
     b.iter().enumerate().any(|(i, &c)| {
-        (c < b' ' && !matches!(c, b'\t' | b'\n' | b'\r'))
-            || c == 0x7f
-            || (c == 0xef
-                && b.get(i + 1) == Some(&0xbf)
-                && matches!(b.get(i + 2), Some(0xbe | 0xbf)))
+        maybe(c)
+            && (c != 0xef
+                || (b.get(i + 1) == Some(&0xbf) && matches!(b.get(i + 2), Some(0xbe | 0xbf))))
     })
 }
 
