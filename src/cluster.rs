@@ -163,8 +163,9 @@ fn text_of(item: &Item) -> String {
 }
 
 /// The text of `html` with each tag read as a space (entities left as they are), cut after
-/// the first character that reaches `budget` bytes. Runs between tags are copied whole.
-fn body_text(html: &str, budget: usize) -> String {
+/// the first character that reaches `budget` bytes (`usize::MAX`: never). Runs between tags are
+/// copied whole.
+pub(crate) fn body_text(html: &str, budget: usize) -> String {
     let mut body = String::new();
     let mut rest = html;
     while body.len() < budget && !rest.is_empty() {

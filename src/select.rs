@@ -176,18 +176,10 @@ impl Haystack {
         s.push('\n');
         s.push_str(&i.categories.join("\n"));
         s.push('\n');
-        let mut in_tag = false;
-        for c in i.content_html.as_deref().unwrap_or("").chars() {
-            match c {
-                '<' => in_tag = true,
-                '>' if in_tag => {
-                    in_tag = false;
-                    s.push(' ');
-                }
-                _ if !in_tag => s.push(c),
-                _ => {}
-            }
-        }
+        s.push_str(&crate::cluster::body_text(
+            i.content_html.as_deref().unwrap_or(""),
+            usize::MAX,
+        ));
         let folded = s.to_lowercase().replace('ё', "е");
         let words = pattern_words(&folded);
         let stemmer = stemmer_for(i.language.as_deref());
