@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use ego_tree::NodeRef;
@@ -158,7 +158,7 @@ static WITHOUT_BASE: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
 
 /// The allow-list and the URL filter, built once per process (building one costs more than
 /// sanitising a short body).
-fn builder() -> ammonia::Builder<'static> {
+pub(super) fn builder() -> ammonia::Builder<'static> {
     let mut b = ammonia::Builder::default();
     b.add_tags(["iframe"])
         .add_tag_attributes(
@@ -177,7 +177,7 @@ fn builder() -> ammonia::Builder<'static> {
 
 /// Iframes only from the video hosts; `href`/`src`/`cite` resolved, cleaned, http(s) or
 /// mailto; every candidate of a `srcset` likewise.
-fn filter_attribute<'a>(
+pub(super) fn filter_attribute<'a>(
     element: &str,
     attribute: &str,
     value: &'a str,
@@ -211,9 +211,53 @@ fn filter_attribute<'a>(
     }
 }
 
+/// The allow-list as the sanitiser's builder holds it, for the quick path
+/// ([`super::own_clean`]) to ask the same sets.
+pub(super) struct Allowed {
+    generic: HashSet<&'static str>,
+    tags: HashMap<&'static str, HashSet<&'static str>>,
+    schemes: HashSet<&'static str>,
+}
+
+impl Allowed {
+    /// Whether ammonia keeps `attr` on `tag` (before its URL test and the attribute filter).
+    pub(super) fn attribute(&self, tag: &str, attr: &str) -> bool {
+        self.generic.contains(attr) || self.tags.get(tag).is_some_and(|a| a.contains(attr))
+    }
+
+    pub(super) fn scheme(&self, scheme: &str) -> bool {
+        self.schemes.contains(scheme)
+    }
+}
+
+pub(super) static ALLOWED: LazyLock<Allowed> = LazyLock::new(|| {
+    let b = builder();
+    Allowed {
+        generic: b.clone_generic_attributes(),
+        tags: b.clone_tag_attributes(),
+        schemes: b.clone_url_schemes(),
+    }
+});
+
 /// Sanitises `html`; relative URLs are resolved against `base` or dropped when there is none.
+///
+/// Markup of the shape the body rules write is cleaned by one linear pass
+/// ([`super::own_clean`]) into what ammonia gives; anything else is parsed and cleaned by
+/// ammonia. Debug builds run both on every call and require the same result.
 pub fn sanitize(html: &str, base: Option<&Url>) -> String {
     let html = &*limit_nesting(html, MAX_NESTING);
+    let clean = match super::own_clean::clean(html, base, &ALLOWED) {
+        Some(quick) => {
+            debug_assert_eq!(quick, by_ammonia(html, base), "quick path of {html:?}");
+            quick
+        }
+        None => by_ammonia(html, base),
+    };
+    drop_empty_iframes(clean.trim())
+}
+
+/// `html` as ammonia cleans it with the sanitiser's allow-list and filters.
+pub(super) fn by_ammonia(html: &str, base: Option<&Url>) -> String {
     let builder = if base.is_some() {
         &*WITH_BASE
     } else {
@@ -222,7 +266,7 @@ pub fn sanitize(html: &str, base: Option<&Url>) -> String {
     let previous = BASE.replace(base.cloned());
     let clean = builder.clean(html).to_string();
     BASE.set(previous);
-    drop_empty_iframes(clean.trim())
+    clean
 }
 
 /// Removes iframes whose `src` the sanitiser refused: an empty frame is nothing to show.
@@ -327,10 +371,12 @@ pub fn first_unsafe_markup(html: &str) -> Option<String> {
                     || u.starts_with("http://")
                     || u.starts_with("mailto:")
             };
-            let bad_url = matches!(
-                k,
-                "href" | "src" | "srcset" | "cite" | "action" | "data" | "poster"
-            ) && !v.split(',').all(|part| url_ok(part.trim()));
+            // A `srcset` is a list of candidates; other URLs may hold commas of their own.
+            let bad_url = match k {
+                "srcset" => !v.split(',').all(|part| url_ok(part.trim())),
+                "href" | "src" | "cite" | "action" | "data" | "poster" => !url_ok(&v),
+                _ => false,
+            };
             if bad_url
                 || k.starts_with("on")
                 || matches!(k, "style" | "background" | "dynsrc" | "lowsrc")

@@ -13,6 +13,7 @@ pub mod date;
 pub mod fold;
 pub mod html;
 pub mod language;
+mod own_clean;
 mod own_markup;
 pub mod url;
 
