@@ -269,6 +269,15 @@ pub(super) fn by_ammonia(html: &str, base: Option<&Url>) -> String {
     clean
 }
 
+/// Whether a serialised start tag has a `src` attribute. Values are double-quoted with no raw
+/// `"` in them, so the pieces between quotes alternate: names outside, values inside (a value
+/// may itself read ` src=`).
+fn has_src(open: &str) -> bool {
+    open.split('"')
+        .step_by(2)
+        .any(|outside| outside.ends_with(" src="))
+}
+
 /// Removes iframes whose `src` the sanitiser refused: an empty frame is nothing to show.
 fn drop_empty_iframes(html: &str) -> String {
     let mut out = String::with_capacity(html.len());
@@ -283,7 +292,7 @@ fn drop_empty_iframes(html: &str) -> String {
             break;
         };
         out.push_str(&rest[..start]);
-        if open.contains(" src=") {
+        if has_src(open) {
             out.push_str(&rest[start..start + end + close.len()]);
         }
         rest = &rest[start + end + close.len()..];
@@ -658,6 +667,25 @@ mod tests {
             !out.contains("evil") && !out.contains("javascript") && !out.contains("onload"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn an_iframe_is_kept_only_with_its_own_src() {
+        for html in [
+            "<iframe width=\" src=\"></iframe>",
+            "<iframe src=\"https://evil.example/\" title=\" src=\"></iframe>",
+            "<p><iframe title=\"x src=y\"></iframe></p>",
+        ] {
+            for base in [None, Some(Url::parse("https://ex.kz/news/a").unwrap())] {
+                let out = sanitize(html, base.as_ref());
+                assert_eq!(first_unsafe_markup(&out), None, "{html:?}: {out:?}");
+                assert!(!out.contains("iframe"), "{html:?}: {out:?}");
+            }
+        }
+        assert!(has_src(
+            "<iframe src=\"https://www.youtube.com/embed/x\" title=\"t\""
+        ));
+        assert!(!has_src("<iframe title=\" src=\" width=\"1\""));
     }
 
     #[test]

@@ -18,8 +18,14 @@
 //!   phrasing, blocks only inside blocks that take blocks, list items in lists, table parts in
 //!   their tables (no `<tbody>` left for the parser to add), no link inside a link, white space
 //!   only where a parser would move other text out of a table, no newline straight after
-//!   `<pre>` (a parser drops it), iframes empty (their content is raw text);
+//!   `<pre>` (a parser drops one there), iframes empty (their content is raw text);
 //! - everything closed at the end.
+//!
+//! Since every element is closed in order, the parser's list of active formatting elements
+//! (`a`, `b`, `em`…) only ever holds elements that are open: an end tag always closes the
+//! current node, the adoption agency has nothing to move, nothing is reconstructed, and the
+//! "Noah's Ark" limit of three equal entries only drops entries whose end tags then close the
+//! current node all the same.
 //!
 //! The attributes then go through ammonia's steps in ammonia's order, with the same filters
 //! ([`super::html`]'s): the allow-list and the scheme test of URL attributes, `rel` added to
@@ -171,7 +177,7 @@ pub(super) fn clean(html: &str, base: Option<&Url>, allowed: &Allowed) -> Option
             if (after_pre && text.starts_with('\n')) || !text_fits(open.last().map(|o| o.1), text) {
                 return None;
             }
-            escape(text, false, &mut out)?;
+            escape_text(text, &mut out)?;
             after_pre = false;
             at = end;
             continue;
@@ -313,33 +319,32 @@ fn reference(s: &str) -> Option<(char, usize)> {
     .map(|(r, c)| (c, r.len()))
 }
 
-/// Appends `s` as html5ever writes text, or an attribute value when `in_attribute`. Text is
-/// read as our markup writes it (its references decoded first; `None` for one that is not
-/// ours); a value is taken as it is (decoded already).
-fn escape(s: &str, in_attribute: bool, out: &mut String) -> Option<()> {
-    let special = |c: u8| matches!(c, b'&' | b'>' | b'<' | 0xc2) || (in_attribute && c == b'"');
+/// Appends our escaped text as html5ever writes text: its references decoded (`None` for one
+/// that is not ours), then `&`, `<`, `>` and U+00A0 escaped.
+fn escape_text(s: &str, out: &mut String) -> Option<()> {
     let b = s.as_bytes();
     let mut copied = 0;
     let mut at = 0;
-    while let Some(off) = b[at..].iter().position(|c| special(*c)) {
+    while let Some(off) = b[at..]
+        .iter()
+        .position(|c| matches!(c, b'&' | b'>' | b'<' | 0xc2))
+    {
         let i = at + off;
-        out.push_str(&s[copied..i]);
         let (c, len) = match b[i] {
-            b'&' if !in_attribute => reference(&s[i..])?,
+            b'&' => reference(&s[i..])?,
+            // Another character of U+0080..U+00BF: copied with the run.
             0xc2 if b.get(i + 1) != Some(&0xa0) => {
-                // Another character of U+0080..U+00BF: copied with the run.
                 at = i + 1;
-                copied = i;
                 continue;
             }
             0xc2 => ('\u{a0}', 2),
             c => (char::from(c), 1),
         };
+        out.push_str(&s[copied..i]);
         out.push_str(match c {
             '&' => "&amp;",
             '<' => "&lt;",
             '>' => "&gt;",
-            '"' if in_attribute => "&quot;",
             '"' => "\"",
             _ => "&nbsp;",
         });
@@ -348,6 +353,25 @@ fn escape(s: &str, in_attribute: bool, out: &mut String) -> Option<()> {
     }
     out.push_str(&s[copied..]);
     Some(())
+}
+
+/// Appends an attribute value (decoded) as html5ever writes one: `&`, `"`, `<`, `>` and
+/// U+00A0 escaped.
+fn escape_value(s: &str, out: &mut String) {
+    let mut rest = s;
+    while let Some(at) = rest.find(['&', '"', '<', '>', '\u{a0}']) {
+        out.push_str(&rest[..at]);
+        let c = rest[at..].chars().next().unwrap_or_default();
+        out.push_str(match c {
+            '&' => "&amp;",
+            '"' => "&quot;",
+            '<' => "&lt;",
+            '>' => "&gt;",
+            _ => "&nbsp;",
+        });
+        rest = &rest[at + c.len_utf8()..];
+    }
+    out.push_str(rest);
 }
 
 /// Whether ammonia treats `attr` of `element` as a URL (`is_url_attr`, for HTML elements).
@@ -428,7 +452,7 @@ fn start_tag(
         out.push(' ');
         out.push_str(attr);
         out.push_str("=\"");
-        escape(value, true, out);
+        escape_value(value, out);
         out.push('"');
     }
     out.push('>');
