@@ -182,6 +182,26 @@ fn bench_sanitise(c: &mut Criterion) {
                 }
             })
         });
+        // What a refresh sanitises: the markup the body rules wrote.
+        let rules = normalize::body::BodyRules {
+            title: "",
+            strip_patterns: &[],
+            remove_selectors: &[],
+        };
+        let written: Vec<String> = html
+            .iter()
+            .map(|h| normalize::body::normalize_body(h, true, &rules).html)
+            .collect();
+        g.throughput(Throughput::Bytes(
+            written.iter().map(|h| h.len() as u64).sum(),
+        ));
+        g.bench_function(format!("{}/body-rules", name(path)), |b| {
+            b.iter(|| {
+                for h in &written {
+                    black_box(normalize::html::sanitize(black_box(h), Some(&base)));
+                }
+            })
+        });
     }
     g.finish();
 }
