@@ -551,13 +551,10 @@ fn serialize(node: NodeRef<'_, Node>, drop: &HashSet<NodeId>, out: &mut String) 
     }
 }
 
-/// Whether an attribute name is of lower-case letters, digits and `_:.-`, as every name on
-/// the sanitiser's allow-list is.
+/// Whether an attribute name is made of the bytes every name on the sanitiser's allow-list is
+/// made of (those its quick path reads).
 fn is_plain_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b':' | b'.' | b'-')
-        })
+    !name.is_empty() && name.bytes().all(super::own_clean::is_name_byte)
 }
 
 /// A paragraph's content as lines: a `<br>` ends a line, also inside an element that is

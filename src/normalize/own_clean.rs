@@ -260,11 +260,7 @@ fn attributes(html: &str, mut at: usize) -> Option<(Attrs<'_>, usize)> {
         }
         let len = b[at..]
             .iter()
-            .position(|c| {
-                !(c.is_ascii_lowercase()
-                    || c.is_ascii_digit()
-                    || matches!(c, b'_' | b':' | b'.' | b'-'))
-            })
+            .position(|c| !is_name_byte(*c))
             .unwrap_or(b.len() - at);
         if len == 0 {
             return None;
@@ -286,6 +282,12 @@ fn attributes(html: &str, mut at: usize) -> Option<(Attrs<'_>, usize)> {
         }
         attrs.push((name, value));
     }
+}
+
+/// Whether a byte may stand in an attribute name this path reads: lower-case letters, digits
+/// and `_:.-`, of which every name on the allow-list is made.
+pub(super) fn is_name_byte(c: u8) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b':' | b'.' | b'-')
 }
 
 /// Text or a value with its references decoded; `None` for a reference other than ours.
