@@ -231,6 +231,20 @@ fn bench_language(c: &mut Criterion) {
             });
         }
     }
+    // With Kazakh a candidate (the shipped config), whatlang cannot confirm Cyrillic text.
+    let with_kazakh = Detector::new(&["en", "ru", "uk", "kk", "de", "fr", "es"].map(String::from));
+    let texts: Vec<String> = bodies("bench/fixtures/rss-ru-cp1251.xml")
+        .iter()
+        .map(|h| normalize::html::text_of(h))
+        .collect();
+    g.throughput(Throughput::Elements(texts.len() as u64));
+    g.bench_function("rss-ru-cp1251.xml/ru-with-kk", |b| {
+        b.iter(|| {
+            for t in &texts {
+                black_box(with_kazakh.detect(black_box(t), Some("ru")));
+            }
+        })
+    });
     g.finish();
 }
 

@@ -101,7 +101,15 @@ impl Detector {
         let primary = declared?.split('-').next()?.to_ascii_lowercase();
         self.languages.binary_search(&primary).ok()?;
         let want = quick_lang(&primary).ok()?;
-        let info = self.quick.as_ref()?.detect(sample)?;
+        let quick = self.quick.as_ref()?;
+        // On text in a script whatlang cannot answer for, the answer would count for nothing:
+        // its trigram work is skipped (the script is the one its detection starts from).
+        if !self.blind.is_empty()
+            && whatlang::detect_script(sample).is_some_and(|s| self.blind.contains(&s))
+        {
+            return None;
+        }
+        let info = quick.detect(sample)?;
         (info.is_reliable() && info.lang() == want && !self.blind.contains(&info.script()))
             .then_some(primary)
     }
