@@ -271,12 +271,6 @@ impl SqliteStore {
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
-        // Each source's items are written in a savepoint, whose sub-journal (the pages it
-        // changes, as they were) SQLite spills to a temporary file past 64 KiB: a fifth of the
-        // writer's time in a cold run was those writes. In memory it is a few hundred KiB per
-        // source; the reads that could sort much run on connections of their own.
-        conn.pragma_update(None, "temp_store", "MEMORY")
-            .map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -301,6 +295,13 @@ impl SqliteStore {
                 .map_err(err)?;
             tx.commit().map_err(err)?;
         }
+        // Each source's items are written in a savepoint, whose sub-journal (the pages it
+        // changes, as they were) SQLite spills to a temporary file past 64 KiB: a fifth of the
+        // writer's time in a cold run was those writes. In memory it is a few hundred KiB per
+        // source; the reads that could sort much run on connections of their own. Set after
+        // the migrations, whose index builds may sort a whole table.
+        conn.pragma_update(None, "temp_store", "MEMORY")
+            .map_err(err)?;
         let conn = Arc::new(Writer::start(conn, name.clone())?);
         Ok(SqliteStore {
             path: name,
