@@ -533,23 +533,10 @@ pub fn is_control(c: char) -> bool {
     (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{7f}' | '\u{fffe}' | '\u{ffff}')
 }
 
-/// Whether `s` has an [`is_control`] character: a byte scan (U+FFFE/U+FFFF are EF BF BE/BF).
-/// Asked of every text field of every item: a first pass over 64-byte chunks, without early
-/// exit so that it is vectorised, looks for any byte that could start one (most text has none).
+/// Whether `s` has an [`is_control`] character (by bytes: asked of every text field of every
+/// item).
 pub fn has_control(s: &str) -> bool {
-    let b = s.as_bytes();
-    let maybe = |c: u8| (c < b' ' && !matches!(c, b'\t' | b'\n' | b'\r')) || c == 0x7f || c == 0xef;
-    if !b
-        .chunks(64)
-        .any(|chunk| chunk.iter().fold(false, |seen, c| seen | maybe(*c)))
-    {
-        return false;
-    }
-    b.iter().enumerate().any(|(i, &c)| {
-        maybe(c)
-            && (c != 0xef
-                || (b.get(i + 1) == Some(&0xbf) && matches!(b.get(i + 2), Some(0xbe | 0xbf))))
-    })
+    crate::parse::xml::has_forbidden_char::<true>(s)
 }
 
 /// `s` without [`is_control`] characters (borrowed when it has none).

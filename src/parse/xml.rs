@@ -276,18 +276,37 @@ fn escape_into(s: &str, out: &mut String, attr: bool) {
 }
 
 /// Characters XML 1.0 §2.2 allows; the rest are dropped from text and attributes.
-fn xml_char(c: char) -> bool {
+pub fn xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
-/// Whether every char of `s` is an [`xml_char`], by bytes: a `str` holds no surrogates, so
-/// only C0 controls and U+FFFE/U+FFFF are not (found with byte searches, not char by char:
-/// this sees every text byte of every document).
+/// Whether every char of `s` is an [`xml_char`] (a `str` holds no surrogates, so only C0
+/// controls and U+FFFE/U+FFFF are not).
 fn all_xml_chars(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'))
-        && !s.contains("\u{FFFE}")
-        && !s.contains("\u{FFFF}")
+    !has_forbidden_char::<false>(s)
+}
+
+/// Whether `s` holds a character XML forbids: a C0 control but tab, LF and CR, or U+FFFE or
+/// U+FFFF; with `DEL`, U+007F too. By bytes (U+FFFE/U+FFFF are EF BF BE/BF): a first pass over
+/// 64-byte chunks, without early exit so that it is vectorised, looks for any byte that could
+/// start one, as most text has none. It sees every text byte of every document parsed, every
+/// field of every item normalised and every string of every feed rendered.
+pub fn has_forbidden_char<const DEL: bool>(s: &str) -> bool {
+    let b = s.as_bytes();
+    let maybe = |c: u8| {
+        (c < b' ' && !matches!(c, b'\t' | b'\n' | b'\r')) || (DEL && c == 0x7f) || c == 0xef
+    };
+    if !b
+        .chunks(64)
+        .any(|chunk| chunk.iter().fold(false, |seen, c| seen | maybe(*c)))
+    {
+        return false;
+    }
+    b.iter().enumerate().any(|(i, &c)| {
+        maybe(c)
+            && (c != 0xef
+                || (b.get(i + 1) == Some(&0xbf) && matches!(b.get(i + 2), Some(0xbe | 0xbf))))
+    })
 }
 
 fn push_clean(out: &mut String, s: &str) {

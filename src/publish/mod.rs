@@ -334,9 +334,13 @@ fn item_link(it: &StoredItem, ctx: &Context) -> String {
 
 /// Removes characters XML 1.0 forbids (C0 controls but tab/CR/LF, U+FFFE, U+FFFF).
 fn xml_safe(s: &str) -> Cow<'_, str> {
-    let bad = |c: char| matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
-    if s.chars().any(bad) {
-        Cow::Owned(s.chars().filter(|c| !bad(*c)).collect())
+    // Every string of every feed rendered: looked for by bytes first.
+    if crate::parse::xml::has_forbidden_char::<false>(s) {
+        Cow::Owned(
+            s.chars()
+                .filter(|c| crate::parse::xml::xml_char(*c))
+                .collect(),
+        )
     } else {
         Cow::Borrowed(s)
     }
