@@ -530,7 +530,7 @@ pub fn tidy_text(raw: &str) -> String {
 /// Characters no reader can show and XML forbids: C0 controls but tab, LF and CR, DEL, and the
 /// non-characters U+FFFE/U+FFFF. They also arrive decoded from references such as `&#4;`.
 pub fn is_control(c: char) -> bool {
-    (c < ' ' && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{7f}' | '\u{fffe}' | '\u{ffff}')
+    crate::parse::xml::forbidden_char::<true>(c)
 }
 
 /// Whether `s` has an [`is_control`] character (by bytes: asked of every text field of every
@@ -541,11 +541,7 @@ pub fn has_control(s: &str) -> bool {
 
 /// `s` without [`is_control`] characters (borrowed when it has none).
 pub fn without_controls(s: &str) -> Cow<'_, str> {
-    if has_control(s) {
-        Cow::Owned(s.chars().filter(|c| !is_control(*c)).collect())
-    } else {
-        Cow::Borrowed(s)
-    }
+    crate::parse::xml::without_forbidden::<true>(s)
 }
 
 /// Collapses every run of white space (NBSP included) to one space and trims; control
@@ -654,6 +650,17 @@ mod tests {
             !out.contains("evil") && !out.contains("javascript") && !out.contains("onload"),
             "{out}"
         );
+    }
+
+    /// The controls are XML's forbidden characters and DEL: every char, against the set
+    /// written out.
+    #[test]
+    fn controls_are_the_c0_but_white_space_del_and_two_non_characters() {
+        for c in (0..=0x10ffff).filter_map(char::from_u32) {
+            let written = (c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
+                || matches!(c, '\u{7f}' | '\u{fffe}' | '\u{ffff}');
+            assert_eq!(is_control(c), written, "{:?}", c);
+        }
     }
 
     #[test]

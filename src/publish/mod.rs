@@ -335,15 +335,7 @@ fn item_link(it: &StoredItem, ctx: &Context) -> String {
 /// Removes characters XML 1.0 forbids (C0 controls but tab/CR/LF, U+FFFE, U+FFFF).
 fn xml_safe(s: &str) -> Cow<'_, str> {
     // Every string of every feed rendered: looked for by bytes first.
-    if crate::parse::xml::has_forbidden_char::<false>(s) {
-        Cow::Owned(
-            s.chars()
-                .filter(|c| crate::parse::xml::xml_char(*c))
-                .collect(),
-        )
-    } else {
-        Cow::Borrowed(s)
-    }
+    crate::parse::xml::without_forbidden::<false>(s)
 }
 
 /// A plain title for an item that has none: the start of its summary.
