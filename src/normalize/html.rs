@@ -496,6 +496,48 @@ pub fn sanitized_text(html: &str) -> String {
     super::own_markup::text(html.strip_prefix('\u{feff}').unwrap_or(html))
 }
 
+/// The text of a sanitised body as [`sanitized_text`] reads it, for the two questions an item
+/// asks of it (is there any, and does the summary start it), read only as far as they need:
+/// most of a body is never read.
+pub enum SanitizedText<'a> {
+    /// Markup read by a scan (a byte-order mark at its start dropped, as a parser drops it).
+    Markup(&'a str),
+    /// Markup nested deeper than a parse keeps: its text read whole by a parse.
+    Parsed(String),
+}
+
+impl<'a> SanitizedText<'a> {
+    pub fn of(html: &'a str) -> SanitizedText<'a> {
+        if matches!(limit_nesting(html, MAX_NESTING), Cow::Owned(_)) {
+            SanitizedText::Parsed(collapse(&text_of(html)))
+        } else {
+            SanitizedText::Markup(html.strip_prefix('\u{feff}').unwrap_or(html))
+        }
+    }
+
+    /// Whether [`sanitized_text`] is empty.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            SanitizedText::Markup(h) => !super::own_markup::has_text(h),
+            SanitizedText::Parsed(s) => s.is_empty(),
+        }
+    }
+
+    /// The word characters of [`sanitized_text`], folded ([`super::fold::folded_words`]),
+    /// made as they are read. (White space and controls are no word characters, so the
+    /// uncollapsed characters give the same.)
+    pub fn folded_words(&self) -> Box<dyn Iterator<Item = char> + '_> {
+        match self {
+            SanitizedText::Markup(h) => Box::new(
+                super::own_markup::text_chars(h)
+                    .flat_map(super::fold::folded)
+                    .filter(|c| super::fold::is_word_char(*c)),
+            ),
+            SanitizedText::Parsed(s) => Box::new(super::fold::folded_words(s)),
+        }
+    }
+}
+
 /// [`text_of`] by a parse, whatever `html` holds.
 fn parsed_text_of(html: &str) -> String {
     let html = limit_nesting(html, MAX_NESTING);
@@ -611,6 +653,38 @@ fn is_reference(rest: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The lazy reading answers as the whole text would: emptiness and the folded words, for
+    /// a scanned body (a byte-order mark, an iframe, references, controls) and one nested too
+    /// deep to scan.
+    #[test]
+    fn sanitized_text_read_lazily_answers_as_read_whole() {
+        let deep = format!(
+            "{}Ёлка и&nbsp;ЁЖ{}",
+            "<div>".repeat(MAX_NESTING + 5),
+            "</div>".repeat(MAX_NESTING + 5)
+        );
+        for html in [
+            "",
+            "\u{feff}",
+            "\u{feff}<p>\u{feff}</p>",
+            "<p> \u{1}\u{a0}&nbsp;</p>",
+            "<iframe src=\"https://v.example/\">Текст</iframe>",
+            "<p>Ёлка&amp;ЁЖ<br>Straße</p><ul><li>ΟΔΟΣ, 12</li></ul><figure><img src=\"x\"></figure>",
+            "<table><tr><td>a</td><td>b</td></tr></table>",
+            &deep,
+        ] {
+            let whole = sanitized_text(html);
+            let lazy = SanitizedText::of(html);
+            assert_eq!(lazy.is_empty(), whole.is_empty(), "{html:?}");
+            assert!(
+                lazy.folded_words()
+                    .eq(super::super::fold::folded_words(&whole)),
+                "{html:?}"
+            );
+        }
+        assert!(matches!(SanitizedText::of(&deep), SanitizedText::Parsed(_)));
+    }
 
     #[test]
     fn sanitize_drops_script_handlers_and_bad_urls() {

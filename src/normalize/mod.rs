@@ -573,16 +573,17 @@ fn plain_title_as(t: &str, is_html: bool, is_text: bool) -> String {
 /// Whether a summary is only the start of the body (or the body itself): compared without
 /// case, punctuation or a trailing "…"/"[...]"/"Read more".
 fn is_excerpt(summary: &str, body: Option<&str>) -> bool {
-    let Some(body) = body else {
-        return false;
-    };
+    body.is_some_and(|b| is_excerpt_of(summary, fold::folded_words(b)))
+}
+
+/// [`is_excerpt`] of a body given as its word characters, folded ([`fold::folded_words`]).
+fn is_excerpt_of(summary: &str, mut b: impl Iterator<Item = char>) -> bool {
     // Both texts' word characters, folded, read side by side as far as they agree: most
     // summaries that are not excerpts part from the body within a few words.
     let mut s = fold::folded_words(summary).peekable();
     if s.peek().is_none() {
         return false;
     }
-    let mut b = fold::folded_words(body);
     let mut common = 0;
     loop {
         match (s.next(), b.next()) {
@@ -733,9 +734,7 @@ fn item(
             .any(|t| h.contains(t))
     };
     let mut body = None;
-    let mut content_html = None;
-    // The text of the sanitised body, read once for the emptiness test and the summary.
-    let mut content_text = None;
+    let mut content_html: Option<String> = None;
     let mut body_from_content = false;
     for (n, (source, is_html)) in [
         (&it.content, it.content_is_html),
@@ -749,14 +748,23 @@ fn item(
         };
         let b = body::normalize_body(text, is_html && html::looks_like_html(text), &body_rules);
         let h = html::sanitize(&b.html, content_base.as_ref());
-        let text = html::sanitized_text(&h);
+        let text = html::SanitizedText::of(&h);
+        debug_assert_eq!(text.is_empty(), html::sanitized_text(&h).is_empty());
         if has_media(&h) || !text.is_empty() {
             body = Some(b);
             content_html = Some(h);
-            content_text = Some(text);
             body_from_content = n == 0;
             break;
         }
+    }
+    // The text of the sanitised body, read only as far as the summary is compared with it
+    // (debug builds compare the words with those of the whole text).
+    let content_text = content_html.as_deref().map(html::SanitizedText::of);
+    if let (Some(t), Some(h)) = (&content_text, &content_html) {
+        debug_assert!(
+            t.folded_words()
+                .eq(fold::folded_words(&html::sanitized_text(h)))
+        );
     }
 
     // Summary: the summary the source wrote when it is its own text (an editor's abstract),
@@ -777,7 +785,9 @@ fn item(
         (Some(s), Some(l))
             if body_from_content
                 && !s.is_empty()
-                && !is_excerpt(&s, content_text.as_deref())
+                && !content_text
+                    .as_ref()
+                    .is_some_and(|t| is_excerpt_of(&s, t.folded_words()))
                 && !is_excerpt(&s, Some(l.as_str())) =>
         {
             s

@@ -111,6 +111,52 @@ fn decode(text: &str) -> Cow<'_, str> {
     Cow::Owned(s)
 }
 
+/// The characters of escaped text or of an attribute value, decoded ([`decoded`] as an
+/// iterator).
+struct Decoded<'a>(&'a str);
+
+impl Iterator for Decoded<'_> {
+    type Item = char;
+
+    fn next(&mut self) -> Option<char> {
+        let c = self.0.chars().next()?;
+        let (c, len) = if c == '&' {
+            reference(self.0)
+        } else {
+            (c, c.len_utf8())
+        };
+        self.0 = &self.0[len..];
+        Some(c)
+    }
+}
+
+/// The characters of the text of the markup, decoded and not collapsed (controls and white
+/// space included), read as far as they are asked for: the characters [`text`] is made of,
+/// in order. An iframe's content is never text.
+pub fn text_chars(html: &str) -> impl Iterator<Item = char> + '_ {
+    let mut in_iframe = false;
+    Toks::new(html)
+        .filter_map(move |(tok, _, _)| match tok {
+            Tok::Text(t) if !in_iframe => Some(Decoded(t)),
+            Tok::Open("iframe", _) => {
+                in_iframe = true;
+                None
+            }
+            Tok::Close("iframe") => {
+                in_iframe = false;
+                None
+            }
+            _ => None,
+        })
+        .flatten()
+}
+
+/// Whether [`text`] of the markup is not empty: it has a character that is neither white
+/// space nor a control (read only as far as the first).
+pub fn has_text(html: &str) -> bool {
+    text_chars(html).any(|c| !is_control(c) && !c.is_whitespace())
+}
+
 /// CR and CRLF as a parser reads them: LF.
 fn newlines(s: String) -> String {
     if s.contains('\r') {
@@ -336,6 +382,13 @@ mod tests {
         ) {
             let html = pieces.concat();
             proptest::prop_assert_eq!(text(&html), text_by_chars(&html));
+            // The lazy reading: the same characters but for the separators and what
+            // collapsing drops.
+            let kept: String = text_chars(&html)
+                .filter(|c| !is_control(*c) && !c.is_whitespace())
+                .collect();
+            proptest::prop_assert_eq!(&kept, &text(&html).replace(' ', ""));
+            proptest::prop_assert_eq!(has_text(&html), !text(&html).is_empty());
         }
     }
 }
