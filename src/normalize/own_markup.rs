@@ -72,18 +72,6 @@ impl<'a> Iterator for Toks<'a> {
     }
 }
 
-/// Calls `f` with each character of escaped text or of an attribute value, decoded.
-fn decoded(text: &str, mut f: impl FnMut(char)) {
-    let mut rest = text;
-    while let Some(at) = rest.find('&') {
-        rest[..at].chars().for_each(&mut f);
-        let (c, len) = reference(&rest[at..]);
-        f(c);
-        rest = &rest[at + len..];
-    }
-    rest.chars().for_each(f);
-}
-
 /// The character a reference at the start of `after` (which starts with `&`) stands for, and
 /// its length; a lone `&` is itself.
 fn reference(after: &str) -> (char, usize) {
@@ -107,12 +95,11 @@ fn decode(text: &str) -> Cow<'_, str> {
         return Cow::Borrowed(text);
     }
     let mut s = String::with_capacity(text.len());
-    decoded(text, |c| s.push(c));
+    s.extend(Decoded(text));
     Cow::Owned(s)
 }
 
-/// The characters of escaped text or of an attribute value, decoded ([`decoded`] as an
-/// iterator).
+/// The characters of escaped text or of an attribute value, decoded.
 struct Decoded<'a>(&'a str);
 
 impl Iterator for Decoded<'_> {
@@ -351,7 +338,7 @@ mod tests {
 
     /// [`text`] a character at a time, as it was written before runs were copied whole.
     fn text_by_chars(html: &str) -> String {
-        text_with(html, |out, t| decoded(t, |c| out.push(c)))
+        text_with(html, |out, t| Decoded(t).for_each(|c| out.push(c)))
     }
 
     #[test]
