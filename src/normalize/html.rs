@@ -496,30 +496,41 @@ pub fn sanitized_text(html: &str) -> String {
     super::own_markup::text(html.strip_prefix('\u{feff}').unwrap_or(html))
 }
 
-/// The text of a sanitised body as [`sanitized_text`] reads it, for the two questions an item
-/// asks of it (is there any, and does the summary start it), read only as far as they need:
-/// most of a body is never read.
-pub enum SanitizedText<'a> {
-    /// Markup read by a scan (a byte-order mark at its start dropped, as a parser drops it).
-    Markup(&'a str),
-    /// Markup nested deeper than a parse keeps: its text read whole by a parse.
-    Parsed(String),
+/// A sanitised body with its text as [`sanitized_text`] reads it, for the two questions an
+/// item asks of that text (is there any, and does the summary start it), read only as far as
+/// they need: most of a body's text is never read.
+pub struct SanitizedBody {
+    html: String,
+    /// The text read whole by a parse, for markup nested deeper than the scan keeps; `None`:
+    /// the markup is scanned.
+    parsed: Option<String>,
 }
 
-impl<'a> SanitizedText<'a> {
-    pub fn of(html: &'a str) -> SanitizedText<'a> {
-        if matches!(limit_nesting(html, MAX_NESTING), Cow::Owned(_)) {
-            SanitizedText::Parsed(collapse(&text_of(html)))
-        } else {
-            SanitizedText::Markup(html.strip_prefix('\u{feff}').unwrap_or(html))
-        }
+impl SanitizedBody {
+    pub fn new(html: String) -> SanitizedBody {
+        let parsed = matches!(limit_nesting(&html, MAX_NESTING), Cow::Owned(_))
+            .then(|| collapse(&text_of(&html)));
+        SanitizedBody { html, parsed }
     }
 
-    /// Whether [`sanitized_text`] is empty.
-    pub fn is_empty(&self) -> bool {
-        match self {
-            SanitizedText::Markup(h) => !super::own_markup::has_text(h),
-            SanitizedText::Parsed(s) => s.is_empty(),
+    pub fn html(&self) -> &str {
+        &self.html
+    }
+
+    pub fn into_html(self) -> String {
+        self.html
+    }
+
+    /// The markup to scan (a byte-order mark at its start dropped, as a parser drops it).
+    fn scanned(&self) -> &str {
+        self.html.strip_prefix('\u{feff}').unwrap_or(&self.html)
+    }
+
+    /// Whether [`sanitized_text`] is not empty.
+    pub fn has_text(&self) -> bool {
+        match &self.parsed {
+            None => super::own_markup::has_text(self.scanned()),
+            Some(s) => !s.is_empty(),
         }
     }
 
@@ -527,13 +538,13 @@ impl<'a> SanitizedText<'a> {
     /// made as they are read. (White space and controls are no word characters, so the
     /// uncollapsed characters give the same.)
     pub fn folded_words(&self) -> Box<dyn Iterator<Item = char> + '_> {
-        match self {
-            SanitizedText::Markup(h) => Box::new(
-                super::own_markup::text_chars(h)
+        match &self.parsed {
+            None => Box::new(
+                super::own_markup::text_chars(self.scanned())
                     .flat_map(super::fold::folded)
                     .filter(|c| super::fold::is_word_char(*c)),
             ),
-            SanitizedText::Parsed(s) => Box::new(super::fold::folded_words(s)),
+            Some(s) => Box::new(super::fold::folded_words(s)),
         }
     }
 }
@@ -675,15 +686,15 @@ mod tests {
             &deep,
         ] {
             let whole = sanitized_text(html);
-            let lazy = SanitizedText::of(html);
-            assert_eq!(lazy.is_empty(), whole.is_empty(), "{html:?}");
+            let lazy = SanitizedBody::new(html.to_string());
+            assert_eq!(lazy.has_text(), !whole.is_empty(), "{html:?}");
             assert!(
                 lazy.folded_words()
                     .eq(super::super::fold::folded_words(&whole)),
                 "{html:?}"
             );
         }
-        assert!(matches!(SanitizedText::of(&deep), SanitizedText::Parsed(_)));
+        assert!(SanitizedBody::new(deep).parsed.is_some());
     }
 
     #[test]

@@ -734,7 +734,9 @@ fn item(
             .any(|t| h.contains(t))
     };
     let mut body = None;
-    let mut content_html: Option<String> = None;
+    // The sanitised body, whose text is read only as far as the emptiness test and the
+    // summary's comparison need (debug builds compare their answers with the whole text).
+    let mut content: Option<html::SanitizedBody> = None;
     let mut body_from_content = false;
     for (n, (source, is_html)) in [
         (&it.content, it.content_is_html),
@@ -747,24 +749,18 @@ fn item(
             continue;
         };
         let b = body::normalize_body(text, is_html && html::looks_like_html(text), &body_rules);
-        let h = html::sanitize(&b.html, content_base.as_ref());
-        let text = html::SanitizedText::of(&h);
-        debug_assert_eq!(text.is_empty(), html::sanitized_text(&h).is_empty());
-        if has_media(&h) || !text.is_empty() {
+        let h = html::SanitizedBody::new(html::sanitize(&b.html, content_base.as_ref()));
+        debug_assert_eq!(h.has_text(), !html::sanitized_text(h.html()).is_empty());
+        if has_media(h.html()) || h.has_text() {
+            debug_assert!(
+                h.folded_words()
+                    .eq(fold::folded_words(&html::sanitized_text(h.html())))
+            );
             body = Some(b);
-            content_html = Some(h);
+            content = Some(h);
             body_from_content = n == 0;
             break;
         }
-    }
-    // The text of the sanitised body, read only as far as the summary is compared with it
-    // (debug builds compare the words with those of the whole text).
-    let content_text = content_html.as_deref().map(html::SanitizedText::of);
-    if let (Some(t), Some(h)) = (&content_text, &content_html) {
-        debug_assert!(
-            t.folded_words()
-                .eq(fold::folded_words(&html::sanitized_text(h)))
-        );
     }
 
     // Summary: the summary the source wrote when it is its own text (an editor's abstract),
@@ -785,9 +781,9 @@ fn item(
         (Some(s), Some(l))
             if body_from_content
                 && !s.is_empty()
-                && !content_text
+                && !content
                     .as_ref()
-                    .is_some_and(|t| is_excerpt_of(&s, t.folded_words()))
+                    .is_some_and(|c| is_excerpt_of(&s, c.folded_words()))
                 && !is_excerpt(&s, Some(l.as_str())) =>
         {
             s
@@ -850,7 +846,7 @@ fn item(
         updated,
         authors,
         summary,
-        content_html,
+        content_html: content.map(html::SanitizedBody::into_html),
         categories,
         language,
         enclosures,
