@@ -489,11 +489,18 @@ pub fn text_of(html: &str) -> String {
 /// agree; on markup from elsewhere they need not: a parser may close a `<p>` the markup
 /// leaves open). Markup nested deeper than a parse keeps is parsed.
 pub fn sanitized_text(html: &str) -> String {
-    if matches!(limit_nesting(html, MAX_NESTING), Cow::Owned(_)) {
-        return collapse(&text_of(html));
-    }
-    // A parser drops a byte-order mark that starts its input.
-    super::own_markup::text(html.strip_prefix('\u{feff}').unwrap_or(html))
+    read_by_parse(html).unwrap_or_else(|| super::own_markup::text(to_scan(html)))
+}
+
+/// The text of sanitised markup nested deeper than a parse keeps, read by a parse; `None`
+/// for markup that is scanned ([`to_scan`]).
+fn read_by_parse(html: &str) -> Option<String> {
+    matches!(limit_nesting(html, MAX_NESTING), Cow::Owned(_)).then(|| collapse(&text_of(html)))
+}
+
+/// The sanitised markup a scan reads: a parser drops a byte-order mark that starts its input.
+fn to_scan(html: &str) -> &str {
+    html.strip_prefix('\u{feff}').unwrap_or(html)
 }
 
 /// A sanitised body with its text as [`sanitized_text`] reads it, for the two questions an
@@ -508,8 +515,7 @@ pub struct SanitizedBody {
 
 impl SanitizedBody {
     pub fn new(html: String) -> SanitizedBody {
-        let parsed = matches!(limit_nesting(&html, MAX_NESTING), Cow::Owned(_))
-            .then(|| collapse(&text_of(&html)));
+        let parsed = read_by_parse(&html);
         SanitizedBody { html, parsed }
     }
 
@@ -521,15 +527,10 @@ impl SanitizedBody {
         self.html
     }
 
-    /// The markup to scan (a byte-order mark at its start dropped, as a parser drops it).
-    fn scanned(&self) -> &str {
-        self.html.strip_prefix('\u{feff}').unwrap_or(&self.html)
-    }
-
     /// Whether [`sanitized_text`] is not empty.
     pub fn has_text(&self) -> bool {
         match &self.parsed {
-            None => super::own_markup::has_text(self.scanned()),
+            None => super::own_markup::has_text(to_scan(&self.html)),
             Some(s) => !s.is_empty(),
         }
     }
@@ -540,7 +541,7 @@ impl SanitizedBody {
     pub fn folded_words(&self) -> Box<dyn Iterator<Item = char> + '_> {
         match &self.parsed {
             None => Box::new(
-                super::own_markup::text_chars(self.scanned())
+                super::own_markup::text_chars(to_scan(&self.html))
                     .flat_map(super::fold::folded)
                     .filter(|c| super::fold::is_word_char(*c)),
             ),
